@@ -1,0 +1,109 @@
+# elastilm: one binary, `elastilm`, from host/ (C11) and, when nvcc is found, cuda/.
+#
+#   make            build ./elastilm (CUDA objects too when nvcc is present; CUDA=0 turns that off)
+#   make deps       install the Debian packages listed in DESIGN.md that are missing
+#   make test       unit, golden and bad-input tests (criterion)
+#   make sanitize   the same tests built with ASan + UBSan (CPU only)
+#   make test-real  SmolLM2-135M parity against transformers (fetches the model into $ELASTILM_CACHE)
+#   make check      everything CI runs: test, sanitize, test-real
+#   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
+#   make bench      CPU prefill/decode benchmark with a PyTorch reference when torch is installed
+
+CC      ?= gcc
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+CUDA    ?= $(if $(NVCC),1,0)
+NVCC_ARCH ?= -arch=sm_90
+
+BUILD   ?= build
+SAN     ?= 0
+
+DEBIAN_PACKAGES := build-essential libopenblas-dev libjansson-dev libhdf5-dev libcriterion-dev \
+                   libpcre2-dev libutf8proc-dev zlib1g-dev libopenmpi-dev openmpi-bin gnuplot-nox
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ihost -MMD -MP
+ifeq ($(SAN),1)
+  CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDFLAGS_SAN := -fsanitize=address,undefined
+else
+  CFLAGS ?= -O2 -g
+endif
+LDLIBS := -lopenblas -ljansson -lm -lpthread
+
+HOST_SRC := $(shell find host -name '*.c' | sort)
+CLI_MAIN := host/cli/main.c
+ifeq ($(CUDA),1)
+  HOST_SRC := $(filter-out host/runtime/device_none.c,$(HOST_SRC))
+  CUDA_SRC := $(shell find cuda -name '*.cu' | sort)
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -lstdc++ -ldl -lrt
+else
+  CUDA_SRC :=
+endif
+
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(CLI_MAIN),$(HOST_SRC))) \
+            $(patsubst %.cu,$(BUILD)/%.cu.o,$(CUDA_SRC))
+MAIN_OBJ := $(BUILD)/$(CLI_MAIN:.c=.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC))
+BIN      := $(if $(filter build,$(BUILD)),elastilm,$(BUILD)/elastilm)
+TEST_BIN := $(BUILD)/tests/run_tests
+
+.PHONY: all deps test sanitize test-real check demo bench clean fetch
+all: $(BIN)
+
+$(BIN): $(LIB_OBJ) $(MAIN_OBJ)
+	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -std=c++17 $(NVCC_ARCH) -Ihost -Xcompiler -Wall -c $< -o $@
+
+$(TEST_BIN): $(LIB_OBJ) $(TEST_OBJ)
+	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
+
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "make deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "make deps: missing Debian packages; run:"; \
+	  echo "  sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+# The tests run from the repository root (fixtures are found by relative path)
+# and call ./elastilm for the command-line checks.
+test: deps
+	$(MAKE) $(BIN) $(TEST_BIN)
+	ELASTILM_BIN=./$(BIN) $(TEST_BIN) --jobs 2
+
+sanitize: deps
+	$(MAKE) BUILD=build-san SAN=1 CUDA=0 build-san/elastilm build-san/tests/run_tests
+	ASAN_OPTIONS=detect_leaks=1 ELASTILM_BIN=./build-san/elastilm build-san/tests/run_tests --jobs 2
+
+fetch:
+	datasets/fetch.sh smollm2
+
+test-real: deps $(BIN)
+	datasets/fetch.sh smollm2
+	tests/real/smollm2_parity.sh ./$(BIN)
+
+check: test sanitize test-real
+
+demo: deps $(BIN)
+	experiments/demo.sh ./$(BIN)
+
+bench: deps $(BIN)
+	experiments/bench/bench_cpu.sh ./$(BIN)
+
+clean:
+	rm -rf build build-san elastilm
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

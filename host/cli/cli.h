@@ -1,0 +1,33 @@
+// cli.h: the subcommands of `elastilm` and what they share.
+#ifndef ELASTILM_CLI_H
+#define ELASTILM_CLI_H
+
+#include <stdint.h>
+
+#include "args.h"
+#include "runtime/tensor.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
+// The options every model command takes, in this order at the start of its table.
+#define CLI_COMMON_OPTS \
+    {"model", true, "HF model directory or .gguf file (required)", NULL}, \
+    {"device", true, "cpu, cuda or cuda:N (default: cuda:0 when a GPU backend is usable, else cpu)", NULL}, \
+    {"threads", true, "CPU threads (default: all cores)", NULL}, \
+    {"quiet", false, "no progress or info messages", NULL}, \
+    {"help", false, "show this help", NULL}
+#define CLI_N_COMMON 5
+
+// Applies --device, --threads and --quiet; checks --model is given.
+Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev);
+
+// Parses token ids: "1 2 3" is one sequence; "1 2 3; 4 5" several, left-padded
+// to the longest (pads get id 0 and mask 0). ids and mask are [n_seq*T], malloc'd.
+Status cli_parse_ids(const char *text, int32_t **ids, int32_t **mask, int *n_seq, int *T);
+
+// Prints "elastilm: <message>" and returns the exit code for st (2 usage, 1 other).
+int cli_fail(Status st);
+
+#endif

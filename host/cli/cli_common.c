@@ -1,0 +1,89 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ops/ops.h"
+#include "runtime/device.h"
+#include "runtime/log.h"
+
+int cli_fail(Status st) {
+    fprintf(stderr, "elastilm: %s\n", status_message());
+    return st == ST_USAGE ? 2 : 1;
+}
+
+Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev) {
+    if (!args_get(opts, n_opts, "model")) return status_fail(ST_USAGE, "--model is required");
+    log_set_quiet(args_get(opts, n_opts, "quiet") != NULL);
+    long threads = 0;
+    const char *t = args_get(opts, n_opts, "threads");
+    if (t) TRY(args_int(t, "threads", 1, 1024, &threads));
+    ops_set_threads((int)threads);
+    const char *spec = args_get(opts, n_opts, "device");
+    if (!spec) {
+        dev->kind = DEV_CPU;
+        dev->index = 0;
+        if (device_count() > 0 && ops_backend_available(DEV_CUDA)) dev->kind = DEV_CUDA;
+        return ST_OK;
+    }
+    TRY(device_parse(spec, dev));
+    if (!ops_backend_available(dev->kind))
+        return status_fail(ST_UNSUPPORTED, "--device %s: the CUDA op backend is not part of this build yet; use --device cpu", spec);
+    return ST_OK;
+}
+
+// Splits text on ';' into sequences of whitespace-separated integers.
+Status cli_parse_ids(const char *text, int32_t **ids_out, int32_t **mask_out, int *n_seq_out, int *T_out) {
+    *ids_out = *mask_out = NULL;
+    size_t cap = strlen(text) + 1;
+    int32_t *flat = malloc(cap * sizeof *flat); // every id needs at least one character
+    int *lens = calloc(cap, sizeof *lens);
+    if (!flat || !lens) {
+        free(flat);
+        free(lens);
+        return status_fail(ST_OOM, "out of memory");
+    }
+    int n_seq = 1, total = 0, T = 0;
+    Status st = ST_OK;
+    for (const char *p = text; *p && st == ST_OK;) {
+        if (isspace((unsigned char)*p)) { p++; continue; }
+        if (*p == ';') { n_seq++; p++; continue; }
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > INT32_MAX || (*end && !isspace((unsigned char)*end) && *end != ';'))
+            st = status_fail(ST_USAGE, "--ids: '%.*s' is not a token id", (int)strcspn(p, " \t;"), p);
+        else {
+            flat[total++] = (int32_t)v;
+            lens[n_seq - 1]++;
+            p = end;
+        }
+    }
+    for (int b = 0; st == ST_OK && b < n_seq; b++) {
+        if (lens[b] == 0) st = status_fail(ST_USAGE, "--ids: sequence %d is empty", b);
+        if (lens[b] > T) T = lens[b];
+    }
+    if (st == ST_OK) {
+        *ids_out = calloc((size_t)n_seq * (size_t)T, sizeof **ids_out);
+        *mask_out = calloc((size_t)n_seq * (size_t)T, sizeof **mask_out);
+        if (!*ids_out || !*mask_out) st = status_fail(ST_OOM, "out of memory");
+    }
+    for (int b = 0, k = 0; st == ST_OK && b < n_seq; b++) {
+        int pad = T - lens[b];
+        for (int t = 0; t < lens[b]; t++, k++) {
+            (*ids_out)[b * T + pad + t] = flat[k];
+            (*mask_out)[b * T + pad + t] = 1;
+        }
+    }
+    free(flat);
+    free(lens);
+    if (st != ST_OK) {
+        free(*ids_out);
+        free(*mask_out);
+        *ids_out = *mask_out = NULL;
+        return st;
+    }
+    *n_seq_out = n_seq;
+    *T_out = T;
+    return ST_OK;
+}

@@ -1,0 +1,40 @@
+// elastilm: one binary, `elastilm <command> [options]`.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"info", cmd_info, "print a checkpoint's configuration, parameters, dtypes and tokenizer"},
+    {"forward", cmd_forward, "logits for token ids (top-5 per position, or all logits to a file)"},
+    {"generate", cmd_generate, "greedy generation from token ids"},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "usage: elastilm <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "\n'elastilm <command> --help' lists a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "elastilm: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,137 @@
+// llama.h: the LLaMA-family decoder (LLaMA-1/2 MHA, Llama-3 GQA with rope
+// scaling, SmolLM2 with tied embeddings, any head_dim).
+//
+// A model is loaded once from a Hugging Face directory or a GGUF file into
+// the same structure; weights are PyTorch-layout [out, in] fp32 on the CPU.
+// Running it needs a LlamaSession (KV cache + scratch) for n_seq sequences.
+#ifndef ELASTILM_LLAMA_H
+#define ELASTILM_LLAMA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/tensor.h"
+
+typedef enum {
+    ROPE_DEFAULT = 0,
+    ROPE_LINEAR,
+    ROPE_LLAMA3,
+    ROPE_FREQ_FACTORS, // GGUF: per-frequency divisors from the rope_freqs tensor
+} RopeType;
+
+typedef struct {
+    RopeType type;
+    float factor;               // linear and llama3
+    float low_freq_factor;      // llama3
+    float high_freq_factor;     // llama3
+    int original_max_position;  // llama3: original_max_position_embeddings
+} RopeScaling;
+
+typedef struct {
+    int vocab_size;     // V
+    int dim;            // hidden_size D
+    int ffn_dim;        // intermediate_size F
+    int n_layers;       // L
+    int n_heads;        // H (query heads)
+    int n_kv_heads;     // KV heads (H for MHA; H / group for GQA)
+    int head_dim;       // hd (D / H unless the config says otherwise)
+    int max_position;   // max_position_embeddings
+    float rms_eps;
+    float rope_theta;
+    RopeScaling rope_scaling;
+    bool tie_embeddings; // lm_head shares the token embedding
+    int bos_token_id, eos_token_id; // -1 when unknown
+} LlamaConfig;
+
+typedef struct {
+    Tensor attn_norm; // [D]
+    Tensor wq;        // [H*hd, D]
+    Tensor wk;        // [KV*hd, D]
+    Tensor wv;        // [KV*hd, D]
+    Tensor wo;        // [D, H*hd]
+    Tensor mlp_norm;  // [D]
+    Tensor w_gate;    // [F, D]
+    Tensor w_up;      // [F, D]
+    Tensor w_down;    // [D, F]
+} LlamaLayer;
+
+typedef enum { FORMAT_HF = 0, FORMAT_GGUF } ModelFormat;
+
+typedef struct LlamaStorage LlamaStorage; // mapped files and owned buffers
+
+typedef struct {
+    LlamaConfig cfg;
+    Tensor tok_embd;      // [V, D]
+    LlamaLayer *layers;   // [L]
+    Tensor final_norm;    // [D]
+    Tensor lm_head;       // [V, D]; the same memory as tok_embd when tied
+    float *inv_freq;      // [hd/2] rotary frequencies, scaling applied
+    ModelFormat format;
+    char source_dtype[16];// dtype(s) of the stored weights, e.g. "bf16", "q4_1+q8_0+f32"
+    char tokenizer_kind[64]; // what the checkpoint carries, "" if none
+    LlamaStorage *storage;
+} LlamaModel;
+
+// Loads from a Hugging Face directory (config.json + model.safetensors or a
+// sharded index) or a .gguf file. On failure nothing is left allocated and the
+// status message names the file and the tensor or key at fault.
+Status llama_load(LlamaModel *m, const char *path);
+void llama_free(LlamaModel *m);
+int64_t llama_param_count(const LlamaModel *m);
+
+// Rotary inverse frequencies for a config (HF semantics): theta^(-2i/hd),
+// then the config's rope scaling. out has head_dim/2 entries.
+void llama_rope_inv_freq(const LlamaConfig *c, float *out);
+
+// ---- running ---------------------------------------------------------------
+
+typedef struct {
+    Tensor x, xn;          // [N, D] residual stream, normalised input
+    Tensor q, att;         // [N, H*hd]
+    Tensor tmp;            // [N, D] attention / MLP output before the residual add
+    Tensor gate, up;       // [N, F]
+    Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
+} LlamaScratch;
+
+typedef struct {
+    int n_seq;             // sequences in the batch
+    int cap;               // KV capacity per sequence (tokens)
+    int n_past;            // tokens already in the cache (the same for every sequence)
+    int n_layers;          // entries in k and v
+    Tensor *k, *v;         // [L] each [n_seq*cap, KV*hd]
+    int32_t *mask;         // [n_seq*cap] 1 = real token, 0 = padding
+    int32_t *pos;          // [n_seq*cap] scratch positions
+    LlamaScratch s;
+    int scratch_tokens;    // rows the scratch holds
+    Device dev;
+} LlamaSession;
+
+Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev);
+void llama_session_free(LlamaSession *s);
+void llama_session_reset(LlamaSession *s);
+
+typedef enum {
+    LOGITS_ALL = 0,  // logits [n_seq*T, V]: every new position
+    LOGITS_LAST,     // logits [n_seq, V]: the last new position of each sequence
+    LOGITS_NONE,     // only fill the cache
+} LogitsMode;
+
+// Appends T tokens per sequence and computes their logits.
+//   ids  [n_seq*T] row-major (sequence-major); mask [n_seq*T] or NULL (all real).
+// Left padding: give pads mask 0 (any id in range). Positions are n_past + t
+// for every sequence, as Hugging Face computes them when position_ids are not
+// given; rotary attention only sees position differences, so this equals
+// per-sequence positions that skip the pads.
+Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
+                     LogitsMode mode, Tensor *logits);
+
+// Per-token log-probabilities of the next token: lp[b*(T-1) + t] =
+// log p(ids[b*T + t + 1] | ids[b*T .. b*T + t]) from logits [n_seq*T, V].
+void llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, int T, float *lp);
+
+// Greedy decoding of n_steps tokens for a (left-padded) batch of prompts.
+// out [n_seq*n_steps]. Stops early for no one: eos is generated like any token.
+Status llama_generate_greedy(const LlamaModel *m, const int32_t *ids, const int32_t *mask, int n_seq, int T,
+                             int n_steps, Device dev, int32_t *out);
+
+#endif

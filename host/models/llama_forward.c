@@ -1,0 +1,205 @@
+// The decoder forward pass over a KV cache, written once against ops.h.
+#include <stdlib.h>
+#include <string.h>
+
+#include "llama.h"
+#include "ops/ops.h"
+
+static void scratch_free(LlamaScratch *sc) {
+    Tensor *ts[] = {&sc->x, &sc->xn, &sc->q, &sc->att, &sc->tmp, &sc->gate, &sc->up, &sc->last};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
+}
+
+// Grows the scratch to hold n rows (tokens).
+static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
+    if (n <= s->scratch_tokens) return ST_OK;
+    LlamaScratch *sc = &s->s;
+    scratch_free(sc);
+    int64_t D = c->dim, QD = (int64_t)c->n_heads * c->head_dim;
+    TRY(tensor_alloc_2d(&sc->x, DT_F32, s->dev, n, D));
+    TRY(tensor_alloc_2d(&sc->xn, DT_F32, s->dev, n, D));
+    TRY(tensor_alloc_2d(&sc->q, DT_F32, s->dev, n, QD));
+    TRY(tensor_alloc_2d(&sc->att, DT_F32, s->dev, n, QD));
+    TRY(tensor_alloc_2d(&sc->tmp, DT_F32, s->dev, n, D));
+    TRY(tensor_alloc_2d(&sc->gate, DT_F32, s->dev, n, c->ffn_dim));
+    TRY(tensor_alloc_2d(&sc->up, DT_F32, s->dev, n, c->ffn_dim));
+    TRY(tensor_alloc_2d(&sc->last, DT_F32, s->dev, s->n_seq, D));
+    s->scratch_tokens = n;
+    return ST_OK;
+}
+
+Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev) {
+    memset(s, 0, sizeof *s);
+    if (dev.kind != DEV_CPU)
+        return status_fail(ST_UNSUPPORTED, "the llama forward pass runs on the CPU only in this build (the CUDA op backend is not there yet)");
+    if (n_seq <= 0 || cap <= 0) return status_fail(ST_USAGE, "a session needs at least one sequence and one position");
+    const LlamaConfig *c = &m->cfg;
+    s->n_seq = n_seq;
+    s->cap = cap;
+    s->dev = dev;
+    int64_t KVD = (int64_t)c->n_kv_heads * c->head_dim;
+    s->n_layers = c->n_layers;
+    s->k = calloc((size_t)c->n_layers, sizeof *s->k);
+    s->v = calloc((size_t)c->n_layers, sizeof *s->v);
+    s->mask = calloc((size_t)n_seq * (size_t)cap, sizeof *s->mask);
+    s->pos = calloc((size_t)n_seq * (size_t)cap, sizeof *s->pos);
+    Status st = (s->k && s->v && s->mask && s->pos) ? ST_OK : status_fail(ST_OOM, "out of memory for the KV cache");
+    for (int l = 0; st == ST_OK && l < c->n_layers; l++) {
+        st = tensor_alloc_2d(&s->k[l], DT_F32, dev, (int64_t)n_seq * cap, KVD);
+        if (st == ST_OK) st = tensor_alloc_2d(&s->v[l], DT_F32, dev, (int64_t)n_seq * cap, KVD);
+    }
+    if (st != ST_OK) llama_session_free(s);
+    return st;
+}
+
+void llama_session_free(LlamaSession *s) {
+    for (int l = 0; s->k && l < s->n_layers; l++) tensor_free(&s->k[l]);
+    for (int l = 0; s->v && l < s->n_layers; l++) tensor_free(&s->v[l]);
+    free(s->k);
+    free(s->v);
+    free(s->mask);
+    free(s->pos);
+    scratch_free(&s->s);
+    memset(s, 0, sizeof *s);
+}
+
+void llama_session_reset(LlamaSession *s) { s->n_past = 0; }
+
+// K and V of the new tokens go straight into the cache rows of each sequence.
+static void project_kv(const LlamaModel *m, LlamaSession *s, const LlamaLayer *ly, Tensor *k, Tensor *v,
+                       const Tensor *xn, int T) {
+    const LlamaConfig *c = &m->cfg;
+    for (int b = 0; b < s->n_seq; b++) {
+        Tensor xb = tensor_rows(xn, (int64_t)b * T, T);
+        Tensor kb = tensor_rows(k, (int64_t)b * s->cap + s->n_past, T);
+        Tensor vb = tensor_rows(v, (int64_t)b * s->cap + s->n_past, T);
+        op_matmul(&kb, &xb, &ly->wk);
+        op_rope(&kb, s->pos + (int64_t)b * T, m->inv_freq, c->n_kv_heads, c->head_dim);
+        op_matmul(&vb, &xb, &ly->wv);
+    }
+}
+
+static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
+    const LlamaConfig *c = &m->cfg;
+    const LlamaLayer *ly = &m->layers[l];
+    LlamaScratch *sc = &s->s;
+    int64_t N = (int64_t)s->n_seq * T;
+    Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N), q = tensor_rows(&sc->q, 0, N),
+           att = tensor_rows(&sc->att, 0, N), tmp = tensor_rows(&sc->tmp, 0, N), gate = tensor_rows(&sc->gate, 0, N),
+           up = tensor_rows(&sc->up, 0, N);
+    // attention block
+    op_rmsnorm(&xn, &x, &ly->attn_norm, c->rms_eps);
+    op_matmul(&q, &xn, &ly->wq);
+    op_rope(&q, s->pos, m->inv_freq, c->n_heads, c->head_dim);
+    project_kv(m, s, ly, &s->k[l], &s->v[l], &xn, T);
+    AttentionShape shape = {.n_seq = s->n_seq, .T = T, .n_past = s->n_past, .cap = s->cap,
+                            .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim};
+    op_attention(&att, &q, &s->k[l], &s->v[l], s->mask, &shape);
+    op_matmul(&tmp, &att, &ly->wo);
+    op_add(&x, &x, &tmp);
+    // MLP block
+    op_rmsnorm(&xn, &x, &ly->mlp_norm, c->rms_eps);
+    op_matmul(&gate, &xn, &ly->w_gate);
+    op_matmul(&up, &xn, &ly->w_up);
+    op_swiglu(&gate, &gate, &up);
+    op_matmul(&tmp, &gate, &ly->w_down);
+    op_add(&x, &x, &tmp);
+}
+
+static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
+                           LogitsMode mode, const Tensor *logits) {
+    if (T <= 0) return status_fail(ST_USAGE, "forward: no tokens");
+    if (s->n_past + T > s->cap)
+        return status_fail(ST_USAGE, "forward: %d cached + %d new tokens exceed the session's capacity of %d", s->n_past, T,
+                           s->cap);
+    int64_t N = (int64_t)s->n_seq * T;
+    for (int64_t i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return status_fail(ST_USAGE, "token id %d (sequence %lld, position %lld) is outside the vocabulary [0, %d)",
+                               ids[i], (long long)(i / T), (long long)(i % T), m->cfg.vocab_size);
+        if (mask && mask[i] != 0 && mask[i] != 1)
+            return status_fail(ST_USAGE, "attention mask values must be 0 or 1 (got %d)", mask[i]);
+    }
+    if (mode != LOGITS_NONE) {
+        int64_t rows = mode == LOGITS_ALL ? N : s->n_seq;
+        if (!logits || logits->ndim != 2 || logits->shape[0] != rows || logits->shape[1] != m->cfg.vocab_size ||
+            logits->dtype != DT_F32 || logits->dev.kind != s->dev.kind)
+            return status_fail(ST_USAGE, "forward: logits must be f32 [%lld, %d] on the session's device", (long long)rows,
+                               m->cfg.vocab_size);
+    }
+    return ST_OK;
+}
+
+Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
+                     LogitsMode mode, Tensor *logits) {
+    TRY(check_inputs(m, s, ids, mask, T, mode, logits));
+    const LlamaConfig *c = &m->cfg;
+    int64_t N = (int64_t)s->n_seq * T;
+    TRY(scratch_reserve(s, c, (int)N));
+    for (int b = 0; b < s->n_seq; b++)
+        for (int t = 0; t < T; t++) {
+            s->mask[(int64_t)b * s->cap + s->n_past + t] = mask ? mask[(int64_t)b * T + t] : 1;
+            s->pos[(int64_t)b * T + t] = s->n_past + t;
+        }
+    LlamaScratch *sc = &s->s;
+    Tensor x = tensor_rows(&sc->x, 0, N);
+    op_embedding(&x, &m->tok_embd, ids);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, s, l, T);
+    if (mode == LOGITS_ALL) {
+        Tensor xn = tensor_rows(&sc->xn, 0, N);
+        op_rmsnorm(&xn, &x, &m->final_norm, c->rms_eps);
+        op_matmul(logits, &xn, &m->lm_head);
+    } else if (mode == LOGITS_LAST) {
+        // The last new token of every sequence: rows T-1, 2T-1, ... as one strided view.
+        Tensor last_x = tensor_rows(&x, T - 1, s->n_seq);
+        last_x.stride[0] = (int64_t)T * x.stride[0];
+        op_rmsnorm(&sc->last, &last_x, &m->final_norm, c->rms_eps);
+        op_matmul(logits, &sc->last, &m->lm_head);
+    }
+    s->n_past += T;
+    return ST_OK;
+}
+
+void llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, int T, float *lp) {
+    int64_t V = logits->shape[1];
+    Tensor row_lp;
+    if (tensor_alloc_2d(&row_lp, DT_F32, logits->dev, 1, V) != ST_OK) return;
+    for (int b = 0; b < n_seq; b++)
+        for (int t = 0; t + 1 < T; t++) {
+            Tensor row = tensor_rows(logits, (int64_t)b * T + t, 1);
+            op_log_softmax(&row_lp, &row);
+            lp[(int64_t)b * (T - 1) + t] = ((float *)row_lp.data)[ids[(int64_t)b * T + t + 1]];
+        }
+    tensor_free(&row_lp);
+}
+
+static void argmax_rows(const Tensor *logits, int32_t *out) {
+    for (int64_t r = 0; r < logits->shape[0]; r++) {
+        const float *row = tensor_row_f32(logits, r);
+        int32_t best = 0;
+        for (int64_t j = 1; j < logits->shape[1]; j++)
+            if (row[j] > row[best]) best = (int32_t)j;
+        out[r] = best;
+    }
+}
+
+Status llama_generate_greedy(const LlamaModel *m, const int32_t *ids, const int32_t *mask, int n_seq, int T,
+                             int n_steps, Device dev, int32_t *out) {
+    if (n_steps <= 0) return ST_OK;
+    LlamaSession s;
+    TRY(llama_session_init(&s, m, n_seq, T + n_steps, dev));
+    Tensor logits;
+    Status st = tensor_alloc_2d(&logits, DT_F32, dev, n_seq, m->cfg.vocab_size);
+    int32_t *next = malloc((size_t)n_seq * sizeof *next);
+    if (st == ST_OK && !next) st = status_fail(ST_OOM, "out of memory");
+    if (st == ST_OK) st = llama_forward(m, &s, ids, mask, T, LOGITS_LAST, &logits);
+    for (int step = 0; st == ST_OK && step < n_steps; step++) {
+        argmax_rows(&logits, next);
+        for (int b = 0; b < n_seq; b++) out[(int64_t)b * n_steps + step] = next[b];
+        if (step + 1 < n_steps) st = llama_forward(m, &s, next, NULL, 1, LOGITS_LAST, &logits);
+    }
+    free(next);
+    tensor_free(&logits);
+    llama_session_free(&s);
+    return st;
+}

@@ -1,0 +1,58 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static LogLevel g_level = LOG_INFO;
+static bool g_quiet = false;
+
+void log_set_level(LogLevel level) { g_level = level; }
+void log_set_quiet(bool quiet) { g_quiet = quiet; }
+bool log_is_quiet(void) { return g_quiet; }
+
+void log_msg(LogLevel level, const char *fmt, ...) {
+    if (level > g_level || (g_quiet && level > LOG_ERROR)) return;
+    static const char *tags[] = {"error", "warning", "info", "debug"};
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "elastilm: %s: ", tags[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+double time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress_draw(const Progress *p) {
+    double elapsed = time_now() - p->t_start;
+    int width = 30, filled = p->total > 0 ? (int)(width * p->done / p->total) : 0;
+    fprintf(stderr, "\r%s [", p->label);
+    for (int i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %ld/%ld %.1fs", p->done, p->total, elapsed);
+    fflush(stderr);
+}
+
+void progress_begin(Progress *p, const char *label, long total) {
+    p->label = label;
+    p->total = total;
+    p->done = 0;
+    p->t_start = time_now();
+    p->active = !g_quiet && isatty(STDERR_FILENO);
+    if (p->active) progress_draw(p);
+}
+
+void progress_step(Progress *p, long n) {
+    p->done += n;
+    if (p->active) progress_draw(p);
+}
+
+void progress_end(Progress *p) {
+    if (p->active) fputc('\n', stderr);
+    p->active = false;
+}

@@ -1,0 +1,162 @@
+#include "tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device.h"
+#include "half.h"
+
+size_t dtype_size(DType dt) {
+    switch (dt) {
+    case DT_F32: return 4;
+    case DT_F16: return 2;
+    case DT_BF16: return 2;
+    case DT_I32: return 4;
+    }
+    return 0;
+}
+
+const char *dtype_name(DType dt) {
+    switch (dt) {
+    case DT_F32: return "f32";
+    case DT_F16: return "f16";
+    case DT_BF16: return "bf16";
+    case DT_I32: return "i32";
+    }
+    return "?";
+}
+
+const char *device_name(Device dev, char *buf, size_t n) {
+    if (dev.kind == DEV_CPU) snprintf(buf, n, "cpu");
+    else snprintf(buf, n, "cuda:%d", dev.index);
+    return buf;
+}
+
+int64_t tensor_numel(const Tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+bool tensor_is_contiguous(const Tensor *t) {
+    int64_t expect = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->stride[i] != expect) return false;
+        expect *= t->shape[i];
+    }
+    return true;
+}
+
+static void set_contiguous_strides(Tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        t->stride[i] = s;
+        s *= t->shape[i];
+    }
+}
+
+Tensor tensor_wrap(void *data, DType dt, Device dev, int ndim, const int64_t *shape) {
+    Tensor t = {.data = data, .dtype = dt, .dev = dev, .ndim = ndim, .owns = false};
+    for (int i = 0; i < ndim; i++) t.shape[i] = shape[i];
+    set_contiguous_strides(&t);
+    return t;
+}
+
+Status tensor_alloc(Tensor *t, DType dt, Device dev, int ndim, const int64_t *shape) {
+    *t = tensor_wrap(NULL, dt, dev, ndim, shape);
+    size_t bytes = (size_t)tensor_numel(t) * dtype_size(dt);
+    if (bytes == 0) bytes = 1;
+    if (dev.kind == DEV_CPU) {
+        t->data = calloc(1, bytes);
+        if (!t->data) return status_fail(ST_OOM, "cannot allocate %zu bytes", bytes);
+    } else {
+        TRY(device_alloc_zeroed(dev, &t->data, bytes));
+    }
+    t->owns = true;
+    return ST_OK;
+}
+
+Status tensor_alloc_2d(Tensor *t, DType dt, Device dev, int64_t rows, int64_t cols) {
+    int64_t shape[2] = {rows, cols};
+    return tensor_alloc(t, dt, dev, 2, shape);
+}
+
+Status tensor_alloc_1d(Tensor *t, DType dt, Device dev, int64_t n) {
+    return tensor_alloc(t, dt, dev, 1, &n);
+}
+
+void tensor_free(Tensor *t) {
+    if (t->owns && t->data) {
+        if (t->dev.kind == DEV_CPU) free(t->data);
+        else device_free(t->dev, t->data);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+Tensor tensor_rows(const Tensor *t, int64_t first, int64_t count) {
+    Tensor v = *t;
+    v.owns = false;
+    v.data = (char *)t->data + (size_t)(first * t->stride[0]) * dtype_size(t->dtype);
+    v.shape[0] = count;
+    return v;
+}
+
+Tensor tensor_cols(const Tensor *t, int64_t first, int64_t count) {
+    Tensor v = *t;
+    v.owns = false;
+    int last = t->ndim - 1;
+    v.data = (char *)t->data + (size_t)(first * t->stride[last]) * dtype_size(t->dtype);
+    v.shape[last] = count;
+    return v;
+}
+
+Tensor tensor_reshape(const Tensor *t, int ndim, const int64_t *shape) {
+    return tensor_wrap(t->data, t->dtype, t->dev, ndim, shape);
+}
+
+static float load_as_f32(const void *base, DType dt, int64_t i) {
+    switch (dt) {
+    case DT_F32: return ((const float *)base)[i];
+    case DT_F16: return f16_to_f32(((const uint16_t *)base)[i]);
+    case DT_BF16: return bf16_to_f32(((const uint16_t *)base)[i]);
+    case DT_I32: return (float)((const int32_t *)base)[i];
+    }
+    return 0.0f;
+}
+
+static void store_from_f32(void *base, DType dt, int64_t i, float x) {
+    switch (dt) {
+    case DT_F32: ((float *)base)[i] = x; break;
+    case DT_F16: ((uint16_t *)base)[i] = f32_to_f16(x); break;
+    case DT_BF16: ((uint16_t *)base)[i] = f32_to_bf16(x); break;
+    case DT_I32: ((int32_t *)base)[i] = (int32_t)x; break;
+    }
+}
+
+Status tensor_copy_convert(Tensor *dst, const Tensor *src) {
+    if (dst->dev.kind != DEV_CPU || src->dev.kind != DEV_CPU)
+        return status_fail(ST_UNSUPPORTED, "tensor_copy_convert: CPU tensors only");
+    if (dst->ndim != src->ndim) return status_fail(ST_FORMAT, "tensor_copy_convert: rank mismatch");
+    for (int i = 0; i < src->ndim; i++)
+        if (dst->shape[i] != src->shape[i]) return status_fail(ST_FORMAT, "tensor_copy_convert: shape mismatch");
+    // Walk the index space in row-major order with arbitrary strides.
+    int64_t n = tensor_numel(src), idx[TENSOR_MAX_DIMS] = {0};
+    size_t esize = dtype_size(src->dtype);
+    for (int64_t k = 0; k < n; k++) {
+        int64_t so = 0, doff = 0;
+        for (int d = 0; d < src->ndim; d++) {
+            so += idx[d] * src->stride[d];
+            doff += idx[d] * dst->stride[d];
+        }
+        if (dst->dtype == src->dtype) // exact, also for integers beyond 2^24
+            memcpy((char *)dst->data + doff * esize, (const char *)src->data + so * esize, esize);
+        else
+            store_from_f32(dst->data, dst->dtype, doff, load_as_f32(src->data, src->dtype, so));
+        for (int d = src->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < src->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return ST_OK;
+}

@@ -1,0 +1,72 @@
+// tensor.h: a strided n-d array on a device.
+//
+// A Tensor does not always own its memory: views (a prefix of rows or of
+// columns, a slice) share the parent's data and keep its strides, which is how
+// an elastic sub-model runs on a prefix of the full weights without copying.
+// Strides are in elements; the innermost dimension is always contiguous
+// (stride 1) for tensors the ops accept.
+#ifndef ELASTILM_TENSOR_H
+#define ELASTILM_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define TENSOR_MAX_DIMS 4
+
+typedef enum { DT_F32 = 0, DT_F16, DT_BF16, DT_I32 } DType;
+
+typedef enum { DEV_CPU = 0, DEV_CUDA } DeviceKind;
+
+typedef struct {
+    DeviceKind kind;
+    int index; // CUDA device ordinal; 0 for the CPU
+} Device;
+
+typedef struct {
+    void *data;                        // first element (device memory for DEV_CUDA)
+    DType dtype;
+    Device dev;
+    int ndim;                          // 1..TENSOR_MAX_DIMS
+    int64_t shape[TENSOR_MAX_DIMS];    // outermost first, as in PyTorch
+    int64_t stride[TENSOR_MAX_DIMS];   // elements between neighbours along each dim
+    bool owns;                         // true when tensor_free must release data
+} Tensor;
+
+size_t dtype_size(DType dt);
+const char *dtype_name(DType dt);
+const char *device_name(Device dev, char *buf, size_t n); // "cpu", "cuda:0"
+
+int64_t tensor_numel(const Tensor *t);
+bool tensor_is_contiguous(const Tensor *t);
+
+// Allocates a zeroed, contiguous tensor. shape has ndim entries.
+Status tensor_alloc(Tensor *t, DType dt, Device dev, int ndim, const int64_t *shape);
+Status tensor_alloc_2d(Tensor *t, DType dt, Device dev, int64_t rows, int64_t cols);
+Status tensor_alloc_1d(Tensor *t, DType dt, Device dev, int64_t n);
+void tensor_free(Tensor *t);
+
+// Wraps existing memory (not owned) as a contiguous tensor.
+Tensor tensor_wrap(void *data, DType dt, Device dev, int ndim, const int64_t *shape);
+
+// Views sharing the parent's memory. For a 2-d tensor [R, C]:
+Tensor tensor_rows(const Tensor *t, int64_t first, int64_t count); // rows [first, first+count)
+Tensor tensor_cols(const Tensor *t, int64_t first, int64_t count); // cols [first, first+count)
+// The same memory seen with another contiguous shape (t must be contiguous).
+Tensor tensor_reshape(const Tensor *t, int ndim, const int64_t *shape);
+
+// Row stride of a 2-d tensor (elements between the starts of two rows).
+static inline int64_t tensor_ld(const Tensor *t) { return t->stride[0]; }
+
+// Pointer to row r of a 2-d f32 CPU tensor.
+static inline float *tensor_row_f32(const Tensor *t, int64_t r) {
+    return (float *)t->data + r * t->stride[0];
+}
+
+// Copies src into dst (same shape; any dtypes among f32/f16/bf16; CPU only here,
+// device copies go through the backend).
+Status tensor_copy_convert(Tensor *dst, const Tensor *src);
+
+#endif
