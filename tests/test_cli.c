@@ -1,0 +1,78 @@
+// The command line on the fixtures: info, forward (--out and top-5), generate.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+#define GQA "tests/fixtures/tiny-llama3-gqa"
+
+static const char *bin(void) {
+    const char *b = getenv("ELASTILM_BIN");
+    return b ? b : "./elastilm";
+}
+
+Test(cli, info_reports_config) {
+    char cmd[512], out[8192];
+    snprintf(cmd, sizeof cmd, "%s info --model " GQA, bin());
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "heads:            4 (kv heads 2, head_dim 16)") != NULL, "%s", out);
+    cr_expect(strstr(out, "llama3, factor 8") != NULL, "%s", out);
+    cr_expect(strstr(out, "stored dtypes:    bf16") != NULL, "%s", out);
+    // 256*64 (embed) + 64 (norm) + 256*64 (head) + 2 * (2*64 + 64*64 + 2*32*64 + 64*64 + 3*128*64)
+    cr_expect(strstr(out, "parameters:       106816") != NULL, "%s", out); // 32832 + 2 * 36992
+    snprintf(cmd, sizeof cmd, "%s info --model tests/fixtures/tiny-smol-tied", bin());
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "tied embeddings:  yes") != NULL, "%s", out);
+}
+
+// --out writes [T x V] float32 logits equal to the golden ones.
+Test(cli, forward_out_matches_golden) {
+    SafetensorsFile g;
+    tu_open_safetensors(&g, GQA "/golden.safetensors");
+    const SafeTensor *ids = tu_tensor(&g, "case0.input_ids", DT_I32);
+    const SafeTensor *logits = tu_tensor(&g, "case0.logits", DT_F32);
+    char ids_text[512] = "", cmd[1024], out[4096], path[] = "/tmp/elastilm-cli-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    for (int t = 0; t < ids->shape[1]; t++) {
+        size_t used = strlen(ids_text);
+        snprintf(ids_text + used, sizeof ids_text - used, "%s%d", t ? " " : "", ((const int32_t *)ids->data)[t]);
+    }
+    snprintf(cmd, sizeof cmd, "%s forward --model " GQA " --ids '%s' --out %s --quiet", bin(), ids_text, path);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    size_t len;
+    uint8_t *data = tu_read_file(path, &len);
+    cr_assert_eq(len, logits->nbytes);
+    float d = tu_max_abs_diff((const float *)data, (const float *)logits->data, len / 4);
+    cr_expect_leq(d, 1e-4f, "max |dlogit| %g", d);
+    free(data);
+    unlink(path);
+    snprintf(cmd, sizeof cmd, "%s forward --model " GQA " --ids '%s'", bin(), ids_text);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "pos 11 id") != NULL, "%s", out);
+    safetensors_close(&g);
+}
+
+Test(cli, generate_matches_golden) {
+    SafetensorsFile g;
+    tu_open_safetensors(&g, GQA "/golden.safetensors");
+    const SafeTensor *in = tu_tensor(&g, "gen.input_ids", DT_I32), *want = tu_tensor(&g, "gen.output_ids", DT_I32);
+    int T = (int)in->shape[1], steps = (int)(want->shape[1] - T);
+    char ids_text[256] = "", expect[512] = "", cmd[1024], out[4096];
+    for (int t = 0; t < T; t++) {
+        size_t used = strlen(ids_text);
+        snprintf(ids_text + used, sizeof ids_text - used, "%s%d", t ? " " : "", ((const int32_t *)in->data)[t]);
+    }
+    for (int k = 0; k < steps; k++) {
+        size_t used = strlen(expect);
+        snprintf(expect + used, sizeof expect - used, "%s%d", k ? " " : "", ((const int32_t *)want->data)[T + k]);
+    }
+    snprintf(cmd, sizeof cmd, "%s generate --model " GQA " --ids '%s' --steps %d --quiet", bin(), ids_text, steps);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strncmp(out, expect, strlen(expect)) == 0, "got '%s', transformers '%s'", out, expect);
+    safetensors_close(&g);
+}
