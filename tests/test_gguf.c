@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "io/gguf.h"
+#include "runtime/half.h"
 
 #define FIXTURE "tests/fixtures/quant.gguf"
 
@@ -482,7 +483,7 @@ Test(gguf, hand_built_bad_values) {
     put(&b, GGUF_T_UINT8, 4);
     put(&b, 1, 1);
     put_tensor_and_data(&b, 32);
-    expect_failure(b.b, b.n, ST_FORMAT, "NUL");
+    expect_failure(b.b, b.n, ST_FORMAT, "control byte 0x00");
     // arrays nested 40 deep
     put_header(&b, 1);
     put_str(&b, "k.deep");
@@ -532,6 +533,66 @@ Test(gguf, hand_built_bad_shapes) {
     expect_failure(b.b, b.n, ST_UNSUPPORTED, "'w'");
 }
 
+// Tensors large enough for the OpenMP path decode exactly as block by block.
+Test(gguf, large_tensors_parallel) {
+    enum { NE0 = 4096, NE1 = 32, N = NE0 * NE1, NB = N / 32 };
+    const uint32_t types[3] = {GGML_Q4_1, GGML_Q8_0, GGML_F16};
+    const uint64_t bytes[3] = {(uint64_t)NB * 20, (uint64_t)NB * 34, (uint64_t)N * 2};
+    size_t header = 24 + 3 * (8 + 2 + 4 + 16 + 4 + 8), size = (header + 31) / 32 * 32;
+    uint64_t offsets[3];
+    for (int i = 0; i < 3; i++) {
+        offsets[i] = size - (header + 31) / 32 * 32;
+        size += (bytes[i] + 31) / 32 * 32;
+    }
+    uint8_t *file = calloc(size, 1);
+    Buf *h = calloc(1, sizeof *h);
+    put_header(h, 0);
+    wr(h->b + 8, 3, 8);
+    for (int i = 0; i < 3; i++) {
+        char name[3] = {'t', (char)('0' + i), 0};
+        put_str(h, name);
+        put(h, 2, 4);
+        put(h, NE0, 8);
+        put(h, NE1, 8);
+        put(h, types[i], 4);
+        put(h, offsets[i], 8);
+    }
+    cr_assert_eq(h->n, header);
+    memcpy(file, h->b, h->n);
+    uint64_t seed = 12345;
+    size_t data = (header + 31) / 32 * 32;
+    for (size_t i = data; i < size; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        file[i] = (uint8_t)(seed >> 56);
+    }
+    // keep every f16 finite (exponent bits not all ones) so comparisons are plain
+    for (size_t i = data + 1; i < size; i += 2) file[i] &= 0xBF;
+    char path[64];
+    write_temp(file, size, path);
+    GgufFile g;
+    Status st = gguf_open(&g, path);
+    unlink(path);
+    cr_assert_eq(st, ST_OK, "%s", status_message());
+    float *got = malloc(N * sizeof *got), *want = malloc(N * sizeof *want);
+    for (int i = 0; i < 3; i++) {
+        const GgufTensorInfo *t = &g.tensors[i];
+        cr_assert_eq(gguf_tensor_to_f32(&g, t, got), ST_OK, "%s", status_message());
+        const uint8_t *src = g.file.data + t->offset;
+        for (int b = 0; b < NB; b++) {
+            if (t->type == GGML_Q4_1) gguf_dequant_q4_1(src + b * 20, want + b * 32);
+            if (t->type == GGML_Q8_0) gguf_dequant_q8_0(src + b * 34, want + b * 32);
+        }
+        if (t->type == GGML_F16)
+            for (int j = 0; j < N; j++) want[j] = f16_to_f32((uint16_t)rd(src + 2 * j, 2));
+        cr_assert_eq(memcmp(got, want, N * sizeof *got), 0, "%s", t->name);
+    }
+    free(got);
+    free(want);
+    free(h);
+    free(file);
+    gguf_close(&g);
+}
+
 // ---------------------------------------------------------------------------
 // Mutated copies of the fixture
 
@@ -543,7 +604,7 @@ Test(gguf, truncated) {
     expect_failure(f.bytes, 2, ST_FORMAT, "truncated GGUF header");  // magic
     expect_failure(f.bytes, 20, ST_FORMAT, "truncated GGUF header"); // counts
     // in the key-values, the 16 tensor infos (at least 32 bytes each) cannot fit in what is left
-    expect_failure(f.bytes, str_array->value_off + 30, ST_FORMAT, "tensor infos cannot fit");
+    expect_failure(f.bytes, str_array->value_off + 30, ST_FORMAT, "claims 16 tensor infos");
     // ... so, to see where the reader stopped, claim no tensors (13 key-values fit after 169 bytes)
     uint8_t *b = fixture_copy(&f);
     wr(b + 8, 0, 8);
@@ -609,10 +670,10 @@ Test(gguf, huge_counts) {
     fixture_load(&f);
     uint8_t *b = fixture_copy(&f);
     wr(b + 8, 1ull << 62, 8);
-    expect_failure(b, f.size, ST_FORMAT, "tensor infos");
+    expect_failure(b, f.size, ST_FORMAT, "claims 4611686018427387904 tensor infos");
     wr(b + 8, f.n_tensors, 8);
     wr(b + 16, UINT64_MAX, 8);
-    expect_failure(b, f.size, ST_FORMAT, "key-values");
+    expect_failure(b, f.size, ST_FORMAT, "claims 18446744073709551615 key-values");
     wr(b + 16, f.n_kv, 8);
     // a key's length
     wr(b + f.kv[2].len_off, UINT64_MAX - 3, 8);

@@ -92,10 +92,16 @@ static Status cursor_str(Cursor *c, GgufStr *out) {
     return ST_OK;
 }
 
-// An owned, NUL-terminated copy of s; kind ("key", "tensor name") is for messages.
+// An owned, NUL-terminated copy of a key or tensor name (kind says which).
+// Control bytes, NUL included, are rejected: names are looked up as C strings
+// and quoted in one-line messages.
 static Status str_dup(const Cursor *c, GgufStr s, const char *kind, char **out) {
-    if (s.len > 0 && memchr(s.ptr, 0, s.len))
-        return status_fail(ST_FORMAT, "%s: %s contains a NUL byte (%s)", c->path, kind, c->what);
+    for (uint64_t i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char)s.ptr[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return status_fail(ST_FORMAT, "%s: %s contains control byte 0x%02x (%s)", c->path, kind,
+                               ch, c->what);
+    }
     char *copy = malloc(s.len + 1);
     if (!copy) return status_fail(ST_OOM, "%s: out of memory (%s)", c->path, c->what);
     if (s.len > 0) memcpy(copy, s.ptr, s.len);
@@ -333,12 +339,12 @@ static Status read_header(Cursor *c, GgufFile *g, uint64_t *n_tensors, uint64_t 
     snprintf(c->what, sizeof c->what, "reading the key-value count");
     TRY(cursor_u64(c, n_kv));
     if (*n_kv > cursor_left(c) / GGUF_MIN_KV_BYTES)
-        return status_fail(ST_FORMAT, "%s: truncated GGUF header (%" PRIu64
-                           " key-values cannot fit in the %" PRIu64 " bytes left)",
+        return status_fail(ST_FORMAT, "%s: GGUF header claims %" PRIu64 " key-values, more than the %"
+                           PRIu64 " bytes left can hold (corrupt or truncated file)",
                            c->path, *n_kv, cursor_left(c));
     if (*n_tensors > cursor_left(c) / GGUF_MIN_TI_BYTES)
-        return status_fail(ST_FORMAT, "%s: truncated GGUF header (%" PRIu64
-                           " tensor infos cannot fit in the %" PRIu64 " bytes left)",
+        return status_fail(ST_FORMAT, "%s: GGUF header claims %" PRIu64 " tensor infos, more than the %"
+                           PRIu64 " bytes left can hold (corrupt or truncated file)",
                            c->path, *n_tensors, cursor_left(c));
     return ST_OK;
 }
@@ -615,6 +621,8 @@ static void convert_halves(const uint8_t *src, int64_t n, bool brain, float *out
 }
 
 Status gguf_tensor_to_f32(const GgufFile *g, const GgufTensorInfo *t, float *out) {
+    if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
+        return status_fail(ST_FORMAT, "%s: tensor '%s' info does not match the file", g->file.path, t->name);
     uint64_t nbytes = 0;
     TRY(tensor_nbytes(g->file.path, t, &nbytes));
     if (nbytes != t->nbytes || t->offset > g->file.size || nbytes > g->file.size - t->offset)
