@@ -103,7 +103,7 @@ test: deps
 
 sanitize: deps
 	$(MAKE) BUILD=build-san SAN=1 CUDA=0 build-san/elastilm build-san/tests/run_tests
-	ASAN_OPTIONS=detect_leaks=1 ELASTILM_BIN=./build-san/elastilm build-san/tests/run_tests --jobs 2
+	CRITERION_NO_EARLY_EXIT=1 ASAN_OPTIONS=detect_leaks=1 ELASTILM_BIN=./build-san/elastilm build-san/tests/run_tests --jobs 2
 
 fetch:
 	datasets/fetch.sh smollm2

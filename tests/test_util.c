@@ -48,6 +48,7 @@ uint8_t *tu_read_file(const char *path, size_t *len) {
     fseek(fp, 0, SEEK_SET);
     uint8_t *buf = malloc((size_t)size + 1);
     cr_assert_eq(fread(buf, 1, (size_t)size, fp), (size_t)size);
+    buf[size] = 0; // callers may treat text files as strings
     fclose(fp);
     *len = (size_t)size;
     return buf;

@@ -85,9 +85,10 @@ def main():
     if not threads or min(threads) < 1 or args.reps < 1:
         p.error("need at least one thread count >= 1 and --reps >= 1")
 
-    need_modules()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's bar; read at tqdm import
+    need_modules()
     import torch
     from transformers import AutoModelForCausalLM, DynamicCache
     from transformers.utils import logging as hf_logging
