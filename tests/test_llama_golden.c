@@ -92,7 +92,7 @@ static float logprob_max_diff(Fixture *f) {
     int64_t shape[2] = {T, f->m.cfg.vocab_size};
     Tensor logits = tensor_wrap((void *)logits_want, DT_F32, CPU, 2, shape);
     float *lp = malloc((size_t)(T - 1) * sizeof *lp);
-    llama_token_logprobs(&logits, (const int32_t *)ids_t->data, 1, T, lp);
+    cr_assert_eq(llama_token_logprobs(&logits, (const int32_t *)ids_t->data, 1, T, lp), ST_OK);
     float d = tu_max_abs_diff(lp, lp_want, (size_t)(T - 1));
     free(lp);
     return d;

@@ -127,7 +127,7 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
 
 // Per-token log-probabilities of the next token: lp[b*(T-1) + t] =
 // log p(ids[b*T + t + 1] | ids[b*T .. b*T + t]) from logits [n_seq*T, V].
-void llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, int T, float *lp);
+Status llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, int T, float *lp);
 
 // Greedy decoding of n_steps tokens for a (left-padded) batch of prompts.
 // out [n_seq*n_steps]. Stops early for no one: eos is generated like any token.

@@ -160,10 +160,10 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
     return ST_OK;
 }
 
-void llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, int T, float *lp) {
+Status llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, int T, float *lp) {
     int64_t V = logits->shape[1];
     Tensor row_lp;
-    if (tensor_alloc_2d(&row_lp, DT_F32, logits->dev, 1, V) != ST_OK) return;
+    TRY(tensor_alloc_2d(&row_lp, DT_F32, logits->dev, 1, V));
     for (int b = 0; b < n_seq; b++)
         for (int t = 0; t + 1 < T; t++) {
             Tensor row = tensor_rows(logits, (int64_t)b * T + t, 1);
@@ -171,6 +171,7 @@ void llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq, i
             lp[(int64_t)b * (T - 1) + t] = ((float *)row_lp.data)[ids[(int64_t)b * T + t + 1]];
         }
     tensor_free(&row_lp);
+    return ST_OK;
 }
 
 static void argmax_rows(const Tensor *logits, int32_t *out) {
