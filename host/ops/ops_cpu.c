@@ -44,6 +44,12 @@ void cpu_matmul(Tensor *out, const Tensor *x, const Tensor *w) {
     int64_t m = ROWS(x), k = COLS(x), n = ROWS(w);
     assert(COLS(w) == k && ROWS(out) == m && COLS(out) == n);
     if (m == 0 || n == 0) return;
+    if (m <= 2) { // decode: sgemm would pack all of w for one row; gemv streams it once
+        for (int64_t i = 0; i < m; i++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)n, (blasint)k, 1.0f, w->data, (blasint)tensor_ld(w),
+                        tensor_row_f32(x, i), 1, 0.0f, tensor_row_f32(out, i), 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)n, (blasint)k, 1.0f, x->data,
                 (blasint)tensor_ld(x), w->data, (blasint)tensor_ld(w), 0.0f, out->data, (blasint)tensor_ld(out));
 }
@@ -69,32 +75,52 @@ void cpu_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads,
     }
 }
 
-// One query row against the visible keys of its sequence.
-static void attend_one(float *out, const float *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
-                       int64_t key_base, int n_visible, int kv_col, int head_dim, float *scores) {
-    float scale = 1.0f / sqrtf((float)head_dim), maxs = -INFINITY;
-    for (int j = 0; j < n_visible; j++) {
-        if (!kmask[key_base + j]) { scores[j] = -INFINITY; continue; }
-        const float *kj = tensor_row_f32(k, key_base + j) + kv_col;
-        float dot = 0.0f;
-        for (int d = 0; d < head_dim; d++) dot += q[d] * kj[d];
-        scores[j] = dot * scale;
-        if (scores[j] > maxs) maxs = scores[j];
+// Attention of one (sequence, head) over a block of queries, with BLAS:
+// S = Q K^T * scale over the keys the block can see, masked softmax per row,
+// then O = P V. Q rows are t0..t0+nq of sequence b; keys 0..n_keys of its cache.
+#define ATTN_QBLOCK 64
+
+static void attend_block(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
+                         const AttentionShape *s, int b, int h, int t0, int nq, float *scores) {
+    int hd = s->head_dim, group = s->n_heads / s->n_kv_heads, n_keys = s->n_past + t0 + nq;
+    int64_t q_row = (int64_t)b * s->T + t0, k_row = (int64_t)b * s->cap;
+    const float *qp = tensor_row_f32(q, q_row) + (int64_t)h * hd;
+    const float *kp = tensor_row_f32(k, k_row) + (int64_t)(h / group) * hd;
+    const float *vp = tensor_row_f32(v, k_row) + (int64_t)(h / group) * hd;
+    float *op = tensor_row_f32(out, q_row) + (int64_t)h * hd;
+    blasint ldq = (blasint)tensor_ld(q), ldk = (blasint)tensor_ld(k), ldv = (blasint)tensor_ld(v),
+            ldo = (blasint)tensor_ld(out);
+    float scale = 1.0f / sqrtf((float)hd);
+    if (nq == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, n_keys, hd, scale, kp, ldk, qp, 1, 0.0f, scores, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, n_keys, hd, scale, qp, ldq, kp, ldk, 0.0f, scores,
+                    n_keys);
+    const int32_t *m = kmask + k_row;
+    for (int i = 0; i < nq; i++) {
+        float *row = scores + (int64_t)i * n_keys, maxs = -INFINITY;
+        int visible = s->n_past + t0 + i + 1; // causal: keys up to the query's own index
+        for (int j = 0; j < n_keys; j++) {
+            if (j >= visible || !m[j]) row[j] = -INFINITY;
+            else if (row[j] > maxs) maxs = row[j];
+        }
+        if (maxs == -INFINITY) { // a padding query sees nothing
+            memset(row, 0, (size_t)n_keys * sizeof(float));
+            continue;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < n_keys; j++) {
+            row[j] = expf(row[j] - maxs); // exp(-inf) = 0 for the masked keys
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n_keys; j++) row[j] *= inv;
     }
-    memset(out, 0, (size_t)head_dim * sizeof(float));
-    if (maxs == -INFINITY) return; // nothing visible: a padding query
-    float sum = 0.0f;
-    for (int j = 0; j < n_visible; j++) {
-        scores[j] = scores[j] == -INFINITY ? 0.0f : expf(scores[j] - maxs);
-        sum += scores[j];
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < n_visible; j++) {
-        if (scores[j] == 0.0f) continue;
-        const float *vj = tensor_row_f32(v, key_base + j) + kv_col;
-        float p = scores[j] * inv;
-        for (int d = 0; d < head_dim; d++) out[d] += p * vj[d];
-    }
+    if (nq == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, n_keys, hd, 1.0f, vp, ldv, scores, 1, 0.0f, op, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, n_keys, 1.0f, scores, n_keys, vp, ldv, 0.0f, op,
+                    ldo);
 }
 
 void cpu_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
@@ -102,18 +128,17 @@ void cpu_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *
     assert(s->n_heads % s->n_kv_heads == 0 && s->n_past + s->T <= s->cap);
     assert(COLS(q) == (int64_t)s->n_heads * s->head_dim && COLS(k) == (int64_t)s->n_kv_heads * s->head_dim);
     SAME_2D(out, q);
-    int group = s->n_heads / s->n_kv_heads;
-    int64_t work = (int64_t)s->n_seq * s->n_heads * s->T;
+    int blocks = (s->T + ATTN_QBLOCK - 1) / ATTN_QBLOCK;
+    int64_t work = (int64_t)s->n_seq * s->n_heads * blocks;
+    int qb = s->T < ATTN_QBLOCK ? s->T : ATTN_QBLOCK;
 #pragma omp parallel
     {
-        float *scores = malloc((size_t)(s->n_past + s->T) * sizeof(float));
-#pragma omp for schedule(dynamic, 4)
+        float *scores = malloc((size_t)qb * (size_t)(s->n_past + s->T) * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
-            int t = (int)(w % s->T), h = (int)((w / s->T) % s->n_heads), b = (int)(w / ((int64_t)s->T * s->n_heads));
-            int64_t row = (int64_t)b * s->T + t;
-            int col = h * s->head_dim, kv_col = (h / group) * s->head_dim;
-            attend_one(tensor_row_f32(out, row) + col, tensor_row_f32(q, row) + col, k, v, kmask,
-                       (int64_t)b * s->cap, s->n_past + t + 1, kv_col, s->head_dim, scores);
+            int blk = (int)(w % blocks), h = (int)((w / blocks) % s->n_heads), b = (int)(w / ((int64_t)blocks * s->n_heads));
+            int t0 = blk * ATTN_QBLOCK, nq = s->T - t0 < ATTN_QBLOCK ? s->T - t0 : ATTN_QBLOCK;
+            attend_block(out, q, k, v, kmask, s, b, h, t0, nq, scores);
         }
         free(scores);
     }
