@@ -9,7 +9,9 @@
 #   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
 #   make bench      CPU prefill/decode benchmark with a PyTorch reference when torch is installed
 
-CC      ?= gcc
+ifeq ($(origin CC),default)
+  CC := gcc
+endif
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 CUDA    ?= $(if $(NVCC),1,0)

@@ -73,6 +73,7 @@ static void check_model_bytes(uint8_t *data, size_t len, Status code, const char
     snprintf(file, sizeof file, "%s/model.safetensors", dir);
     expect_load_error(dir, code, file, needle);
     expect_cli_error(dir, "model.safetensors");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, truncated_data) {
@@ -193,6 +194,7 @@ Test(bad_input, shape_disagrees_with_config) {
     gqa_with_config_edit(dir, sizeof dir, "\"intermediate_size\": 128", "\"intermediate_size\": 96");
     expect_load_error(dir, ST_FORMAT, "model.layers.0.mlp.gate_proj.weight", "config.json implies [96, 64]");
     expect_cli_error(dir, "gate_proj");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, missing_config_key) {
@@ -200,6 +202,7 @@ Test(bad_input, missing_config_key) {
     gqa_with_config_edit(dir, sizeof dir, "\"hidden_size\"", "\"hidden_sizeX\"");
     expect_load_error(dir, ST_FORMAT, "config.json", "'hidden_size'");
     expect_cli_error(dir, "hidden_size");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, malformed_config_json) {
@@ -207,12 +210,14 @@ Test(bad_input, malformed_config_json) {
     gqa_with_config_edit(dir, sizeof dir, "\"model_type\": \"llama\",", "\"model_type\": \"llama\" ");
     expect_load_error(dir, ST_FORMAT, "config.json", "malformed JSON");
     expect_cli_error(dir, "config.json");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, wrong_type_config_value) {
     char dir[256];
     gqa_with_config_edit(dir, sizeof dir, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": \"2\"");
     expect_load_error(dir, ST_FORMAT, "config.json", "'num_hidden_layers'");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, missing_tensor) {
@@ -221,6 +226,7 @@ Test(bad_input, missing_tensor) {
     gqa_with_config_edit(dir, sizeof dir, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
     expect_load_error(dir, ST_FORMAT, "missing tensor", "layer 2");
     expect_cli_error(dir, "missing tensor");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, missing_shard) {
@@ -230,6 +236,7 @@ Test(bad_input, missing_shard) {
     cr_assert_eq(unlink(path), 0);
     expect_load_error(dir, ST_IO, "model-00003-of-00005.safetensors", "cannot open");
     expect_cli_error(dir, "model-00003-of-00005.safetensors");
+    tu_remove_dir(dir);
 }
 
 Test(bad_input, not_a_model) {
@@ -245,6 +252,7 @@ Test(bad_input, truncated_gguf_model) {
     tu_write_temp(p, len - 1000, ".gguf", path, sizeof path);
     expect_load_error(path, ST_FORMAT, path, NULL);
     expect_cli_error(path, path);
+    unlink(path);
     free(p);
 }
 
@@ -267,4 +275,29 @@ Test(bad_input, cli_usage_errors) {
     cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
     snprintf(cmd, sizeof cmd, "%s forward --ids '1 2'", bin);
     cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
+}
+
+// Random single-byte changes in the header of a safetensors file: each either
+// opens or fails with a one-line message; never a crash (ASan/UBSan watch).
+Test(bad_input, safetensors_header_mutations) {
+    size_t len;
+    uint8_t *orig = gqa_model_bytes(&len), *p = malloc(len);
+    uint64_t h = header_len(orig);
+    static const uint8_t values[] = {'"', '[', ']', '{', '}', ',', ':', '-', '9', '0', 0, 0xff, ' ', 'e'};
+    uint64_t state = 12345;
+    char path[256];
+    for (int trial = 0; trial < 400; trial++) {
+        memcpy(p, orig, len);
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t at = 8 + (size_t)((state >> 33) % h);
+        p[at] = values[(state >> 20) % sizeof values];
+        tu_write_temp(p, len, ".safetensors", path, sizeof path);
+        SafetensorsFile f;
+        Status st = safetensors_open(&f, path);
+        if (st == ST_OK) safetensors_close(&f);
+        else cr_expect(strlen(status_message()) > 0 && strchr(status_message(), '\n') == NULL, "trial %d", trial);
+        unlink(path);
+    }
+    free(p);
+    free(orig);
 }

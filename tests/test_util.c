@@ -77,6 +77,20 @@ void tu_copy_dir(const char *src, char *buf, size_t n) {
     closedir(d);
 }
 
+void tu_remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 int tu_run(const char *cmd, char *out, size_t n) {
     char full[4096];
     snprintf(full, sizeof full, "%s 2>&1", cmd);

@@ -19,6 +19,8 @@ const char *tu_write_temp(const void *data, size_t len, const char *suffix, char
 uint8_t *tu_read_file(const char *path, size_t *len);
 // Copies a directory's regular files into a fresh temp directory; returns its path in buf.
 void tu_copy_dir(const char *src, char *buf, size_t n);
+// Removes a directory made by tu_copy_dir (its files, then itself).
+void tu_remove_dir(const char *dir);
 // Runs a shell command, capturing stderr+stdout into out; returns the exit status.
 int tu_run(const char *cmd, char *out, size_t n);
 

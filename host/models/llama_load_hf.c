@@ -96,9 +96,11 @@ static Status list_shards(const char *dir, char ***names, int *n) {
         st = status_fail(ST_FORMAT, "%s: missing key 'weight_map'", path);
     } else {
         *names = calloc(json_object_size(map) + 1, sizeof **names);
+        if (!*names) st = status_fail(ST_OOM, "out of memory");
         const char *key;
         json_t *v;
         json_object_foreach(map, key, v) {
+            if (st != ST_OK) break;
             const char *f = json_string_value(v);
             if (!f || strchr(f, '/')) {
                 st = status_fail(ST_FORMAT, "%s: weight_map entry '%s' is not a file name in the directory", path, key);
@@ -106,7 +108,7 @@ static Status list_shards(const char *dir, char ***names, int *n) {
             }
             bool seen = false;
             for (int i = 0; i < *n && !seen; i++) seen = strcmp((*names)[i], f) == 0;
-            if (!seen) (*names)[(*n)++] = strdup(f);
+            if (!seen && !((*names)[(*n)++] = strdup(f))) st = status_fail(ST_OOM, "out of memory");
         }
     }
     json_decref(root);
