@@ -34,7 +34,7 @@ endif
 # pthread build spins its own pool against libgomp's and runs 2x slower on 2 cores.
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS_BASE += -I/usr/include/x86_64-linux-gnu/openblas-openmp
-LDLIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -ljansson -lm -lpthread
+LDLIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -ljansson -lpcre2-8 -lutf8proc -lz -lm -lpthread
 
 HOST_SRC := $(shell find host -name '*.c' | sort)
 CLI_MAIN := host/cli/main.c

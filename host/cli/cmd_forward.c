@@ -7,14 +7,47 @@
 #include "models/llama.h"
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
+#include "text/tokenizer.h"
 
-// Loads the model and parses --ids; the caller frees both.
+// Tokenizes a text prompt with the model's own tokenizer (special tokens added
+// as the tokenizer's post-processor says).
+static Status prompt_ids(const char *model, const char *prompt, int32_t **ids, int32_t **mask, int *n_seq, int *T) {
+    Tokenizer *tok;
+    TRY(tokenizer_load_for_model(&tok, model));
+    TokenList l;
+    Status st = tokenizer_encode(tok, prompt, strlen(prompt), true, &l);
+    tokenizer_free(tok);
+    TRY(st);
+    if (l.n == 0) {
+        token_list_free(&l);
+        return status_fail(ST_USAGE, "--prompt: the prompt has no tokens");
+    }
+    *ids = malloc(l.n * sizeof **ids);
+    *mask = malloc(l.n * sizeof **mask);
+    if (!*ids || !*mask) {
+        free(*ids);
+        free(*mask);
+        token_list_free(&l);
+        return status_fail(ST_OOM, "out of memory");
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        (*ids)[i] = l.ids[i];
+        (*mask)[i] = 1;
+    }
+    *n_seq = 1;
+    *T = (int)l.n;
+    token_list_free(&l);
+    return ST_OK;
+}
+
+// Loads the model and parses --ids or --prompt; the caller frees both.
 static Status load_inputs(const ArgOpt *opts, int n, LlamaModel *m, Device *dev, int32_t **ids, int32_t **mask,
                           int *n_seq, int *T) {
     TRY(cli_setup(opts, n, dev));
-    const char *text = args_get(opts, n, "ids");
-    if (!text) return status_fail(ST_USAGE, "--ids is required");
-    TRY(cli_parse_ids(text, ids, mask, n_seq, T));
+    const char *text = args_get(opts, n, "ids"), *prompt = args_get(opts, n, "prompt");
+    if (!text == !prompt) return status_fail(ST_USAGE, "give exactly one of --ids and --prompt");
+    if (text) TRY(cli_parse_ids(text, ids, mask, n_seq, T));
+    else TRY(prompt_ids(args_get(opts, n, "model"), prompt, ids, mask, n_seq, T));
     Status st = llama_load(m, args_get(opts, n, "model"));
     if (st != ST_OK) {
         free(*ids);
@@ -77,6 +110,7 @@ static Status run_forward(const ArgOpt *opts, int n) {
 int cmd_forward(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
                      {"ids", true, "token ids, \"1 2 3\"; several sequences \"1 2 3; 4 5\" are left-padded", NULL},
+                     {"prompt", true, "a text prompt, tokenized with the model's tokenizer (instead of --ids)", NULL},
                      {"out", true, "write the [T x V] float32 little-endian logits of every position here", NULL}};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "forward");
@@ -102,13 +136,25 @@ static Status run_generate(const ArgOpt *opts, int n) {
     Status st = out ? ST_OK : status_fail(ST_OOM, "out of memory");
     double t0 = time_now();
     if (st == ST_OK) st = llama_generate_greedy(&m, ids, mask, n_seq, T, (int)steps, dev, out);
-    if (st == ST_OK) {
+    if (st == ST_OK && args_get(opts, n, "prompt")) {
+        Tokenizer *tok;
+        char *text = NULL;
+        st = tokenizer_load_for_model(&tok, args_get(opts, n, "model"));
+        size_t until = 0; // the text ends at the model's end-of-sequence token, as HF generate stops
+        while (until < (size_t)steps && out[until] != m.cfg.eos_token_id) until++;
+        if (st == ST_OK) {
+            st = tokenizer_decode(tok, out, until, false, &text, NULL);
+            tokenizer_free(tok);
+        }
+        if (st == ST_OK) printf("%s\n", text);
+        free(text);
+    } else if (st == ST_OK) {
         for (int b = 0; b < n_seq; b++) {
             for (long k = 0; k < steps; k++) printf(k ? " %d" : "%d", out[b * steps + k]);
             printf("\n");
         }
-        log_info("%d x %ld tokens in %.2fs", n_seq, steps, time_now() - t0);
     }
+    if (st == ST_OK) log_info("%d x %ld tokens in %.2fs", n_seq, steps, time_now() - t0);
     free(out);
     llama_free(&m);
     free(ids);
@@ -119,6 +165,7 @@ static Status run_generate(const ArgOpt *opts, int n) {
 int cmd_generate(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
                      {"ids", true, "prompt token ids, \"1 2 3\" (several: \"1 2; 3 4 5\", left-padded)", NULL},
+                     {"prompt", true, "a text prompt (instead of --ids); the output is then decoded text", NULL},
                      {"steps", true, "tokens to generate (default 16)", NULL}};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "generate");

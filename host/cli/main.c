@@ -13,7 +13,8 @@ typedef struct {
 static const Command commands[] = {
     {"info", cmd_info, "print a checkpoint's configuration, parameters, dtypes and tokenizer"},
     {"forward", cmd_forward, "logits for token ids (top-5 per position, or all logits to a file)"},
-    {"generate", cmd_generate, "greedy generation from token ids"},
+    {"generate", cmd_generate, "greedy generation from token ids or a text prompt"},
+    {"tokenize", cmd_tokenize, "text to token ids (with offsets), ids to text"},
 };
 
 static void usage(FILE *fp) {

@@ -1,0 +1,50 @@
+// tokenizer.h: Hugging Face-compatible tokenizers (byte-level BPE,
+// SentencePiece-style BPE, WordPiece), built from a tokenizer.json or from a
+// GGUF file's tokenizer.ggml.* metadata.
+#ifndef ELASTILM_TOKENIZER_H
+#define ELASTILM_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/gguf.h"
+#include "runtime/status.h"
+
+typedef struct Tokenizer Tokenizer;
+
+typedef struct {
+    int32_t *ids;     // [n]
+    int32_t *starts;  // [n] input byte offset where the token's text starts
+    int32_t *ends;    // [n] input byte offset where it ends (exclusive)
+    bool *special;    // [n] added by the post-processor or a special added token
+    size_t n, cap;
+} TokenList;
+
+void token_list_free(TokenList *l);
+Status token_list_push(TokenList *l, int32_t id, int32_t start, int32_t end, bool special);
+
+// path: a tokenizer.json (or tokenizer.json.gz).
+Status tokenizer_load_json(Tokenizer **out, const char *path);
+// The tokenizer a GGUF file carries (tokenizer.ggml.model gpt2 or llama).
+Status tokenizer_load_gguf(Tokenizer **out, const GgufFile *g);
+// The tokenizer of a model path: <dir>/tokenizer.json or the .gguf's metadata.
+Status tokenizer_load_for_model(Tokenizer **out, const char *model_path);
+void tokenizer_free(Tokenizer *t);
+
+// Encodes UTF-8 text (invalid UTF-8 is an error naming the byte offset).
+// add_special: apply the post-processor (BOS, [CLS]/[SEP]) as HF's
+// add_special_tokens=True does. Offsets are input byte offsets.
+Status tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool add_special, TokenList *out);
+
+// Decodes ids to a malloc'd NUL-terminated string (HF decode; skip_special
+// drops special tokens as skip_special_tokens=True does). *len (if not NULL)
+// gets its length in bytes: the text itself may contain NUL bytes.
+Status tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out, size_t *len);
+
+int tokenizer_vocab_size(const Tokenizer *t);
+const char *tokenizer_kind(const Tokenizer *t); // "byte-level BPE", "SentencePiece-style BPE", "WordPiece"
+// The id of a token string, or -1.
+int32_t tokenizer_token_id(const Tokenizer *t, const char *token);
+
+#endif
