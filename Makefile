@@ -8,6 +8,7 @@
 #   make check      everything CI runs: test, sanitize, test-real
 #   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
 #   make bench      CPU prefill/decode benchmark with a PyTorch reference when torch is installed
+#   make bench-tokenizers  tokenizer encode MB/s against HF tokenizers when it is installed
 
 ifeq ($(origin CC),default)
   CC := gcc
@@ -56,8 +57,9 @@ TEST_BIN := $(BUILD)/tests/run_tests
 REAL_SRC := $(sort $(wildcard tests/real/test_*.c)) tests/test_util.c
 REAL_BIN := $(BUILD)/tests/run_real_tests
 BENCH_BIN := $(BUILD)/bench_llama
+TOKBENCH_BIN := $(BUILD)/bench_tokenizers
 
-.PHONY: all deps test sanitize test-real check demo bench clean fetch
+.PHONY: all deps test sanitize test-real check demo bench bench-tokenizers clean fetch
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -78,6 +80,9 @@ $(REAL_BIN): $(LIB_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRC))
 	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
 $(BENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_llama.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+$(TOKBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_tokenizers.o
 	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/real/%.o: tests/real/%.c
@@ -124,6 +129,10 @@ bench: deps
 	$(MAKE) $(BENCH_BIN)
 	datasets/fetch.sh smollm2
 	experiments/bench/bench_cpu.sh $(BENCH_BIN)
+
+bench-tokenizers: deps
+	$(MAKE) $(TOKBENCH_BIN)
+	experiments/bench/bench_tokenizers.sh $(TOKBENCH_BIN)
 
 clean:
 	rm -rf build build-san elastilm

@@ -9,13 +9,26 @@
 static bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 static bool is_word(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80; }
 
+static int cmp_longest_first(const void *a, const void *b) {
+    size_t la = ((const AddedToken *)a)->len, lb = ((const AddedToken *)b)->len;
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+void added_tokens_prepare(Tokenizer *t) {
+    for (int i = 0; i < t->n_added; i++) t->added[i].len = strlen(t->added[i].content);
+    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_longest_first);
+    memset(t->added_first, 0, sizeof t->added_first);
+    for (int i = 0; i < t->n_added; i++) t->added_first[t->added[i].normalized][(unsigned char)t->added[i].content[0]] = true;
+}
+
 // The longest added token (of those with normalized == want_normalized) at
 // text[at], with its extent after lstrip/rstrip; -1 when none matches.
 static int match_at(const Tokenizer *t, const Piece *p, size_t at, bool want_normalized, size_t *from, size_t *to) {
+    if (!t->added_first[want_normalized][(unsigned char)p->text[at]]) return -1;
     for (int i = 0; i < t->n_added; i++) { // longest first
         const AddedToken *a = &t->added[i];
         if (a->normalized != want_normalized) continue;
-        size_t n = strlen(a->content);
+        size_t n = a->len;
         if (at + n > p->len || memcmp(p->text + at, a->content, n) != 0) continue;
         if (a->single_word && ((at > 0 && is_word((unsigned char)p->text[at - 1])) ||
                                (at + n < p->len && is_word((unsigned char)p->text[at + n]))))

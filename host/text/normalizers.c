@@ -497,6 +497,7 @@ static Status replace_into(const Normalizer *n, const Piece *p, PieceBuilder *b)
 
 // Replace: every inserted content char maps to the last char of its match.
 static Status replace_normalize(const Normalizer *n, Piece *p) {
+    if (p->len == 0) return ST_OK; // HF finds no match, even of "", in an empty string
     PieceBuilder b = {0};
     Status st = replace_into(n, p, &b);
     if (st != ST_OK) {

@@ -81,8 +81,11 @@ void strmap_free(StrMap *m) {
 static uint64_t merge_key(int32_t left, int32_t right) { return (((uint64_t)(uint32_t)left << 32) | (uint32_t)right) + 1; }
 
 static size_t merge_slot(const MergeMap *m, uint64_t key) {
-    uint64_t h = key * 0x9e3779b97f4a7c15ULL;
-    size_t i = (size_t)(h >> 17) & (m->cap - 1);
+    uint64_t h = key; // splitmix64's finalizer: every key bit reaches the low bits
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    size_t i = (size_t)h & (m->cap - 1);
     while (m->keys[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
     return i;
 }

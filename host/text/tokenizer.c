@@ -229,11 +229,6 @@ static Status load_model(Tokenizer *t, json_t *model, json_t *added, const char 
     return status_fail(ST_UNSUPPORTED, "%s: model type '%s' is not supported (BPE, WordPiece)", path, type);
 }
 
-static int cmp_added_longest_first(const void *a, const void *b) {
-    size_t la = strlen(((const AddedToken *)a)->content), lb = strlen(((const AddedToken *)b)->content);
-    return la < lb ? 1 : la > lb ? -1 : 0;
-}
-
 static Status load_added(Tokenizer *t, json_t *added, const char *path) {
     if (!added || json_is_null(added)) return ST_OK;
     if (!json_is_array(added)) return status_fail(ST_FORMAT, "%s: added_tokens must be an array", path);
@@ -258,7 +253,7 @@ static Status load_added(Tokenizer *t, json_t *added, const char *path) {
         a->normalized = !json_is_false(json_object_get(v, "normalized"));
         TRY(set_token_string(&t->model, a->id, a->content));
     }
-    qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added_longest_first);
+    added_tokens_prepare(t);
     return ST_OK;
 }
 

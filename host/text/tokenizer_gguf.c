@@ -93,13 +93,7 @@ static Status load_added(Tokenizer *t, const GgufFile *g) {
         a->normalized = false;
         t->n_added++;
     }
-    // longest first, as tokenizer.c orders them
-    for (int i = 1; i < t->n_added; i++)
-        for (int j = i; j > 0 && strlen(t->added[j].content) > strlen(t->added[j - 1].content); j--) {
-            AddedToken tmp = t->added[j];
-            t->added[j] = t->added[j - 1];
-            t->added[j - 1] = tmp;
-        }
+    added_tokens_prepare(t);
     return ST_OK;
 }
 

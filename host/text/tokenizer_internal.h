@@ -99,6 +99,7 @@ Status wordpiece_encode_piece(const Model *m, const Piece *p, TokenList *out);
 // ---- added tokens ----------------------------------------------------------
 typedef struct {
     char *content;
+    size_t len;          // bytes of content
     int32_t id;
     bool special, lstrip, rstrip, single_word, normalized;
 } AddedToken;
@@ -139,6 +140,9 @@ typedef struct {
 Status decoder_apply(const Decoder *d, DStr *tokens, size_t *n);
 void decoder_free(Decoder *d);
 
+// Sorts added tokens longest first and indexes their first bytes (encode.c).
+void added_tokens_prepare(Tokenizer *t);
+
 // ---- the whole tokenizer ---------------------------------------------------
 struct Tokenizer {
     char kind[32];
@@ -147,6 +151,7 @@ struct Tokenizer {
     Model model;
     AddedToken *added;          // [n_added], longest content first for matching
     int n_added;
+    bool added_first[2][256];   // [normalized][byte]: some added token starts with this byte
     PostProcessor post;
     Decoder *decoder;           // NULL: none
     bool bytelevel_post_trim;   // ByteLevel post-processor with trim_offsets

@@ -107,6 +107,10 @@ Pitfalls seen while making these (tokenizers 0.23.3); the C code must reproduce 
   non-ASCII digit ("كتاب ١٢٣": "ĠÙ" vs "Ġ"; "½ ¾"). The script counts those lines.
   The model also has continuing_subword_prefix "" and end_of_word_suffix "" (empty
   strings, not null).
+* llama3's BPE has ignore_merges=true: a pre-token that is itself in the vocabulary is
+  emitted whole, even where the merges would split it (" việc" -> 1 token; with the merges
+  "Ġvi" "á»ĩ" "c"). The corpus has such words; the script counts the lines where
+  ignore_merges=false would change the ids. smollm2 and llama2 have it false/absent.
 * Contractions: llama3's regex is case-insensitive ((?i:'s|'t|...)), so "I'M" -> "'M" as one
   piece; smollm2's GPT-2 regex is case-sensitive ("'" + "M").
 * JSON: corpus strings contain U+0000; a C reader using jansson needs JSON_ALLOW_NUL and
@@ -475,6 +479,13 @@ def fixed_cases():
     out += ["Hello 世界 мир κόσμος 🌍!", "English русский 中文 日本語 한국어 العربية हिन्दी",
             "abcαβγабв", "naïve café 東京 👍🏽 ok", "Ωmega 123 ١٢٣ ०१२"]
     out += ["\U0001F600", "\U0010FFFD", "\ue000", "\uffff", "\U000e0041", "\U0001D11E"]
+    # Words that llama3's vocabulary holds whole but its merges cannot build (its BPE has
+    # ignore_merges=true: a pre-token found in the vocabulary is emitted as is). 588 such
+    # tokens exist, mostly Vietnamese, Turkish and Cyrillic.
+    out += ["Tôi làm việc ở Việt Nam, nhiều điều hợp lý.", " việc", "việc", " Việt",
+            "değiş oluştur geliş ulaş", "mektedir lardan larından ıldı ılmış iyordu",
+            "характер практи культу даже використ", " ایران اطلاعات", " každ zdrav jeho",
+            ".:.:.:.:.:.:.:.:"]
     # Planes 4-11 (UTF-8 lead bytes F1, F2): smollm2's vocabulary has no token for those
     # bytes, so HF drops them and decode gives U+FFFD for the orphaned continuation bytes.
     out += ["\U00040000", "a\U00040001b", "\U0007FFFD x", "\U00080000\U000BFFFD", "x \U000A1234"]
@@ -660,6 +671,14 @@ def main():
             if v.encode(s, add_special_tokens=False).ids != toks["smollm2"].encode(s, add_special_tokens=False).ids]
     print(f"smollm2: Digits(individual)+ByteLevel variant differs on {len(diff)} lines"
           + (f", e.g. {diff[0]!r}" if diff else ""))
+
+    d = json.loads(texts["llama3"])
+    d["model"]["ignore_merges"] = False
+    from tokenizers import Tokenizer
+    v = Tokenizer.from_str(json.dumps(d))
+    n = sum(v.encode(s, add_special_tokens=False).ids != toks["llama3"].encode(s, add_special_tokens=False).ids
+            for s in corpus)
+    print(f"llama3: ignore_merges=false would change {n} lines")
 
     vers = {m: importlib.metadata.version(m) for m in ("tokenizers", "transformers", "gguf")}
     print("versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
