@@ -21,6 +21,12 @@ echo "== elastilm info"
 prompt="1 9690 198 2683 359 253 5356 5646 11173 3365 3511 308 34519 28 7018 411 407 19712 8182 2 198 1 4093 198 1780 314 260 3575 282 4649 47 2 198 1 520 9531 198"
 echo "== elastilm forward (top-5 next tokens at the last positions)"
 "$bin" forward --model "$model" --ids "$prompt" | tail -n 3
-echo "== elastilm generate --steps 24"
+echo "== elastilm generate --steps 24 (ids)"
 "$bin" generate --model "$model" --ids "$prompt" --steps 24
 echo "(transformers, same prompt: 504 3575 282 4649 314 7042 30 2 ... = \"The capital of France is Paris.<|im_end|>\")"
+
+echo "== elastilm tokenize (the model's own byte-level BPE, from the GGUF)"
+"$bin" tokenize --model "$model" --text "The capital of France is Paris." --offsets
+chat=$'<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nGive three uses of a paperclip.<|im_end|>\n<|im_start|>assistant\n'
+echo "== elastilm generate --prompt (text in, text out; stops at <|im_end|>)"
+"$bin" generate --model "$model" --prompt "$chat" --steps 80

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "io/safetensors.h"
+#include "text/tokenizer.h"
 
 // Opens a safetensors file or fails the test with the status message.
 void tu_open_safetensors(SafetensorsFile *f, const char *path);
@@ -23,5 +24,10 @@ void tu_copy_dir(const char *src, char *buf, size_t n);
 void tu_remove_dir(const char *dir);
 // Runs a shell command, capturing stderr+stdout into out; returns the exit status.
 int tu_run(const char *cmd, char *out, size_t n);
+
+// Encodes every string of tests/fixtures/tokenizers/corpus.jsonl.gz and
+// requires what <name>.golden.jsonl.gz holds (HF ids with and without special
+// tokens, character offsets, decodes with and without special tokens).
+void tu_check_tokenizer(const Tokenizer *t, const char *name);
 
 #endif

@@ -15,6 +15,7 @@
 #include "models/llama.h"
 #include "ops/ops.h"
 #include "test_util.h"
+#include "text/tokenizer.h"
 
 #define TOL 5e-4f
 static const Device CPU = {DEV_CPU, 0};
@@ -98,4 +99,15 @@ Test(smollm2, greedy_generation_matches_transformers, .init = setup, .fini = tea
     const int32_t *w = (const int32_t *)want->data + T;
     for (int k = 0; k < steps; k++) cr_expect_eq(out[k], w[k], "token %d: got %d, transformers %d", k, out[k], w[k]);
     free(out);
+}
+
+// The tokenizer built from the GGUF's own vocabulary gives what transformers'
+// tokenizer for the same GGUF gives, over the whole parity corpus.
+Test(smollm2, gguf_tokenizer_matches_transformers, .timeout = 300) {
+    char path[1024];
+    model_path(path, sizeof path);
+    Tokenizer *t;
+    cr_assert_eq(tokenizer_load_for_model(&t, path), ST_OK, "%s", status_message());
+    tu_check_tokenizer(t, "smollm2");
+    tokenizer_free(t);
 }
