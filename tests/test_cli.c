@@ -76,3 +76,26 @@ Test(cli, generate_matches_golden) {
     cr_expect(strncmp(out, expect, strlen(expect)) == 0, "got '%s', transformers '%s'", out, expect);
     safetensors_close(&g);
 }
+
+// tokenize: text -> ids with offsets, and ids -> text, on a committed tokenizer.json.
+Test(cli, tokenize_encode_decode) {
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --text 'Hello, world!'",
+             bin());
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect_str_eq(out, "101 7592 1010 2088 999 102\n"); // transformers: [CLS] hello , world ! [SEP]
+    snprintf(cmd, sizeof cmd,
+             "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --text 'Hello, world!' --offsets --no-special",
+             bin());
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strncmp(out, "7592\t0\t5\tHello\n1010\t5\t6\t,\n", 25) == 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --decode '101 7592 1010 2088 999 102' --no-special",
+             bin());
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect_str_eq(out, "hello, world!\n");
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --decode '1 99999'", bin());
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /nonexistent.json --text x", bin());
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "/nonexistent.json") != NULL, "%s", out);
+}
