@@ -133,12 +133,6 @@ static json_t *read_jsonl_gz(const char *path) {
     return all;
 }
 
-static long char_index(const char *text, long byte) {
-    long n = 0;
-    for (long i = 0; i < byte; i++) n += ((unsigned char)text[i] & 0xc0) != 0x80;
-    return n;
-}
-
 static bool ids_equal(const TokenList *l, json_t *want) {
     if (json_array_size(want) != l->n) return false;
     for (size_t i = 0; i < l->n; i++)
@@ -150,8 +144,8 @@ static bool offsets_equal(const TokenList *l, const char *text, json_t *want) {
     if (json_array_size(want) != l->n) return false;
     for (size_t i = 0; i < l->n; i++) {
         json_t *o = json_array_get(want, i);
-        if (json_integer_value(json_array_get(o, 0)) != char_index(text, l->starts[i]) ||
-            json_integer_value(json_array_get(o, 1)) != char_index(text, l->ends[i]))
+        if (json_integer_value(json_array_get(o, 0)) != utf8_char_offset(text, l->starts[i]) ||
+            json_integer_value(json_array_get(o, 1)) != utf8_char_offset(text, l->ends[i]))
             return false;
     }
     return true;

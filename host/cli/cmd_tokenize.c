@@ -7,13 +7,6 @@
 #include "runtime/log.h"
 #include "text/tokenizer.h"
 
-// Character (code point) index of byte offset `byte` in text, as HF reports offsets.
-static long char_index(const char *text, long byte) {
-    long n = 0;
-    for (long i = 0; i < byte; i++) n += ((unsigned char)text[i] & 0xc0) != 0x80;
-    return n;
-}
-
 static Status load_tokenizer(const ArgOpt *opts, int n, Tokenizer **t) {
     const char *tok = args_get(opts, n, "tokenizer"), *model = args_get(opts, n, "model");
     if (tok) return tokenizer_load_json(t, tok);
@@ -47,7 +40,7 @@ static Status run_encode(const Tokenizer *t, const char *text, bool add_special,
         printf("\n");
     } else {
         for (size_t i = 0; i < l.n; i++)
-            printf("%d\t%ld\t%ld\t%.*s\n", l.ids[i], char_index(text, l.starts[i]), char_index(text, l.ends[i]),
+            printf("%d\t%ld\t%ld\t%.*s\n", l.ids[i], utf8_char_offset(text, l.starts[i]), utf8_char_offset(text, l.ends[i]),
                    (int)(l.ends[i] - l.starts[i]), text + l.starts[i]);
     }
     token_list_free(&l);

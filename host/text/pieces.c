@@ -1,5 +1,7 @@
 #include "pieces.h"
 
+#include "tokenizer.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,4 +147,10 @@ Status utf8_validate(const char *text, size_t len) {
         i += (size_t)n;
     }
     return ST_OK;
+}
+
+long utf8_char_offset(const char *text, long byte) {
+    long n = 0;
+    for (long i = 0; i < byte; i++) n += ((unsigned char)text[i] & 0xc0) != 0x80;
+    return n;
 }

@@ -42,6 +42,10 @@ Status tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool a
 // gets its length in bytes: the text itself may contain NUL bytes.
 Status tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out, size_t *len);
 
+// The character (code point) index of byte offset `byte` in UTF-8 text: token
+// offsets are bytes, Hugging Face reports characters.
+long utf8_char_offset(const char *text, long byte);
+
 int tokenizer_vocab_size(const Tokenizer *t);
 const char *tokenizer_kind(const Tokenizer *t); // "byte-level BPE", "SentencePiece-style BPE", "WordPiece"
 // The id of a token string, or -1.
