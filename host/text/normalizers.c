@@ -178,27 +178,24 @@ static int combining_class(int32_t c) { return utf8proc_get_property(c)->combini
 
 typedef bool (*CharTest)(int32_t c);
 
-// HF's NormalizedString::filter: each kept char carries the count of removed
-// chars that follow it; removed leading chars are the initial offset.
-static Status rewrite_filter_keep(const Chars *in, const void *arg, Changes *out, size_t *removed, bool keep_if) {
-    CharTest test = *(const CharTest *)arg;
+// HF's NormalizedString::filter, dropping the chars `arg` (a CharTest)
+// accepts: each kept char carries the count of dropped chars that follow it;
+// the dropped leading chars are the initial offset.
+static Status rewrite_drop(const Chars *in, const void *arg, Changes *out, size_t *removed) {
+    CharTest drop = *(const CharTest *)arg;
     int32_t gap = 0, last = -1;
     for (size_t i = 0; i < in->n; i++) {
-        if (test(in->cp[i]) == keep_if) {
-            if (last >= 0) TRY(changes_push(out, last, -gap));
-            else *removed = (size_t)gap;
-            last = in->cp[i];
-            gap = 0;
-        } else {
+        if (drop(in->cp[i])) {
             gap++;
+            continue;
         }
+        if (last >= 0) TRY(changes_push(out, last, -gap));
+        else *removed = (size_t)gap;
+        last = in->cp[i];
+        gap = 0;
     }
     if (last >= 0) TRY(changes_push(out, last, -gap));
     return ST_OK;
-}
-
-static Status rewrite_drop(const Chars *in, const void *arg, Changes *out, size_t *removed) {
-    return rewrite_filter_keep(in, arg, out, removed, false);
 }
 
 typedef int32_t (*CharMap)(int32_t c);
