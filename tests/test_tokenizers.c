@@ -15,18 +15,29 @@
 
 #define DIR "tests/fixtures/tokenizers/"
 
+// LLaMA-2 and Llama-3's tokenizer.json live in the project's shared data:
+// $ELASTILM_SHARED (default ../shared, beside the repository).
+static const char *shared_tokenizer(const char *file, char *buf, size_t n) {
+    const char *root = getenv("ELASTILM_SHARED");
+    snprintf(buf, n, "%s/data/tokenizers/%s", root ? root : "../shared", file);
+    return buf;
+}
+
 static void check_json(const char *tokenizer_path, const char *name) {
     Tokenizer *t;
-    cr_assert_eq(tokenizer_load_json(&t, tokenizer_path), ST_OK, "%s", status_message());
+    cr_assert_eq(tokenizer_load_json(&t, tokenizer_path), ST_OK, "%s (set ELASTILM_SHARED to the shared/ folder)",
+                 status_message());
     tu_check_tokenizer(t, name);
     tokenizer_free(t);
 }
 
 Test(tokenizers, llama2_sentencepiece_bpe, .timeout = 300) {
-    check_json("../shared/data/tokenizers/llama2-tokenizer.json.gz", "llama2");
+    char path[512];
+    check_json(shared_tokenizer("llama2-tokenizer.json.gz", path, sizeof path), "llama2");
 }
 Test(tokenizers, llama3_bytelevel_bpe, .timeout = 300) {
-    check_json("../shared/data/tokenizers/llama3-tokenizer.json.gz", "llama3");
+    char path[512];
+    check_json(shared_tokenizer("llama3-tokenizer.json.gz", path, sizeof path), "llama3");
 }
 Test(tokenizers, smollm2_bytelevel_bpe, .timeout = 300) { check_json(DIR "smollm2-tokenizer.json.gz", "smollm2"); }
 Test(tokenizers, minilm_wordpiece, .timeout = 300) { check_json(DIR "minilm-tokenizer.json.gz", "minilm"); }
@@ -71,7 +82,9 @@ static size_t put_utf8(char *out, uint32_t cp) {
 
 Test(tokenizers, random_text_round_trip, .timeout = 300) {
     Tokenizer *t;
-    cr_assert_eq(tokenizer_load_json(&t, "../shared/data/tokenizers/llama3-tokenizer.json.gz"), ST_OK, "%s", status_message());
+    char path[512];
+    cr_assert_eq(tokenizer_load_json(&t, shared_tokenizer("llama3-tokenizer.json.gz", path, sizeof path)), ST_OK, "%s",
+                 status_message());
     uint64_t state = 42;
     char text[1024];
     for (int trial = 0; trial < 1500; trial++) {

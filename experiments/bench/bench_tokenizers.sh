@@ -9,7 +9,7 @@ bench_bin=${1:?usage: bench_tokenizers.sh BENCH_BIN}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 fx="$root/tests/fixtures/tokenizers"
-shared="$root/../shared/data/tokenizers"
+shared="${ELASTILM_SHARED:-$root/../shared}/data/tokenizers"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 {
