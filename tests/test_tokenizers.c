@@ -133,3 +133,52 @@ Test(tokenizers, unsupported_component_is_named) {
     cr_expect(strstr(status_message(), path) && strstr(status_message(), "UnicodeScripts"), "%s", status_message());
     unlink(path);
 }
+
+// The Metaspace pre-tokenizer and decoder, on two variants of the LLaMA-2 file
+// (same vocabulary and merges) made exactly as tests/reference/make_metaspace_goldens.py
+// makes them for HF.
+static void check_metaspace_variant(const char *name, const char *edits_json) {
+    char src[512], path[] = "/tmp/elastilm-metaspace-XXXXXX";
+    json_error_t err;
+    Tokenizer *base_check;
+    cr_assert_eq(tokenizer_load_json(&base_check, shared_tokenizer("llama2-tokenizer.json.gz", src, sizeof src)), ST_OK,
+                 "%s", status_message());
+    tokenizer_free(base_check);
+    gzFile f = gzopen(src, "rb");
+    cr_assert_not_null(f);
+    size_t cap = 1 << 22, len = 0;
+    char *text = malloc(cap);
+    int got;
+    while ((got = gzread(f, text + len, (unsigned)(cap - len))) > 0)
+        if ((len += (size_t)got) == cap) text = realloc(text, cap *= 2);
+    gzclose(f);
+    json_t *root = json_loadb(text, len, 0, &err), *edits = json_loads(edits_json, 0, &err);
+    cr_assert(root && edits, "%s", err.text);
+    free(text);
+    json_object_update(root, edits);
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(json_dump_file(root, path, JSON_COMPACT), 0);
+    json_decref(root);
+    json_decref(edits);
+    Tokenizer *t;
+    cr_assert_eq(tokenizer_load_json(&t, path), ST_OK, "%s", status_message());
+    unlink(path);
+    tu_check_tokenizer(t, name);
+    tokenizer_free(t);
+}
+
+Test(tokenizers, metaspace_prepend_first, .timeout = 300) {
+    check_metaspace_variant("llama2-metaspace-first",
+                            "{\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\","
+                            " \"prepend_scheme\": \"first\", \"split\": false}}");
+}
+
+Test(tokenizers, metaspace_split_always, .timeout = 300) {
+    check_metaspace_variant("llama2-metaspace-split",
+                            "{\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\","
+                            " \"prepend_scheme\": \"always\", \"split\": true}, \"decoder\": {\"type\": \"Sequence\","
+                            " \"decoders\": [{\"type\": \"Metaspace\", \"replacement\": \"\\u2581\", \"prepend_scheme\":"
+                            " \"always\", \"split\": true}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]}}");
+}

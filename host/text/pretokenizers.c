@@ -301,10 +301,11 @@ Status bytelevel_map_piece(Piece *p) {
     return ST_OK;
 }
 
-// Prepends `s` to p; the new bytes take the span of p's first character (empty at its start).
+// Prepends `s` to p; the new bytes take the span of p's first character, as
+// HF's NormalizedString::prepend aligns them.
 static Status piece_prepend(Piece *p, const char *s) {
     PieceBuilder b = {0};
-    Span at = p->len ? (Span){p->src[0].start, p->src[0].start} : (Span){0, 0};
+    Span at = p->len ? p->src[0] : (Span){0, 0};
     Status st = pb_append(&b, s, strlen(s), at);
     if (st == ST_OK && p->len) {
         // keep the rest with its spans
