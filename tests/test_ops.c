@@ -138,7 +138,7 @@ Test(ops, attention_gqa_padding_cache) {
     kmask[5] = 1;
     kmask[0] = kmask[1] = 0; // sequence 0 has two pads at the front
     AttentionShape s = {n_seq, T, n_past, cap, H, KV, hd};
-    op_attention(&out, &q, &k, &v, kmask, &s);
+    op_attention(&out, &q, &k, &v, kmask, &s, NULL);
     for (int b = 0; b < n_seq; b++)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) {
@@ -172,7 +172,7 @@ Test(ops, attention_fully_masked_query_is_zero) {
     Tensor q = random_2d(&r, 1, 4), k = random_2d(&r, 2, 4), v = random_2d(&r, 2, 4), out = random_2d(&r, 1, 4);
     int32_t kmask[2] = {0, 0};
     AttentionShape s = {1, 1, 1, 2, 1, 1, 4};
-    op_attention(&out, &q, &k, &v, kmask, &s);
+    op_attention(&out, &q, &k, &v, kmask, &s, NULL);
     for (int e = 0; e < 4; e++) cr_expect_eq(at(&out, 0, e), 0.0f);
     tensor_free(&q);
     tensor_free(&k);

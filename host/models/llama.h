@@ -93,9 +93,9 @@ typedef struct {
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
 } LlamaScratch;
 
-typedef struct {
+typedef struct LlamaSession {
     int n_seq;             // sequences in the batch
-    int cap;               // KV capacity per sequence (tokens)
+    int cap;               // KV capacity per sequence (tokens; beyond base_n when attached)
     int n_past;            // tokens already in the cache (the same for every sequence)
     int n_layers;          // entries in k and v
     Tensor *k, *v;         // [L] each [n_seq*cap, KV*hd]
@@ -103,12 +103,22 @@ typedef struct {
     int32_t *pos;          // [n_seq*cap] scratch positions
     LlamaScratch s;
     int scratch_tokens;    // rows the scratch holds
+    const struct LlamaSession *base; // shared prefix (llama_session_attach), or NULL
+    int base_n;            // its length in tokens
     Device dev;
 } LlamaSession;
 
 Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev);
 void llama_session_free(LlamaSession *s);
 void llama_session_reset(LlamaSession *s);
+// Keeps only the first n cached tokens (n <= n_past); later ones are overwritten.
+void llama_session_truncate(LlamaSession *s, int n);
+// Makes the first n cached tokens of base (a one-sequence session of the same
+// model) the first n tokens of every sequence of dst, without copying: dst's
+// attention reads them from base, which must stay unchanged while dst is used.
+// dst's n_past becomes n; dst->cap counts only dst's own tokens after them.
+// Reset clears it.
+Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n);
 
 typedef enum {
     LOGITS_ALL = 0,  // logits [n_seq*T, V]: every new position

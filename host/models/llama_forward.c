@@ -63,16 +63,36 @@ void llama_session_free(LlamaSession *s) {
     memset(s, 0, sizeof *s);
 }
 
-void llama_session_reset(LlamaSession *s) { s->n_past = 0; }
+void llama_session_reset(LlamaSession *s) {
+    s->n_past = 0;
+    s->base = NULL;
+    s->base_n = 0;
+}
 
+void llama_session_truncate(LlamaSession *s, int n) {
+    if (n >= 0 && n < s->n_past) s->n_past = n;
+    if (s->base_n > s->n_past) { // the shared part is cut too: it is no longer shared
+        s->base = NULL;
+        s->base_n = 0;
+    }
+}
+
+Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n) {
+    if (n > base->n_past || base->n_layers != dst->n_layers || base->dev.kind != dst->dev.kind || base->n_seq != 1)
+        return status_fail(ST_USAGE, "session attach: base holds %d tokens of one sequence, %d asked", base->n_past, n);
+    dst->base = n > 0 ? base : NULL;
+    dst->base_n = n;
+    dst->n_past = n;
+    return ST_OK;
+}
 // K and V of the new tokens go straight into the cache rows of each sequence.
 static void project_kv(const LlamaModel *m, LlamaSession *s, const LlamaLayer *ly, Tensor *k, Tensor *v,
                        const Tensor *xn, int T) {
     const LlamaConfig *c = &m->cfg;
     for (int b = 0; b < s->n_seq; b++) {
         Tensor xb = tensor_rows(xn, (int64_t)b * T, T);
-        Tensor kb = tensor_rows(k, (int64_t)b * s->cap + s->n_past, T);
-        Tensor vb = tensor_rows(v, (int64_t)b * s->cap + s->n_past, T);
+        Tensor kb = tensor_rows(k, (int64_t)b * s->cap + s->n_past - s->base_n, T);
+        Tensor vb = tensor_rows(v, (int64_t)b * s->cap + s->n_past - s->base_n, T);
         op_matmul(&kb, &xb, &ly->wk);
         op_rope(&kb, s->pos + (int64_t)b * T, m->inv_freq, c->n_kv_heads, c->head_dim);
         op_matmul(&vb, &xb, &ly->wv);
@@ -94,7 +114,9 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
     project_kv(m, s, ly, &s->k[l], &s->v[l], &xn, T);
     AttentionShape shape = {.n_seq = s->n_seq, .T = T, .n_past = s->n_past, .cap = s->cap,
                             .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim};
-    op_attention(&att, &q, &s->k[l], &s->v[l], s->mask, &shape);
+    SharedKV shared = {0};
+    if (s->base) shared = (SharedKV){&s->base->k[l], &s->base->v[l], s->base->mask, 0, s->base_n};
+    op_attention(&att, &q, &s->k[l], &s->v[l], s->mask, &shape, s->base ? &shared : NULL);
     op_matmul(&tmp, &att, &ly->wo);
     op_add(&x, &x, &tmp);
     // MLP block
@@ -109,9 +131,9 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
 static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
                            LogitsMode mode, const Tensor *logits) {
     if (T <= 0) return status_fail(ST_USAGE, "forward: no tokens");
-    if (s->n_past + T > s->cap)
-        return status_fail(ST_USAGE, "forward: %d cached + %d new tokens exceed the session's capacity of %d", s->n_past, T,
-                           s->cap);
+    if (s->n_past - s->base_n + T > s->cap)
+        return status_fail(ST_USAGE, "forward: %d cached + %d new tokens exceed the session's capacity of %d",
+                           s->n_past - s->base_n, T, s->cap);
     int64_t N = (int64_t)s->n_seq * T;
     for (int64_t i = 0; i < N; i++) {
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
@@ -138,7 +160,7 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
     TRY(scratch_reserve(s, c, (int)N));
     for (int b = 0; b < s->n_seq; b++)
         for (int t = 0; t < T; t++) {
-            s->mask[(int64_t)b * s->cap + s->n_past + t] = mask ? mask[(int64_t)b * T + t] : 1;
+            s->mask[(int64_t)b * s->cap + s->n_past - s->base_n + t] = mask ? mask[(int64_t)b * T + t] : 1;
             s->pos[(int64_t)b * T + t] = s->n_past + t;
         }
     LlamaScratch *sc = &s->s;

@@ -28,9 +28,9 @@ void op_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads, 
     cpu_rope(x, pos, inv_freq, n_heads, head_dim);
 }
 void op_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
-                  const AttentionShape *s) {
+                  const AttentionShape *s, const SharedKV *shared) {
     CPU_ONLY(out);
-    cpu_attention(out, q, k, v, kmask, s);
+    cpu_attention(out, q, k, v, kmask, s, shared);
 }
 void op_swiglu(Tensor *out, const Tensor *gate, const Tensor *up) {
     CPU_ONLY(out);

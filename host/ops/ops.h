@@ -43,8 +43,18 @@ typedef struct {
     int n_seq, T, n_past, cap;
     int n_heads, n_kv_heads, head_dim;
 } AttentionShape;
+// A prefix of keys that every sequence shares, read from another cache
+// instead of each sequence's own rows (shared-prompt scoring without copies).
+typedef struct {
+    const Tensor *k, *v;   // [rows, n_kv_heads * head_dim]
+    const int32_t *mask;   // [rows]
+    int64_t row0;          // the prefix's first row in k, v, mask
+    int n;                 // keys [0, n) of every sequence come from here
+} SharedKV;
+// shared may be NULL; with it, sequence s's own rows of k, v and kmask start at
+// key n: row s*cap + i holds key n + i.
 void op_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
-                  const AttentionShape *s);
+                  const AttentionShape *s, const SharedKV *shared);
 
 // out = silu(gate) * up                          all [N, F]
 void op_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);

@@ -77,33 +77,48 @@ void cpu_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads,
 
 // Attention of one (sequence, head) over a block of queries, with BLAS:
 // S = Q K^T * scale over the keys the block can see, masked softmax per row,
-// then O = P V. Q rows are t0..t0+nq of sequence b; keys 0..n_keys of its cache.
+// then O = P V. Q rows are t0..t0+nq of sequence b; keys 0..n_keys of its
+// cache, the first sh->n of them from the shared prefix when there is one.
 #define ATTN_QBLOCK 64
 
-static void attend_block(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
-                         const AttentionShape *s, int b, int h, int t0, int nq, float *scores) {
-    int hd = s->head_dim, group = s->n_heads / s->n_kv_heads, n_keys = s->n_past + t0 + nq;
-    int64_t q_row = (int64_t)b * s->T + t0, k_row = (int64_t)b * s->cap;
-    const float *qp = tensor_row_f32(q, q_row) + (int64_t)h * hd;
-    const float *kp = tensor_row_f32(k, k_row) + (int64_t)(h / group) * hd;
-    const float *vp = tensor_row_f32(v, k_row) + (int64_t)(h / group) * hd;
-    float *op = tensor_row_f32(out, q_row) + (int64_t)h * hd;
-    blasint ldq = (blasint)tensor_ld(q), ldk = (blasint)tensor_ld(k), ldv = (blasint)tensor_ld(v),
-            ldo = (blasint)tensor_ld(out);
-    float scale = 1.0f / sqrtf((float)hd);
+typedef struct {
+    const float *k, *v; // first key / value row (at this head's columns)
+    const int32_t *mask;
+    blasint ldk, ldv;
+    int from, n;        // key indices [from, from + n)
+} KeyRange;
+
+// scores[:, r.from : r.from + r.n] = scale * Q K_r^T
+static void range_scores(const KeyRange *r, const float *qp, blasint ldq, int nq, int hd, float scale, float *scores,
+                         int n_keys) {
+    if (r->n <= 0) return;
     if (nq == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, n_keys, hd, scale, kp, ldk, qp, 1, 0.0f, scores, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, r->n, hd, scale, r->k, r->ldk, qp, 1, 0.0f, scores + r->from, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, n_keys, hd, scale, qp, ldq, kp, ldk, 0.0f, scores,
-                    n_keys);
-    const int32_t *m = kmask + k_row;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, r->n, hd, scale, qp, ldq, r->k, r->ldk, 0.0f,
+                    scores + r->from, n_keys);
+}
+
+// O (+)= P[:, r.from : r.from + r.n] V_r
+static void range_values(const KeyRange *r, const float *scores, int n_keys, int nq, int hd, float beta, float *op,
+                         blasint ldo) {
+    if (r->n <= 0) return;
+    if (nq == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, r->n, hd, 1.0f, r->v, r->ldv, scores + r->from, 1, beta, op, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, r->n, 1.0f, scores + r->from, n_keys, r->v, r->ldv,
+                    beta, op, ldo);
+}
+
+static void masked_softmax_rows(float *scores, int nq, int n_keys, int first_visible, const KeyRange *r, int n_ranges) {
     for (int i = 0; i < nq; i++) {
         float *row = scores + (int64_t)i * n_keys, maxs = -INFINITY;
-        int visible = s->n_past + t0 + i + 1; // causal: keys up to the query's own index
-        for (int j = 0; j < n_keys; j++) {
-            if (j >= visible || !m[j]) row[j] = -INFINITY;
-            else if (row[j] > maxs) maxs = row[j];
-        }
+        int visible = first_visible + i; // causal: keys up to the query's own index
+        for (int g = 0; g < n_ranges; g++)
+            for (int j = r[g].from; j < r[g].from + r[g].n; j++) {
+                if (j >= visible || !r[g].mask[j - r[g].from]) row[j] = -INFINITY;
+                else if (row[j] > maxs) maxs = row[j];
+            }
         if (maxs == -INFINITY) { // a padding query sees nothing
             memset(row, 0, (size_t)n_keys * sizeof(float));
             continue;
@@ -116,16 +131,34 @@ static void attend_block(Tensor *out, const Tensor *q, const Tensor *k, const Te
         float inv = 1.0f / sum;
         for (int j = 0; j < n_keys; j++) row[j] *= inv;
     }
-    if (nq == 1)
-        cblas_sgemv(CblasRowMajor, CblasTrans, n_keys, hd, 1.0f, vp, ldv, scores, 1, 0.0f, op, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, n_keys, 1.0f, scores, n_keys, vp, ldv, 0.0f, op,
-                    ldo);
+}
+
+static void attend_block(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
+                         const AttentionShape *s, const SharedKV *sh, int b, int h, int t0, int nq, float *scores) {
+    int hd = s->head_dim, group = s->n_heads / s->n_kv_heads, n_keys = s->n_past + t0 + nq;
+    int64_t q_row = (int64_t)b * s->T + t0, k_row = (int64_t)b * s->cap, col = (int64_t)(h / group) * hd;
+    int n_sh = sh ? sh->n : 0;
+    KeyRange r[2] = {{0}, {0}};
+    if (n_sh > 0)
+        r[0] = (KeyRange){tensor_row_f32(sh->k, sh->row0) + col, tensor_row_f32(sh->v, sh->row0) + col, sh->mask + sh->row0,
+                          (blasint)tensor_ld(sh->k), (blasint)tensor_ld(sh->v), 0, n_sh};
+    // the sequence's own rows hold keys n_sh, n_sh + 1, ... from its first row on
+    r[1] = (KeyRange){tensor_row_f32(k, k_row) + col, tensor_row_f32(v, k_row) + col, kmask + k_row,
+                      (blasint)tensor_ld(k), (blasint)tensor_ld(v), n_sh, n_keys - n_sh};
+    const float *qp = tensor_row_f32(q, q_row) + (int64_t)h * hd;
+    float *op = tensor_row_f32(out, q_row) + (int64_t)h * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int g = 0; g < 2; g++) range_scores(&r[g], qp, (blasint)tensor_ld(q), nq, hd, scale, scores, n_keys);
+    masked_softmax_rows(scores, nq, n_keys, s->n_past + t0 + 1, r, 2);
+    blasint ldo = (blasint)tensor_ld(out);
+    range_values(&r[0], scores, n_keys, nq, hd, 0.0f, op, ldo);
+    range_values(&r[1], scores, n_keys, nq, hd, n_sh > 0 ? 1.0f : 0.0f, op, ldo);
 }
 
 void cpu_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
-                   const AttentionShape *s) {
-    assert(s->n_heads % s->n_kv_heads == 0 && s->n_past + s->T <= s->cap);
+                   const AttentionShape *s, const SharedKV *shared) {
+    int n_sh = shared ? shared->n : 0;
+    assert(s->n_heads % s->n_kv_heads == 0 && n_sh <= s->n_past && s->n_past - n_sh + s->T <= s->cap);
     assert(COLS(q) == (int64_t)s->n_heads * s->head_dim && COLS(k) == (int64_t)s->n_kv_heads * s->head_dim);
     SAME_2D(out, q);
     int blocks = (s->T + ATTN_QBLOCK - 1) / ATTN_QBLOCK;
@@ -138,7 +171,7 @@ void cpu_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *
         for (int64_t w = 0; w < work; w++) {
             int blk = (int)(w % blocks), h = (int)((w / blocks) % s->n_heads), b = (int)(w / ((int64_t)blocks * s->n_heads));
             int t0 = blk * ATTN_QBLOCK, nq = s->T - t0 < ATTN_QBLOCK ? s->T - t0 : ATTN_QBLOCK;
-            attend_block(out, q, k, v, kmask, s, b, h, t0, nq, scores);
+            attend_block(out, q, k, v, kmask, s, shared, b, h, t0, nq, scores);
         }
         free(scores);
     }

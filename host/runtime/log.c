@@ -34,7 +34,7 @@ static void progress_draw(const Progress *p) {
     int width = 30, filled = p->total > 0 ? (int)(width * p->done / p->total) : 0;
     fprintf(stderr, "\r%s [", p->label);
     for (int i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
-    fprintf(stderr, "] %ld/%ld %.1fs", p->done, p->total, elapsed);
+    fprintf(stderr, "] %ld/%ld %.1fs %.2f/s ", p->done, p->total, elapsed, elapsed > 0 ? (double)p->done / elapsed : 0.0);
     fflush(stderr);
 }
 

@@ -1,0 +1,268 @@
+// elastilm eval: accuracy of a model on one dataset, scored as the artifact
+// scores (reference spec §7), with per-question predictions and the
+// artifact's result line.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "eval/dataset.h"
+#include "eval/prompts.h"
+#include "eval/score.h"
+#include "models/llama.h"
+#include "runtime/log.h"
+#include "runtime/mapped_file.h"
+#include "text/tokenizer.h"
+
+typedef enum { METRIC_ARTIFACT = 0, METRIC_ACC, METRIC_ACC_NORM } Metric;
+
+typedef struct {
+    DatasetId ds;
+    Metric metric;
+    long limit;
+    bool share_prefix, skip_bad;
+    const char *model_path, *model_name, *data, *split, *predictions, *results_dir;
+} EvalArgs;
+
+static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
+    memset(a, 0, sizeof *a);
+    const char *ds = args_get(opts, n, "dataset");
+    if (!ds) return status_fail(ST_USAGE, "eval: --dataset is required (ARC_E, OBQA, PIQA, SCIQ, Octopus, LlamaTouch)");
+    TRY(dataset_parse_name(ds, &a->ds));
+    const char *metric = args_get(opts, n, "metric");
+    if (!metric || strcmp(metric, "artifact") == 0) a->metric = METRIC_ARTIFACT;
+    else if (strcmp(metric, "acc") == 0) a->metric = METRIC_ACC;
+    else if (strcmp(metric, "acc_norm") == 0) a->metric = METRIC_ACC_NORM;
+    else return status_fail(ST_USAGE, "--metric: expected artifact, acc or acc_norm, got '%s'", metric);
+    a->limit = -1;
+    if (args_get(opts, n, "limit")) TRY(args_int(args_get(opts, n, "limit"), "limit", 1, 1L << 30, &a->limit));
+    a->share_prefix = !args_get(opts, n, "no-share");
+    a->skip_bad = args_get(opts, n, "skip-bad") != NULL;
+    a->model_path = args_get(opts, n, "model");
+    a->model_name = args_get(opts, n, "model-name");
+    a->data = args_get(opts, n, "data");
+    a->split = args_get(opts, n, "split");
+    a->predictions = args_get(opts, n, "predictions");
+    a->results_dir = args_get(opts, n, "results");
+    if (!a->results_dir) a->results_dir = "results";
+    if (!a->model_name) { // the model file or folder name, without .gguf
+        const char *base = strrchr(a->model_path, '/');
+        a->model_name = base && base[1] ? base + 1 : a->model_path;
+    }
+    return ST_OK;
+}
+
+// The artifact's prediction rule: argmax (first max wins); Octopus counts a hit
+// when the answer is among the five highest scores.
+static bool is_correct(DatasetId ds, const float *score, int n, int answer, int *pred) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (score[i] > score[best]) best = i;
+    *pred = best;
+    if (answer < 0) return false;
+    if (ds != DS_OCTOPUS) return best == answer;
+    int above = 0; // choices ranked strictly before the answer; ties go to the earlier index as torch.topk does
+    for (int i = 0; i < n; i++)
+        if (score[i] > score[answer] || (score[i] == score[answer] && i < answer)) above++;
+    return above < 5;
+}
+
+static float metric_value(Metric m, const ChoiceScore *c) {
+    switch (m) {
+    case METRIC_ARTIFACT: return c->mean_logprob;
+    case METRIC_ACC: return c->sum_logprob;
+    case METRIC_ACC_NORM: return c->sum_logprob / (float)(c->n_bytes > 0 ? c->n_bytes : 1);
+    }
+    return c->mean_logprob;
+}
+
+static const char *metric_name(Metric m) {
+    return m == METRIC_ACC ? "acc" : m == METRIC_ACC_NORM ? "acc_norm" : "artifact";
+}
+
+// Appends one line to path atomically (the old content, then the line, renamed into place).
+static Status append_line_atomic(const char *path, const char *line) {
+    char *old = NULL;
+    size_t old_len = 0;
+    struct stat sb;
+    if (stat(path, &sb) == 0) TRY(read_text_file(path, &old, &old_len));
+    size_t n = strlen(line);
+    char *buf = malloc(old_len + n);
+    if (!buf) {
+        free(old);
+        return status_fail(ST_OOM, "out of memory");
+    }
+    if (old_len) memcpy(buf, old, old_len);
+    memcpy(buf + old_len, line, n);
+    Status st = write_file_atomic(path, buf, old_len + n);
+    free(buf);
+    free(old);
+    return st;
+}
+
+// JSON string escaping for the predictions file.
+static void json_escape(FILE *fp, const char *s) {
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(fp, "\\%c", c);
+        else if (c < 0x20) fprintf(fp, "\\u%04x", c);
+        else fputc(c, fp);
+    }
+    fputc('"', fp);
+}
+
+typedef struct {
+    FILE *fp;       // the predictions being written (temporary name)
+    char tmp[1100];
+} PredFile;
+
+static Status preds_open(PredFile *p, const char *path) {
+    p->fp = NULL;
+    if (!path) return ST_OK;
+    snprintf(p->tmp, sizeof p->tmp, "%s.tmp", path);
+    p->fp = fopen(p->tmp, "w");
+    return p->fp ? ST_OK : status_fail(ST_IO, "%s: cannot create", p->tmp);
+}
+
+static void preds_write(PredFile *p, const McQuestion *q, const float *score, int pred, bool correct) {
+    if (!p->fp) return;
+    fprintf(p->fp, "{\"id\": ");
+    json_escape(p->fp, q->id);
+    fprintf(p->fp, ", \"pred\": %d, \"answer\": %d, \"correct\": %s, \"scores\": [", pred, q->answer, correct ? "true" : "false");
+    for (int i = 0; i < q->n_choices; i++) fprintf(p->fp, i ? ", %.7g" : "%.7g", score[i]);
+    fprintf(p->fp, "]}\n");
+}
+
+static Status preds_close(PredFile *p, const char *path, bool ok) {
+    if (!p->fp) return ST_OK;
+    bool good = fflush(p->fp) == 0;
+    good = fclose(p->fp) == 0 && good;
+    if (!ok || !good) {
+        remove(p->tmp);
+        return good ? ST_OK : status_fail(ST_IO, "%s: write failed", p->tmp);
+    }
+    return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
+}
+
+// The Octopus guard (Octopus.py:2216-2221, see host/eval/prompts.c): while the
+// rendered prompt's tokens (special tokens included) + 1 exceed 1900, drop the
+// second "\n\n"-separated block. The artifact dies when one block is left; so
+// do we, with a message.
+static Status octopus_guard(const Tokenizer *tok, char *prompt) {
+    for (;;) {
+        TokenList l;
+        TRY(tokenizer_encode(tok, prompt, strlen(prompt), true, &l));
+        size_t n = l.n;
+        token_list_free(&l);
+        if (n + 1 <= 1900) return ST_OK;
+        char *first = strstr(prompt, "\n\n");
+        if (!first) return status_fail(ST_USAGE, "Octopus prompt of %zu tokens cannot be shortened below 1900", n);
+        char *second = strstr(first + 2, "\n\n");
+        if (second) memmove(first, second, strlen(second) + 1); // block 0, then from the next separator on
+        else first[0] = '\0';                                   // block 1 was the last: drop it
+    }
+}
+
+static Status run_eval(const EvalArgs *a, Device dev) {
+    char path[1200], artifact_dir[1100];
+    const char *shared = getenv("ELASTILM_SHARED");
+    snprintf(artifact_dir, sizeof artifact_dir, "%s/data/elastilm-artifact", shared ? shared : "../shared");
+    if (!a->data) TRY(dataset_default_path(a->ds, a->split, path, sizeof path));
+    else snprintf(path, sizeof path, "%s", a->data);
+    McDataset data;
+    TRY(dataset_load(&data, a->ds, path, a->skip_bad));
+    LlamaModel m;
+    Tokenizer *tok = NULL;
+    EvalPrompt prompt = {0};
+    Scorer scorer;
+    bool model_ok = false, scorer_ok = false;
+    Status st = llama_load(&m, a->model_path);
+    model_ok = st == ST_OK;
+    if (st == ST_OK) st = tokenizer_load_for_model(&tok, a->model_path);
+    if (st == ST_OK) st = eval_prompt_build(&prompt, a->ds, artifact_dir);
+    if (st == ST_OK) st = scorer_init(&scorer, &m, tok, dev, a->share_prefix, 8192);
+    scorer_ok = st == ST_OK;
+    PredFile preds = {0};
+    if (st == ST_OK) st = preds_open(&preds, a->predictions);
+    size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0;
+    Progress bar;
+    progress_begin(&bar, dataset_name(a->ds), (long)n);
+    double t0 = time_now();
+    float *score = NULL;
+    ChoiceScore *cs = NULL;
+    for (size_t i = 0; st == ST_OK && i < n; i++) {
+        const McQuestion *q = &data.items[i];
+        free(score);
+        free(cs);
+        score = malloc((size_t)q->n_choices * sizeof *score);
+        cs = malloc((size_t)q->n_choices * sizeof *cs);
+        char *text = eval_prompt_render(&prompt, q->question);
+        if (!score || !cs || !text) st = status_fail(ST_OOM, "out of memory");
+        if (st == ST_OK && a->ds == DS_OCTOPUS) st = octopus_guard(tok, text);
+        if (st == ST_OK) st = scorer_score(&scorer, text, (const char *const *)q->choices, q->n_choices, cs);
+        free(text);
+        if (st != ST_OK) {
+            st = status_wrap(st, "%s (question %s)", q->where, q->id);
+            break;
+        }
+        for (int c = 0; c < q->n_choices; c++) score[c] = metric_value(a->metric, &cs[c]);
+        int pred;
+        bool ok = is_correct(a->ds, score, q->n_choices, q->answer, &pred);
+        right += ok;
+        preds_write(&preds, q, score, pred, ok);
+        progress_step(&bar, 1);
+    }
+    progress_end(&bar);
+    double secs = time_now() - t0;
+    free(score);
+    free(cs);
+    Status pst = preds_close(&preds, a->predictions, st == ST_OK);
+    if (st == ST_OK) st = pst;
+    if (st == ST_OK) {
+        double acc = n ? (double)right / (double)n : 0.0;
+        printf("%s %s: accuracy %.4f (%zu/%zu, metric %s%s), %.1fs, %.1f questions/s, %.0f tokens/s%s\n", dataset_name(a->ds),
+               a->model_name, acc, right, n, metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
+               (double)n / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
+        if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
+        char line[512], res[1200];
+        // The artifact's line; repr(float) precision so the file reads like the original's.
+        snprintf(line, sizeof line, "%s %s full 1.0 1.0 %.17g\n", dataset_name(a->ds), a->model_name, acc);
+        mkdir(a->results_dir, 0777);
+        snprintf(res, sizeof res, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
+        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = append_line_atomic(res, line);
+    }
+    if (scorer_ok) scorer_free(&scorer);
+    eval_prompt_free(&prompt);
+    tokenizer_free(tok);
+    if (model_ok) llama_free(&m);
+    dataset_free(&data);
+    return st;
+}
+
+int cmd_eval(int argc, char **argv) {
+    ArgOpt opts[] = {CLI_COMMON_OPTS,
+                     {"dataset", true, "ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch (required)", NULL},
+                     {"data", true, "the dataset file (default: the fetched or shared copy)", NULL},
+                     {"split", true, "validation|test (ARC_E), val|dev (Octopus), test|dev (LlamaTouch)", NULL},
+                     {"limit", true, "score only the first N questions (no result line is written)", NULL},
+                     {"metric", true, "artifact (mean log-prob, default), acc (sum) or acc_norm (sum / bytes)", NULL},
+                     {"no-share", false, "score every candidate from scratch (no shared-prefix KV cache)", NULL},
+                     {"predictions", true, "write per-question predictions here (JSONL)", NULL},
+                     {"results", true, "folder of the result files (default results)", NULL},
+                     {"model-name", true, "model name in the result line and file (default: from --model)", NULL},
+                     {"skip-bad", false, "skip malformed records (counted) instead of stopping", NULL}};
+    int n = (int)(sizeof opts / sizeof *opts);
+    Status st = args_parse(argc, argv, opts, n, "eval");
+    if (st != ST_OK) return cli_fail(st);
+    if (args_get(opts, n, "help")) {
+        args_print_help("eval", "Multiple-choice accuracy on a dataset, scored as the ElastiLM artifact scores.", opts, n);
+        return 0;
+    }
+    Device dev;
+    EvalArgs a;
+    if ((st = cli_setup(opts, n, &dev)) != ST_OK || (st = parse_eval_args(opts, n, &a)) != ST_OK) return cli_fail(st);
+    st = run_eval(&a, dev);
+    return st == ST_OK ? 0 : cli_fail(st);
+}

@@ -1,0 +1,44 @@
+// score.h: multiple-choice scoring by log-likelihood, as the artifact scores
+// (reference spec §7.2): candidate = prompt + choice with no separator, no BOS;
+// the bare choice is tokenized alone and its L tokens are aligned to the tail
+// of the candidate; a choice's score is the mean log-probability of those
+// tokens. With a shared prefix, the KV cache of the tokens every candidate
+// (and the previous question) shares is computed once.
+#ifndef ELASTILM_SCORE_H
+#define ELASTILM_SCORE_H
+
+#include <stdbool.h>
+
+#include "models/llama.h"
+#include "text/tokenizer.h"
+
+typedef struct {
+    float mean_logprob; // the artifact's score: mean over the bare choice's tokens
+    float sum_logprob;  // their sum (lm-evaluation-harness style acc)
+    int n_tokens;       // bare choice tokens
+    int n_bytes;        // UTF-8 bytes of the choice (acc_norm divides the sum by these)
+} ChoiceScore;
+
+typedef struct {
+    const LlamaModel *model;
+    const Tokenizer *tok;
+    Device dev;
+    bool share_prefix;
+    LlamaSession prefix;   // one sequence: the cached shared prefix
+    int32_t *prefix_ids;   // [prefix_cap] the tokens in it
+    int prefix_cap;
+    bool prefix_ready;
+    long tokens_run;       // tokens pushed through the model (for tokens/s)
+} Scorer;
+
+// max_tokens: the longest candidate (prompt + choice) this scorer will see.
+Status scorer_init(Scorer *s, const LlamaModel *m, const Tokenizer *tok, Device dev, bool share_prefix, int max_tokens);
+void scorer_free(Scorer *s);
+
+// Scores each choice for one prompt; out has n_choices entries.
+Status scorer_score(Scorer *s, const char *prompt, const char *const *choices, int n_choices, ChoiceScore *out);
+
+// The number of tokens of text (no special tokens).
+Status scorer_count_tokens(const Scorer *s, const char *text, int *n);
+
+#endif
