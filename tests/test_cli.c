@@ -99,3 +99,62 @@ Test(cli, tokenize_encode_decode) {
     cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "/nonexistent.json") != NULL, "%s", out);
 }
+
+// eval on the tiny Llama-3 fixture with a byte-level tokenizer.json written beside
+// it: exit 0, the artifact's result line, one prediction per question; a
+// malformed data file stops the run with file:line and exit 1.
+static void tiny_model_with_tokenizer(char *dir, size_t n) {
+    tu_copy_dir(GQA, dir, n);
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *fp = fopen(path, "w");
+    cr_assert_not_null(fp);
+    fprintf(fp, "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
+    for (int b = 0, k = 0; b < 256; b++) {
+        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        int cp = printable ? b : 256 + k++;
+        const char *sep = b ? ", " : "";
+        if (cp == '"' || cp == '\\') fprintf(fp, "%s\"\\%c\": %d", sep, cp, b);
+        else if (cp < 0x80) fprintf(fp, "%s\"%c\": %d", sep, cp, b);
+        else fprintf(fp, "%s\"%c%c\": %d", sep, 0xc0 | (cp >> 6), 0x80 | (cp & 0x3f), b);
+    }
+    fprintf(fp, "}}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, \"decoder\": {\"type\": \"ByteLevel\"}}");
+    fclose(fp);
+}
+
+Test(cli, eval_writes_result_line_and_predictions) {
+    char dir[256], cmd[2048], out[4096], res[700], preds[700];
+    tiny_model_with_tokenizer(dir, sizeof dir);
+    snprintf(preds, sizeof preds, "%s/preds.jsonl", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s eval --model %s --model-name tiny --dataset ARC_E --data tests/fixtures/datasets/hf_arc_easy.jsonl"
+             " --results %s --predictions %s --quiet",
+             bin(), dir, dir, preds);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "ARC_E tiny: accuracy") != NULL, "%s", out);
+    snprintf(res, sizeof res, "%s/tiny_ARC_E.txt", dir);
+    size_t len;
+    char *line = (char *)tu_read_file(res, &len);
+    cr_expect(strncmp(line, "ARC_E tiny full 1.0 1.0 ", 24) == 0, "%s", line);
+    free(line);
+    char *p = (char *)tu_read_file(preds, &len);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++) lines += p[i] == '\n';
+    free(p);
+    cr_expect_gt(lines, 0);
+    cr_expect(strstr(out, "accuracy") && strstr(out, "/"), "%s", out);
+    // a malformed data file: the first record has no choices
+    char bad[700];
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
+    FILE *fp = fopen(bad, "w");
+    fprintf(fp, "{\"id\": \"x\", \"question\": \"q?\", \"choices\": {\"text\": [], \"label\": []}, \"answerKey\": \"A\"}\n");
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet", bin(), dir, bad, dir);
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "bad.jsonl:1") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet --skip-bad", bin(), dir, bad, dir);
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out); // nothing left to score is still an error
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset NOPE", bin(), dir);
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
+    tu_remove_dir(dir);
+}
