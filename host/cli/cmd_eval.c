@@ -7,15 +7,11 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "eval/dataset.h"
-#include "eval/prompts.h"
-#include "eval/score.h"
+#include "eval/eval.h"
 #include "models/llama.h"
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
 #include "text/tokenizer.h"
-
-typedef enum { METRIC_ARTIFACT = 0, METRIC_ACC, METRIC_ACC_NORM } Metric;
 
 typedef struct {
     DatasetId ds;
@@ -30,11 +26,7 @@ static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
     const char *ds = args_get(opts, n, "dataset");
     if (!ds) return status_fail(ST_USAGE, "eval: --dataset is required (ARC_E, OBQA, PIQA, SCIQ, Octopus, LlamaTouch)");
     TRY(dataset_parse_name(ds, &a->ds));
-    const char *metric = args_get(opts, n, "metric");
-    if (!metric || strcmp(metric, "artifact") == 0) a->metric = METRIC_ARTIFACT;
-    else if (strcmp(metric, "acc") == 0) a->metric = METRIC_ACC;
-    else if (strcmp(metric, "acc_norm") == 0) a->metric = METRIC_ACC_NORM;
-    else return status_fail(ST_USAGE, "--metric: expected artifact, acc or acc_norm, got '%s'", metric);
+    TRY(eval_parse_metric(args_get(opts, n, "metric"), &a->metric));
     a->limit = -1;
     if (args_get(opts, n, "limit")) TRY(args_int(args_get(opts, n, "limit"), "limit", 1, 1L << 30, &a->limit));
     a->share_prefix = !args_get(opts, n, "no-share");
@@ -51,34 +43,6 @@ static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
         a->model_name = base && base[1] ? base + 1 : a->model_path;
     }
     return ST_OK;
-}
-
-// The artifact's prediction rule: argmax (first max wins); Octopus counts a hit
-// when the answer is among the five highest scores.
-static bool is_correct(DatasetId ds, const float *score, int n, int answer, int *pred) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (score[i] > score[best]) best = i;
-    *pred = best;
-    if (answer < 0) return false;
-    if (ds != DS_OCTOPUS) return best == answer;
-    int above = 0; // choices ranked strictly before the answer; ties go to the earlier index as torch.topk does
-    for (int i = 0; i < n; i++)
-        if (score[i] > score[answer] || (score[i] == score[answer] && i < answer)) above++;
-    return above < 5;
-}
-
-static float metric_value(Metric m, const ChoiceScore *c) {
-    switch (m) {
-    case METRIC_ARTIFACT: return c->mean_logprob;
-    case METRIC_ACC: return c->sum_logprob;
-    case METRIC_ACC_NORM: return c->sum_logprob / (float)(c->n_bytes > 0 ? c->n_bytes : 1);
-    }
-    return c->mean_logprob;
-}
-
-static const char *metric_name(Metric m) {
-    return m == METRIC_ACC ? "acc" : m == METRIC_ACC_NORM ? "acc_norm" : "artifact";
 }
 
 // Appends one line to path atomically (the old content, then the line, renamed into place).
@@ -146,25 +110,6 @@ static Status preds_close(PredFile *p, const char *path, bool ok) {
     return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
 }
 
-// The Octopus guard (Octopus.py:2216-2221, see host/eval/prompts.c): while the
-// rendered prompt's tokens (special tokens included) + 1 exceed 1900, drop the
-// second "\n\n"-separated block. The artifact dies when one block is left; so
-// do we, with a message.
-static Status octopus_guard(const Tokenizer *tok, char *prompt) {
-    for (;;) {
-        TokenList l;
-        TRY(tokenizer_encode(tok, prompt, strlen(prompt), true, &l));
-        size_t n = l.n;
-        token_list_free(&l);
-        if (n + 1 <= 1900) return ST_OK;
-        char *first = strstr(prompt, "\n\n");
-        if (!first) return status_fail(ST_USAGE, "Octopus prompt of %zu tokens cannot be shortened below 1900", n);
-        char *second = strstr(first + 2, "\n\n");
-        if (second) memmove(first, second, strlen(second) + 1); // block 0, then from the next separator on
-        else first[0] = '\0';                                   // block 1 was the last: drop it
-    }
-}
-
 static Status run_eval(const EvalArgs *a, Device dev) {
     char path[1200], artifact_dir[1100];
     const char *shared = getenv("ELASTILM_SHARED");
@@ -190,40 +135,27 @@ static Status run_eval(const EvalArgs *a, Device dev) {
     Progress bar;
     progress_begin(&bar, dataset_name(a->ds), (long)n);
     double t0 = time_now();
-    float *score = NULL;
-    ChoiceScore *cs = NULL;
     for (size_t i = 0; st == ST_OK && i < n; i++) {
         const McQuestion *q = &data.items[i];
-        free(score);
-        free(cs);
-        score = malloc((size_t)q->n_choices * sizeof *score);
-        cs = malloc((size_t)q->n_choices * sizeof *cs);
-        char *text = eval_prompt_render(&prompt, q->question);
-        if (!score || !cs || !text) st = status_fail(ST_OOM, "out of memory");
-        if (st == ST_OK && a->ds == DS_OCTOPUS) st = octopus_guard(tok, text);
-        if (st == ST_OK) st = scorer_score(&scorer, text, (const char *const *)q->choices, q->n_choices, cs);
-        free(text);
+        EvalResult r;
+        st = eval_question(&scorer, &prompt, a->ds, q, a->metric, &r);
         if (st != ST_OK) {
             st = status_wrap(st, "%s (question %s)", q->where, q->id);
             break;
         }
-        for (int c = 0; c < q->n_choices; c++) score[c] = metric_value(a->metric, &cs[c]);
-        int pred;
-        bool ok = is_correct(a->ds, score, q->n_choices, q->answer, &pred);
-        right += ok;
-        preds_write(&preds, q, score, pred, ok);
+        right += r.correct;
+        preds_write(&preds, q, r.scores, r.pred, r.correct);
+        free(r.scores);
         progress_step(&bar, 1);
     }
     progress_end(&bar);
     double secs = time_now() - t0;
-    free(score);
-    free(cs);
     Status pst = preds_close(&preds, a->predictions, st == ST_OK);
     if (st == ST_OK) st = pst;
     if (st == ST_OK) {
         double acc = n ? (double)right / (double)n : 0.0;
         printf("%s %s: accuracy %.4f (%zu/%zu, metric %s%s), %.1fs, %.1f questions/s, %.0f tokens/s%s\n", dataset_name(a->ds),
-               a->model_name, acc, right, n, metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
+               a->model_name, acc, right, n, eval_metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
                (double)n / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         char line[512], res[1200];

@@ -1,0 +1,30 @@
+// eval.h: one multiple-choice question, end to end: render the artifact's
+// prompt, apply the Octopus length guard, score every choice, pick the
+// prediction and decide correctness (reference spec §7).
+#ifndef ELASTILM_EVAL_H
+#define ELASTILM_EVAL_H
+
+#include <stdbool.h>
+
+#include "dataset.h"
+#include "prompts.h"
+#include "score.h"
+
+typedef enum {
+    METRIC_ARTIFACT = 0, // mean log-prob of the bare choice's tokens (the artifact's rule)
+    METRIC_ACC,          // their sum
+    METRIC_ACC_NORM,     // their sum / the choice's UTF-8 bytes
+} Metric;
+
+Status eval_parse_metric(const char *name, Metric *m);
+const char *eval_metric_name(Metric m);
+
+typedef struct {
+    float *scores; // [n_choices] under the chosen metric (malloc'd; the caller frees)
+    int pred;      // argmax, first maximum wins
+    bool correct;  // Octopus: the answer is among the five best
+} EvalResult;
+
+Status eval_question(Scorer *s, const EvalPrompt *p, DatasetId ds, const McQuestion *q, Metric metric, EvalResult *out);
+
+#endif
