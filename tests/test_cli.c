@@ -142,11 +142,32 @@ Test(cli, eval_writes_result_line_and_predictions) {
     for (size_t i = 0; i < len; i++) lines += p[i] == '\n';
     free(p);
     cr_expect_gt(lines, 0);
-    cr_expect(strstr(out, "accuracy") && strstr(out, "/"), "%s", out);
+    // a run killed after one question, mid-way through the second record: the rerun resumes
+    char *full = (char *)tu_read_file(preds, &len), tmp[720];
+    char *second = strchr(full, '\n') + 1;
+    snprintf(tmp, sizeof tmp, "%s.tmp", preds);
+    FILE *fp = fopen(tmp, "w");
+    fwrite(full, 1, (size_t)(second - full) + 10, fp); // record 1 and a torn record 2
+    fclose(fp);
+    unlink(preds);
+    snprintf(cmd, sizeof cmd,
+             "%s eval --model %s --model-name tiny --dataset ARC_E --data tests/fixtures/datasets/hf_arc_easy.jsonl"
+             " --results %s --predictions %s",
+             bin(), dir, dir, preds);
+    char out2[4096];
+    cr_assert_eq(tu_run(cmd, out2, sizeof out2), 0, "%s", out2);
+    cr_expect(strstr(out2, "resuming after 1 questions") != NULL, "%s", out2);
+    size_t len2;
+    char *again = (char *)tu_read_file(preds, &len2);
+    cr_expect(len2 == len && memcmp(again, full, len) == 0, "resumed predictions differ from an uninterrupted run");
+    cr_expect(strstr(out2, strstr(out, "accuracy")) != NULL || strncmp(strstr(out2, "accuracy"), strstr(out, "accuracy"), 20) == 0,
+              "accuracy differs: %s vs %s", out, out2);
+    free(again);
+    free(full);
     // a malformed data file: the first record has no choices
     char bad[700];
     snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
-    FILE *fp = fopen(bad, "w");
+    fp = fopen(bad, "w");
     fprintf(fp, "{\"id\": \"x\", \"question\": \"q?\", \"choices\": {\"text\": [], \"label\": []}, \"answerKey\": \"A\"}\n");
     fclose(fp);
     snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet", bin(), dir, bad, dir);

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "eval/eval.h"
@@ -19,6 +21,7 @@ typedef struct {
     long limit;
     bool share_prefix, skip_bad;
     const char *model_path, *model_name, *data, *split, *predictions, *results_dir;
+    char name_buf[256]; // the default model name
 } EvalArgs;
 
 static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
@@ -40,7 +43,10 @@ static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
     if (!a->results_dir) a->results_dir = "results";
     if (!a->model_name) { // the model file or folder name, without .gguf
         const char *base = strrchr(a->model_path, '/');
-        a->model_name = base && base[1] ? base + 1 : a->model_path;
+        snprintf(a->name_buf, sizeof a->name_buf, "%s", base && base[1] ? base + 1 : a->model_path);
+        size_t len = strlen(a->name_buf);
+        if (len > 5 && strcmp(a->name_buf + len - 5, ".gguf") == 0) a->name_buf[len - 5] = '\0';
+        a->model_name = a->name_buf;
     }
     return ST_OK;
 }
@@ -82,11 +88,44 @@ typedef struct {
     char tmp[1100];
 } PredFile;
 
-static Status preds_open(PredFile *p, const char *path) {
+// Reads the predictions a killed run left in the temporary file: the longest
+// run of complete records whose ids are the dataset's first ones, in order.
+static Status preds_recover(const char *tmp, const McDataset *d, size_t *done, size_t *right, size_t *good_bytes) {
+    *done = *right = *good_bytes = 0;
+    char *text = NULL;
+    size_t len = 0;
+    TRY(read_text_file(tmp, &text, &len));
+    for (size_t at = 0; at < len && *done < d->n;) {
+        char *nl = memchr(text + at, '\n', len - at);
+        if (!nl) break; // a torn last line
+        json_t *rec = json_loadb(text + at, (size_t)(nl - text - (long)at), 0, NULL);
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        bool ok = id && strcmp(id, d->items[*done].id) == 0 && json_is_boolean(json_object_get(rec, "correct"));
+        if (ok) *right += json_is_true(json_object_get(rec, "correct"));
+        json_decref(rec);
+        if (!ok) break;
+        (*done)++;
+        at = (size_t)(nl - text) + 1;
+        *good_bytes = at;
+    }
+    free(text);
+    return ST_OK;
+}
+
+// Opens the predictions' temporary file; a run killed earlier is resumed from it.
+static Status preds_open(PredFile *p, const char *path, const McDataset *d, size_t *done, size_t *right) {
     p->fp = NULL;
+    *done = *right = 0;
     if (!path) return ST_OK;
     snprintf(p->tmp, sizeof p->tmp, "%s.tmp", path);
-    p->fp = fopen(p->tmp, "w");
+    struct stat sb;
+    if (stat(p->tmp, &sb) == 0) {
+        size_t good;
+        TRY(preds_recover(p->tmp, d, done, right, &good));
+        if (truncate(p->tmp, (off_t)good) != 0) return status_fail(ST_IO, "%s: cannot truncate", p->tmp);
+        if (*done) log_info("resuming after %zu questions recorded in %s", *done, p->tmp);
+    }
+    p->fp = fopen(p->tmp, "a");
     return p->fp ? ST_OK : status_fail(ST_IO, "%s: cannot create", p->tmp);
 }
 
@@ -97,16 +136,15 @@ static void preds_write(PredFile *p, const McQuestion *q, const float *score, in
     fprintf(p->fp, ", \"pred\": %d, \"answer\": %d, \"correct\": %s, \"scores\": [", pred, q->answer, correct ? "true" : "false");
     for (int i = 0; i < q->n_choices; i++) fprintf(p->fp, i ? ", %.7g" : "%.7g", score[i]);
     fprintf(p->fp, "]}\n");
+    fflush(p->fp); // a killed run resumes from what reached the file
 }
 
 static Status preds_close(PredFile *p, const char *path, bool ok) {
     if (!p->fp) return ST_OK;
     bool good = fflush(p->fp) == 0;
     good = fclose(p->fp) == 0 && good;
-    if (!ok || !good) {
-        remove(p->tmp);
-        return good ? ST_OK : status_fail(ST_IO, "%s: write failed", p->tmp);
-    }
+    if (!good) return status_fail(ST_IO, "%s: write failed", p->tmp);
+    if (!ok) return ST_OK; // kept: a rerun resumes from it
     return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
 }
 
@@ -130,12 +168,14 @@ static Status run_eval(const EvalArgs *a, Device dev) {
     if (st == ST_OK) st = scorer_init(&scorer, &m, tok, dev, a->share_prefix, 8192);
     scorer_ok = st == ST_OK;
     PredFile preds = {0};
-    if (st == ST_OK) st = preds_open(&preds, a->predictions);
-    size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0;
+    size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0, done = 0;
+    if (st == ST_OK) st = preds_open(&preds, a->predictions, &data, &done, &right);
+    if (done > n) done = n;
     Progress bar;
     progress_begin(&bar, dataset_name(a->ds), (long)n);
+    progress_step(&bar, (long)done);
     double t0 = time_now();
-    for (size_t i = 0; st == ST_OK && i < n; i++) {
+    for (size_t i = done; st == ST_OK && i < n; i++) {
         const McQuestion *q = &data.items[i];
         EvalResult r;
         st = eval_question(&scorer, &prompt, a->ds, q, a->metric, &r);
@@ -156,7 +196,7 @@ static Status run_eval(const EvalArgs *a, Device dev) {
         double acc = n ? (double)right / (double)n : 0.0;
         printf("%s %s: accuracy %.4f (%zu/%zu, metric %s%s), %.1fs, %.1f questions/s, %.0f tokens/s%s\n", dataset_name(a->ds),
                a->model_name, acc, right, n, eval_metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
-               (double)n / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
+               (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         char line[512], res[1200];
         // The artifact's line; repr(float) precision so the file reads like the original's.
@@ -181,7 +221,7 @@ int cmd_eval(int argc, char **argv) {
                      {"limit", true, "score only the first N questions (no result line is written)", NULL},
                      {"metric", true, "artifact (mean log-prob, default), acc (sum) or acc_norm (sum / bytes)", NULL},
                      {"no-share", false, "score every candidate from scratch (no shared-prefix KV cache)", NULL},
-                     {"predictions", true, "write per-question predictions here (JSONL)", NULL},
+                     {"predictions", true, "write per-question predictions here (JSONL); a killed run resumes from them", NULL},
                      {"results", true, "folder of the result files (default results)", NULL},
                      {"model-name", true, "model name in the result line and file (default: from --model)", NULL},
                      {"skip-bad", false, "skip malformed records (counted) instead of stopping", NULL}};
