@@ -199,8 +199,15 @@ static Status run_eval(const EvalArgs *a, Device dev) {
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         char line[512], res[1200];
-        // The artifact's line; repr(float) precision so the file reads like the original's.
-        snprintf(line, sizeof line, "%s %s full 1.0 1.0 %.17g\n", dataset_name(a->ds), a->model_name, acc);
+        // The artifact's line, the accuracy written as Python's str(float) writes it:
+        // the shortest decimal that reads back as the same double.
+        char num[32];
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, acc);
+            if (strtod(num, NULL) == acc) break;
+        }
+        if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", sizeof num - strlen(num) - 1);
+        snprintf(line, sizeof line, "%s %s full 1.0 1.0 %s\n", dataset_name(a->ds), a->model_name, num);
         mkdir(a->results_dir, 0777);
         snprintf(res, sizeof res, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
         if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = append_line_atomic(res, line);
