@@ -148,6 +148,22 @@ static Status preds_close(PredFile *p, const char *path, bool ok) {
     return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
 }
 
+// The artifact's result line, "<DS> <model> full 1.0 1.0 <acc>", appended to
+// <results>/<model>_<DS>.txt; acc is written as Python's str(float) writes it
+// (the shortest decimal that reads back as the same double).
+static Status write_result_line(const EvalArgs *a, double acc) {
+    char num[32], line[512], path[1200];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec, acc);
+        if (strtod(num, NULL) == acc) break;
+    }
+    if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", sizeof num - strlen(num) - 1);
+    snprintf(line, sizeof line, "%s %s full 1.0 1.0 %s\n", dataset_name(a->ds), a->model_name, num);
+    mkdir(a->results_dir, 0777);
+    snprintf(path, sizeof path, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
+    return append_line_atomic(path, line);
+}
+
 static Status run_eval(const EvalArgs *a, Device dev) {
     char path[1200], artifact_dir[1100];
     const char *shared = getenv("ELASTILM_SHARED");
@@ -198,19 +214,7 @@ static Status run_eval(const EvalArgs *a, Device dev) {
                a->model_name, acc, right, n, eval_metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
-        char line[512], res[1200];
-        // The artifact's line, the accuracy written as Python's str(float) writes it:
-        // the shortest decimal that reads back as the same double.
-        char num[32];
-        for (int prec = 1; prec <= 17; prec++) {
-            snprintf(num, sizeof num, "%.*g", prec, acc);
-            if (strtod(num, NULL) == acc) break;
-        }
-        if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", sizeof num - strlen(num) - 1);
-        snprintf(line, sizeof line, "%s %s full 1.0 1.0 %s\n", dataset_name(a->ds), a->model_name, num);
-        mkdir(a->results_dir, 0777);
-        snprintf(res, sizeof res, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
-        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = append_line_atomic(res, line);
+        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = write_result_line(a, acc);
     }
     if (scorer_ok) scorer_free(&scorer);
     eval_prompt_free(&prompt);
