@@ -129,22 +129,6 @@ static Status fuse_into(DStr *tokens, size_t *n, Buf *b) {
 
 // ---- the decoders ------------------------------------------------------------
 
-// Inverse of GPT-2's bytes_to_unicode for code points below 0x144; -1 otherwise.
-static int unicode_to_byte(uint32_t cp) {
-    static int table[0x144];
-    static bool ready = false;
-    if (!ready) {
-        for (int i = 0; i < 0x144; i++) table[i] = -1;
-        int k = 0;
-        for (int b = 0; b < 256; b++) {
-            bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-            table[printable ? b : 256 + k++] = b;
-        }
-        ready = true;
-    }
-    return cp < 0x144 ? table[cp] : -1;
-}
-
 static uint32_t decode_cp(const unsigned char *s, int n) {
     if (n == 1) return s[0];
     uint32_t cp = s[0] & (0x7f >> n);
@@ -186,7 +170,7 @@ static Status decode_bytelevel(DStr *tokens, size_t *n) {
         for (size_t k = 0; k < tokens[i].len && st == ST_OK;) {
             int cl = utf8_len(s + k, tokens[i].len - k);
             if (cl <= 0) cl = 1;
-            int byte = unicode_to_byte(decode_cp(s + k, cl));
+            int byte = bytelevel_byte(decode_cp(s + k, cl));
             if (byte >= 0) {
                 char c = (char)byte;
                 st = buf_add(&bytes, &c, 1);

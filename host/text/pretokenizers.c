@@ -261,20 +261,23 @@ static Status split_piece_regex(const pcre2_code *re, const Piece *p, SplitBehav
 
 // ---- per-piece rewrites ------------------------------------------------------
 
-// GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the
-// others map to U+0100 + k in byte order.
+uint32_t bytelevel_char(unsigned char b) {
+    if (b <= 32) return 256u + b;                 // ranks 0..32
+    if (b >= 127 && b <= 160) return 256u + 33u + (uint32_t)(b - 127); // ranks 33..66
+    if (b == 173) return 256u + 67u;             // rank 67
+    return b;
+}
+
+int bytelevel_byte(uint32_t cp) {
+    if (cp < 256) return bytelevel_char((unsigned char)cp) == cp ? (int)cp : -1;
+    uint32_t k = cp - 256;
+    if (k <= 32) return (int)k;
+    if (k <= 66) return (int)(127 + k - 33);
+    return k == 67 ? 173 : -1;
+}
+
 static void byte_to_utf8(unsigned char byte, char out[3], int *n) {
-    static int table[256];
-    static bool ready = false;
-    if (!ready) {
-        int k = 0;
-        for (int b = 0; b < 256; b++) {
-            bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-            table[b] = printable ? b : 256 + k++;
-        }
-        ready = true;
-    }
-    int cp = table[byte];
+    uint32_t cp = bytelevel_char(byte);
     if (cp < 0x80) {
         out[0] = (char)cp;
         *n = 1;

@@ -63,6 +63,11 @@ Status pretokenizer_apply(const PreTokenizer *p, PieceList *l, bool first_piece_
 void pretokenizer_free(PreTokenizer *p);
 
 // pretok_bert.c: each replaces l's un-matched pieces by their split.
+// GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves; the
+// other 68 (0-32, 127-160, 173) map to U+0100 + their rank among them.
+uint32_t bytelevel_char(unsigned char byte);
+// The inverse: the byte a code point stands for, or -1.
+int bytelevel_byte(uint32_t cp);
 // Maps every byte of p to its GPT-2 byte-level character (spans kept).
 Status bytelevel_map_piece(Piece *p);
 
