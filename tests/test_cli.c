@@ -107,19 +107,7 @@ static void tiny_model_with_tokenizer(char *dir, size_t n) {
     tu_copy_dir(GQA, dir, n);
     char path[600];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *fp = fopen(path, "w");
-    cr_assert_not_null(fp);
-    fprintf(fp, "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
-    for (int b = 0, k = 0; b < 256; b++) {
-        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        int cp = printable ? b : 256 + k++;
-        const char *sep = b ? ", " : "";
-        if (cp == '"' || cp == '\\') fprintf(fp, "%s\"\\%c\": %d", sep, cp, b);
-        else if (cp < 0x80) fprintf(fp, "%s\"%c\": %d", sep, cp, b);
-        else fprintf(fp, "%s\"%c%c\": %d", sep, 0xc0 | (cp >> 6), 0x80 | (cp & 0x3f), b);
-    }
-    fprintf(fp, "}}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, \"decoder\": {\"type\": \"ByteLevel\"}}");
-    fclose(fp);
+    tu_write_byte_tokenizer(path);
 }
 
 Test(cli, eval_writes_result_line_and_predictions) {

@@ -11,28 +11,9 @@
 
 #include "eval/score.h"
 #include "ops/ops.h"
+#include "test_util.h"
 
 static const Device CPU = {DEV_CPU, 0};
-
-// tokenizer.json of a byte-level BPE with no merges: id b is byte b.
-static void write_byte_tokenizer(char *path) {
-    FILE *fp = fdopen(mkstemp(path), "w");
-    cr_assert_not_null(fp);
-    fprintf(fp, "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
-    int k = 0;
-    for (int b = 0; b < 256; b++) {
-        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        int cp = printable ? b : 256 + k++;
-        char u[4];
-        if (cp < 0x80) snprintf(u, sizeof u, "%c", cp);
-        else snprintf(u, sizeof u, "%c%c", 0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
-        if (cp == '"' || cp == '\\') fprintf(fp, "%s\"\\%s\": %d", b ? ", " : "", u, b);
-        else fprintf(fp, "%s\"%s\": %d", b ? ", " : "", u, b);
-    }
-    fprintf(fp, "}}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true},"
-                " \"decoder\": {\"type\": \"ByteLevel\"}}");
-    fclose(fp);
-}
 
 static LlamaModel g_model;
 static Tokenizer *g_tok;
@@ -41,7 +22,8 @@ static void setup(void) {
     ops_set_threads(1);
     cr_assert_eq(llama_load(&g_model, "tests/fixtures/tiny-llama3-gqa"), ST_OK, "%s", status_message());
     char path[] = "/tmp/elastilm-bytes-XXXXXX";
-    write_byte_tokenizer(path);
+    close(mkstemp(path));
+    tu_write_byte_tokenizer(path);
     cr_assert_eq(tokenizer_load_json(&g_tok, path), ST_OK, "%s", status_message());
     unlink(path);
 }

@@ -93,6 +93,23 @@ void tu_remove_dir(const char *dir) {
     rmdir(dir);
 }
 
+void tu_write_byte_tokenizer(const char *path) {
+    FILE *fp = fopen(path, "w");
+    cr_assert_not_null(fp, "cannot create %s", path);
+    fprintf(fp, "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {");
+    for (int b = 0, k = 0; b < 256; b++) { // GPT-2's bytes_to_unicode, written out independently of host/text
+        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        int cp = printable ? b : 256 + k++;
+        const char *sep = b ? ", " : "";
+        if (cp == '"' || cp == '\\') fprintf(fp, "%s\"\\%c\": %d", sep, cp, b);
+        else if (cp < 0x80) fprintf(fp, "%s\"%c\": %d", sep, cp, b);
+        else fprintf(fp, "%s\"%c%c\": %d", sep, 0xc0 | (cp >> 6), 0x80 | (cp & 0x3f), b);
+    }
+    fprintf(fp, "}}, \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true},"
+                " \"decoder\": {\"type\": \"ByteLevel\"}}");
+    fclose(fp);
+}
+
 int tu_run(const char *cmd, char *out, size_t n) {
     char full[4096];
     snprintf(full, sizeof full, "%s 2>&1", cmd);

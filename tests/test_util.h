@@ -25,6 +25,10 @@ void tu_remove_dir(const char *dir);
 // Runs a shell command, capturing stderr+stdout into out; returns the exit status.
 int tu_run(const char *cmd, char *out, size_t n);
 
+// Writes a tokenizer.json of a byte-level BPE with no merges whose 256 tokens
+// are the bytes (id b = byte b): a tokenizer for the tiny fixtures' vocabulary of 256.
+void tu_write_byte_tokenizer(const char *path);
+
 // Encodes every string of tests/fixtures/tokenizers/corpus.jsonl.gz and
 // requires what <name>.golden.jsonl.gz holds (HF ids with and without special
 // tokens, character offsets, decodes with and without special tokens).
