@@ -35,7 +35,13 @@ endif
 # pthread build spins its own pool against libgomp's and runs 2x slower on 2 cores.
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS_BASE += -I/usr/include/x86_64-linux-gnu/openblas-openmp
-LDLIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -ljansson -lpcre2-8 -lutf8proc -lz -lm -lpthread
+# HDF5 (the artifact store, training checkpoints) and Open MPI (data-parallel
+# ranks) from their Debian multiarch locations.
+HDF5_DIR := /usr/lib/x86_64-linux-gnu/hdf5/serial
+MPI_DIR  := /usr/lib/x86_64-linux-gnu/openmpi
+CFLAGS_BASE += -I/usr/include/hdf5/serial -I$(MPI_DIR)/include
+LDLIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -L$(HDF5_DIR) -lhdf5 -L$(MPI_DIR)/lib -lmpi \
+          -ljansson -lpcre2-8 -lutf8proc -lz -lm -lpthread
 
 HOST_SRC := $(shell find host -name '*.c' | sort)
 CLI_MAIN := host/cli/main.c

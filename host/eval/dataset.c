@@ -53,6 +53,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "runtime/mapped_file.h"
 #include "eval/prompts.h"
 #include "text/pieces.h"
 #include "text/strmap.h"
@@ -558,46 +559,6 @@ static Status load_table(Loader *L, Cursor *c, char sep) {
 
 // ---------------------------------------------------------------------------
 
-// The whole file, gunzipped when it is gzip (zlib reads plain files as they are).
-static Status read_whole_file(const char *path, char **out, size_t *len) {
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) return status_fail(ST_IO, "%s: %s", path, errno ? strerror(errno) : "cannot open");
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    Status st = buf ? ST_OK : status_fail(ST_OOM, "out of memory reading %s", path);
-    while (st == ST_OK) {
-        if (cap - n < (1 << 16)) {
-            char *p = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
-            if (!p) {
-                st = status_fail(ST_OOM, "out of memory reading %s", path);
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t want = cap - n < (1u << 30) ? cap - n : (1u << 30);
-        int got = gzread(f, buf + n, (unsigned)want);
-        if (got < 0) {
-            int code;
-            const char *msg = gzerror(f, &code);
-            st = code == Z_ERRNO ? status_fail(ST_IO, "%s: %s", path, strerror(errno))
-                                 : status_fail(ST_FORMAT, "%s: bad gzip data: %s", path, msg);
-        }
-        if (got <= 0) break;
-        n += (size_t)got;
-    }
-    int rc = gzclose(f);
-    if (st == ST_OK && rc != Z_OK) st = status_fail(ST_FORMAT, "%s: bad gzip data (truncated?)", path);
-    if (st != ST_OK) {
-        free(buf);
-        return st;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return ST_OK;
-}
 
 Status dataset_load(McDataset *d, DatasetId ds, const char *path, bool skip_bad) {
     memset(d, 0, sizeof *d);
@@ -605,7 +566,7 @@ Status dataset_load(McDataset *d, DatasetId ds, const char *path, bool skip_bad)
     if ((int)ds < 0 || ds >= DS_COUNT) return status_fail(ST_USAGE, "dataset_load: no dataset %d", (int)ds);
     char *text = NULL;
     size_t len = 0;
-    TRY(read_whole_file(path, &text, &len));
+    TRY(read_file_maybe_gz(path, &text, &len));
     Loader *L = calloc(1, sizeof *L);
     if (!L) {
         free(text);

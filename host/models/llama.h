@@ -55,6 +55,15 @@ typedef struct {
     Tensor w_down;    // [D, F]
 } LlamaLayer;
 
+// The active units of one layer when a model runs as a prefix view (an
+// elastic level after reordering): the first n_kv KV groups (with their
+// n_kv * H/KV query heads) and the first ffn FFN channels. A full layer is
+// {KV, F}. Anchor layers stay full.
+typedef struct {
+    int n_kv;  // active KV heads (= active query heads for MHA)
+    int ffn;   // active FFN channels
+} LlamaWidth;
+
 typedef enum { FORMAT_HF = 0, FORMAT_GGUF } ModelFormat;
 
 typedef struct LlamaStorage LlamaStorage; // mapped files and owned buffers

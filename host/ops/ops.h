@@ -65,6 +65,83 @@ void op_add(Tensor *out, const Tensor *a, const Tensor *b);
 // out[n, :] = x[n, :] - logsumexp(x[n, :])       x, out [N, V]; out may alias x
 void op_log_softmax(Tensor *out, const Tensor *x);
 
+// ---- training ------------------------------------------------------------
+//
+// Backward ops ACCUMULATE into the gradients of their inputs (dx += ...), as
+// llm.c does, so that a residual stream's gradient collects its branches; the
+// caller zeroes gradient buffers. Any gradient pointer documented "may be
+// NULL" is simply not formed (e.g. no weight gradient when only LoRA trains).
+
+// out += alpha * x @ w^T      (same shapes as op_matmul; a LoRA update)
+void op_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha);
+
+// Backward of out = alpha * x @ w^T:
+//   dx += alpha * dout @ w        dx [M, K] (may be NULL)
+//   dw += alpha * dout^T @ x      dw [N, K] (may be NULL)
+void op_matmul_backward(Tensor *dx, Tensor *dw, const Tensor *dout, const Tensor *x, const Tensor *w, float alpha);
+
+// dtable[ids[n], :] += dout[n, :]                dtable [V, D], dout [N, D]
+void op_embedding_backward(Tensor *dtable, const Tensor *dout, const int32_t *ids);
+
+// Backward of op_rmsnorm (x is the forward input): dx [N, D] += ..., dw [D] += ... (may be NULL).
+void op_rmsnorm_backward(Tensor *dx, Tensor *dw, const Tensor *dout, const Tensor *x, const Tensor *w, float eps);
+
+// Backward of op_rope, in place on the gradient (the inverse rotation):
+// dx [N, n_heads * head_dim]; pos and inv_freq as in the forward.
+void op_rope_backward(Tensor *dx, const int32_t *pos, const float *inv_freq, int n_heads, int head_dim);
+
+// Backward of op_swiglu (out = silu(gate) * up): dgate, dup [N, F] += ...
+void op_swiglu_backward(Tensor *dgate, Tensor *dup, const Tensor *dout, const Tensor *gate, const Tensor *up);
+
+// Causal self-attention over packed sequences of different lengths (training;
+// no padding, no cache). Sequence s owns rows [cu[s], cu[s+1]) of q, k, v and
+// out; a query sees the keys of its own sequence at or before it. Query head h
+// reads kv head h / (n_heads / n_kv_heads) (Hugging Face's repeat_kv).
+//   q, out [N, n_heads * head_dim]; k, v [N, n_kv_heads * head_dim]
+//   lse    [n_heads, N] f32: log-sum-exp of each query's scaled scores, for the
+//          backward (may be NULL when no backward follows)
+// q, k, v may be strided views (a prefix of heads). Scale 1/sqrt(head_dim).
+typedef struct {
+    const int32_t *cu; // [n_seq + 1] cumulative sequence starts; cu[0] = 0, cu[n_seq] = N
+    int n_seq;
+    int n_heads, n_kv_heads, head_dim;
+} VarlenShape;
+void op_attention_varlen(Tensor *out, Tensor *lse, const Tensor *q, const Tensor *k, const Tensor *v,
+                         const VarlenShape *s);
+// Its backward from the forward's out and lse (scores are recomputed):
+// dq [N, H*hd], dk, dv [N, KV*hd] += ...
+void op_attention_varlen_backward(Tensor *dq, Tensor *dk, Tensor *dv, const Tensor *dout, const Tensor *q,
+                                  const Tensor *k, const Tensor *v, const Tensor *out, const Tensor *lse,
+                                  const VarlenShape *s);
+
+// Inverted dropout with a counter-based mask, so that the same (seed, row,
+// column) drops the same element on every backend and on every rank:
+// out[n, j] = keep(seed, n, j) ? x[n, j] / (1 - p) : 0, keep with probability 1 - p.
+// out may alias x. The backward is the same op on the gradient with the same seed.
+void op_dropout(Tensor *out, const Tensor *x, float p, uint64_t seed);
+
+// Cross-entropy of each row's logits against its target, ignoring rows whose
+// target is negative (Hugging Face's -100). Returns the SUM of the losses over
+// the rows that count (in double). When dlogits is not NULL it receives
+// scale * (softmax(logits) - onehot(target)) for counted rows and 0 for ignored
+// ones; dlogits may alias logits (the logits are then consumed).
+//   logits, dlogits [N, V]; targets [N]
+double op_cross_entropy(Tensor *dlogits, const Tensor *logits, const int32_t *targets, float scale);
+
+// Sum of squares of all elements (in double), for gradient-norm clipping.
+double op_sumsq(const Tensor *x);
+// x *= alpha (in place)
+void op_scale(Tensor *x, float alpha);
+
+// One AdamW step on 1-d parameters p with gradient g and moments m, v (all [n] f32),
+// exactly as torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g;
+// v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t t; // 1-based step number (bias correction)
+} AdamWStep;
+void op_adamw(Tensor *p, const Tensor *g, Tensor *m, Tensor *v, const AdamWStep *h);
+
 // Whether ops can run on tensors of this device kind in this build.
 bool ops_backend_available(DeviceKind kind);
 

@@ -34,7 +34,10 @@ static void progress_draw(const Progress *p) {
     int width = 30, filled = p->total > 0 ? (int)(width * p->done / p->total) : 0;
     fprintf(stderr, "\r%s [", p->label);
     for (int i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
-    fprintf(stderr, "] %ld/%ld %.1fs %.2f/s ", p->done, p->total, elapsed, elapsed > 0 ? (double)p->done / elapsed : 0.0);
+    double rate = elapsed > 0 ? (double)p->done / elapsed : 0.0;
+    fprintf(stderr, "] %ld/%ld %.1fs %.2f/s", p->done, p->total, elapsed, rate);
+    if (rate > 0 && p->done < p->total) fprintf(stderr, " eta %.0fs", (double)(p->total - p->done) / rate);
+    fprintf(stderr, " %s\033[K", p->note);
     fflush(stderr);
 }
 
@@ -43,6 +46,7 @@ void progress_begin(Progress *p, const char *label, long total) {
     p->total = total;
     p->done = 0;
     p->t_start = time_now();
+    p->note[0] = 0;
     p->active = !g_quiet && isatty(STDERR_FILENO);
     if (p->active) progress_draw(p);
 }
@@ -55,4 +59,11 @@ void progress_step(Progress *p, long n) {
 void progress_end(Progress *p) {
     if (p->active) fputc('\n', stderr);
     p->active = false;
+}
+
+void progress_note(Progress *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->note, sizeof p->note, fmt, ap);
+    va_end(ap);
 }

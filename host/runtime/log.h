@@ -23,11 +23,14 @@ typedef struct {
     long done;         // steps finished so far
     double t_start;    // seconds, from time_now()
     bool active;       // false when nothing is drawn
+    char note[96];     // shown after the counts (e.g. "loss 1.234 812 tok/s")
 } Progress;
 
 void progress_begin(Progress *p, const char *label, long total);
 void progress_step(Progress *p, long n);
 void progress_end(Progress *p);
+// Sets the text shown after the counts; redrawn at the next step.
+void progress_note(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 double time_now(void); // monotonic seconds
 

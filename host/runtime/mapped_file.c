@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <stdint.h>
 
 Status mapped_file_open(MappedFile *f, const char *path) {
     memset(f, 0, sizeof *f);
@@ -88,5 +90,46 @@ Status write_file_atomic(const char *path, const void *data, size_t len) {
         unlink(tmp);
         return status_fail(ST_IO, "%s: cannot rename into place: %s", path, strerror(errno));
     }
+    return ST_OK;
+}
+
+// The whole file, gunzipped when it is gzip (zlib reads plain files as they are).
+Status read_file_maybe_gz(const char *path, char **out, size_t *len) {
+    errno = 0;
+    gzFile f = gzopen(path, "rb");
+    if (!f) return status_fail(ST_IO, "%s: %s", path, errno ? strerror(errno) : "cannot open");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    Status st = buf ? ST_OK : status_fail(ST_OOM, "out of memory reading %s", path);
+    while (st == ST_OK) {
+        if (cap - n < (1 << 16)) {
+            char *p = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
+            if (!p) {
+                st = status_fail(ST_OOM, "out of memory reading %s", path);
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t want = cap - n < (1u << 30) ? cap - n : (1u << 30);
+        int got = gzread(f, buf + n, (unsigned)want);
+        if (got < 0) {
+            int code;
+            const char *msg = gzerror(f, &code);
+            st = code == Z_ERRNO ? status_fail(ST_IO, "%s: %s", path, strerror(errno))
+                                 : status_fail(ST_FORMAT, "%s: bad gzip data: %s", path, msg);
+        }
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    int rc = gzclose(f);
+    if (st == ST_OK && rc != Z_OK) st = status_fail(ST_FORMAT, "%s: bad gzip data (truncated?)", path);
+    if (st != ST_OK) {
+        free(buf);
+        return st;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
     return ST_OK;
 }

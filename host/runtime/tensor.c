@@ -1,4 +1,5 @@
 #include "tensor.h"
+#include <assert.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,17 @@ static void store_from_f32(void *base, DType dt, int64_t i, float x) {
     case DT_BF16: ((uint16_t *)base)[i] = f32_to_bf16(x); break;
     case DT_I32: ((int32_t *)base)[i] = (int32_t)x; break;
     }
+}
+
+void tensor_zero(Tensor *t) {
+    assert(t->dev.kind == DEV_CPU && (t->ndim == 1 || t->ndim == 2));
+    size_t es = dtype_size(t->dtype);
+    if (t->ndim == 1 || tensor_is_contiguous(t)) {
+        memset(t->data, 0, (size_t)tensor_numel(t) * es);
+        return;
+    }
+    for (int64_t r = 0; r < t->shape[0]; r++)
+        memset((char *)t->data + (size_t)(r * t->stride[0]) * es, 0, (size_t)t->shape[1] * es);
 }
 
 Status tensor_copy_convert(Tensor *dst, const Tensor *src) {

@@ -65,6 +65,9 @@ static inline float *tensor_row_f32(const Tensor *t, int64_t r) {
     return (float *)t->data + r * t->stride[0];
 }
 
+// Sets every element of a CPU tensor (1-d, or 2-d with any row stride) to zero.
+void tensor_zero(Tensor *t);
+
 // Copies src into dst (same shape; any dtypes among f32/f16/bf16; CPU only here,
 // device copies go through the backend).
 Status tensor_copy_convert(Tensor *dst, const Tensor *src);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "runtime/mapped_file.h"
 #include "tokenizer_internal.h"
 
 // ---- token lists --------------------------------------------------------------
@@ -38,42 +39,6 @@ void token_list_free(TokenList *l) {
     free(l->ends);
     free(l->special);
     memset(l, 0, sizeof *l);
-}
-
-// ---- reading tokenizer.json (plain or gzip) -----------------------------------
-
-static Status read_maybe_gz(const char *path, char **out, size_t *len) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return status_fail(ST_IO, "%s: cannot open", path);
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            gzclose(f);
-            return status_fail(ST_OOM, "%s: out of memory", path);
-        }
-        int got = gzread(f, buf + n, (unsigned)(cap - n));
-        if (got < 0) {
-            int err;
-            const char *msg = gzerror(f, &err);
-            Status st = status_fail(ST_FORMAT, "%s: cannot read (%s)", path, msg);
-            free(buf);
-            gzclose(f);
-            return st;
-        }
-        n += (size_t)got;
-        if (got == 0) break;
-        if (n == cap) {
-            cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    gzclose(f);
-    *out = buf;
-    *len = n;
-    return ST_OK;
 }
 
 static Status set_token_string(Model *m, int32_t id, const char *s) {
@@ -349,7 +314,7 @@ Status tokenizer_load_json(Tokenizer **out, const char *path) {
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
-    TRY(read_maybe_gz(path, &text, &len));
+    TRY(read_file_maybe_gz(path, &text, &len));
     json_error_t err;
     json_t *root = json_loadb(text, len, 0, &err);
     free(text);

@@ -1,0 +1,115 @@
+// LoRA adapter sets: layout, initialisation, target lists.
+#include "lora.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rng.h"
+
+const char *const lora_target_names[LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                       "gate_proj", "up_proj", "down_proj"};
+static const char *const short_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+Status lora_parse_targets(const char *list, unsigned *targets) {
+    *targets = 0;
+    if (!strcmp(list, "all")) {
+        *targets = (1u << LORA_N_TARGETS) - 1;
+        return ST_OK;
+    }
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int t = 0; t < LORA_N_TARGETS && found < 0; t++)
+            if ((strlen(short_names[t]) == n && !strncmp(p, short_names[t], n)) ||
+                (strlen(lora_target_names[t]) == n && !strncmp(p, lora_target_names[t], n)))
+                found = t;
+        if (found < 0)
+            return status_fail(ST_USAGE, "unknown LoRA target '%.*s' in \"%s\" (known: q,k,v,o,gate,up,down)", (int)n, p,
+                               list);
+        *targets |= 1u << found;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (!*targets) return status_fail(ST_USAGE, "no LoRA targets in \"%s\"", list);
+    return ST_OK;
+}
+
+const char *lora_targets_string(unsigned targets, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (targets & (1u << t)) {
+            int w = snprintf(buf + len, n - len, "%s%s", len ? "," : "", short_names[t]);
+            if (w < 0 || (size_t)w >= n - len) break;
+            len += (size_t)w;
+        }
+    return buf;
+}
+
+void lora_target_shape(const LlamaConfig *c, const LlamaWidth *w, LoraTarget t, int *out, int *in) {
+    int kv = w ? w->n_kv : c->n_kv_heads, ffn = w ? w->ffn : c->ffn_dim;
+    int q = kv * (c->n_heads / c->n_kv_heads) * c->head_dim, k = kv * c->head_dim;
+    switch (t) {
+    case LORA_Q: *out = q, *in = c->dim; break;
+    case LORA_K:
+    case LORA_V: *out = k, *in = c->dim; break;
+    case LORA_O: *out = c->dim, *in = q; break;
+    case LORA_GATE:
+    case LORA_UP: *out = ffn, *in = c->dim; break;
+    default: *out = c->dim, *in = ffn; break;
+    }
+}
+
+Status lora_init(LoraSet *s, const LlamaConfig *c, const LlamaWidth *widths, const LoraConfig *cfg, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    if (cfg->rank <= 0) return status_fail(ST_USAGE, "LoRA rank must be positive (got %d)", cfg->rank);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return status_fail(ST_USAGE, "LoRA dropout must be in [0, 1) (got %g)", cfg->dropout);
+    s->cfg = *cfg;
+    s->n_layers = c->n_layers;
+    s->ad = calloc((size_t)c->n_layers * LORA_N_TARGETS, sizeof *s->ad);
+    if (!s->ad) return status_fail(ST_OOM, "out of memory for LoRA adapters");
+    int64_t total = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(cfg->targets & (1u << t))) continue;
+            LoraAdapter *a = lora_adapter(s, l, t);
+            lora_target_shape(c, widths ? &widths[l] : NULL, t, &a->out, &a->in);
+            total += (int64_t)cfg->rank * (a->in + a->out);
+        }
+    s->n_params = total;
+    Status st = tensor_alloc_1d(&s->params, DT_F32, (Device){DEV_CPU, 0}, total > 0 ? total : 1);
+    if (st == ST_OK) st = tensor_alloc_1d(&s->grads, DT_F32, (Device){DEV_CPU, 0}, total > 0 ? total : 1);
+    if (st != ST_OK) {
+        lora_free(s);
+        return st;
+    }
+    float *p = s->params.data, *g = s->grads.data;
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            LoraAdapter *a = lora_adapter(s, l, t);
+            if (!a->in) continue;
+            int64_t r = cfg->rank;
+            a->A = tensor_wrap(p, DT_F32, s->params.dev, 2, (int64_t[]){r, a->in});
+            a->gA = tensor_wrap(g, DT_F32, s->params.dev, 2, (int64_t[]){r, a->in});
+            float bound = 1.0f / sqrtf((float)a->in);
+            for (int64_t i = 0; i < r * a->in; i++) p[i] = (2.0f * rng_uniform(&rng) - 1.0f) * bound;
+            p += r * a->in, g += r * a->in;
+            a->B = tensor_wrap(p, DT_F32, s->params.dev, 2, (int64_t[]){a->out, r});
+            a->gB = tensor_wrap(g, DT_F32, s->params.dev, 2, (int64_t[]){a->out, r});
+            p += r * a->out, g += r * a->out; // B starts at zero (the allocation is zeroed)
+        }
+    return ST_OK;
+}
+
+void lora_free(LoraSet *s) {
+    tensor_free(&s->params);
+    tensor_free(&s->grads);
+    free(s->ad);
+    memset(s, 0, sizeof *s);
+}
