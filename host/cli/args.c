@@ -53,3 +53,13 @@ Status args_int(const char *text, const char *opt, long lo, long hi, long *out) 
     *out = v;
     return ST_OK;
 }
+
+Status args_float(const char *text, const char *opt, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
+        return status_fail(ST_USAGE, "--%s: expected a number in [%g, %g], got '%s'", opt, lo, hi, text);
+    *out = v;
+    return ST_OK;
+}

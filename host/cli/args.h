@@ -21,5 +21,7 @@ void args_print_help(const char *cmd, const char *summary, const ArgOpt *opts, i
 
 // Parses a whole decimal integer in [lo, hi]; the message names the option.
 Status args_int(const char *text, const char *opt, long lo, long hi, long *out);
+// Parses a whole decimal number in [lo, hi]; the message names the option.
+Status args_float(const char *text, const char *opt, double lo, double hi, double *out);
 
 #endif

@@ -12,6 +12,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \

@@ -1,0 +1,91 @@
+// LoRA sets to and from HDF5 groups.
+#include "lora_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void matrix_name(char *buf, size_t n, const char *group, int layer, LoraTarget t, char which) {
+    snprintf(buf, n, "%s/%d/%s/%c", group, layer, lora_target_names[t], which);
+}
+
+Status lora_store_write(H5Store *f, const char *group, const LoraSet *s) {
+    TRY(h5_delete(f, group));
+    char name[512], targets[64];
+    for (int l = 0; l < s->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            const LoraAdapter *a = lora_adapter(s, l, t);
+            if (!a->in) continue;
+            matrix_name(name, sizeof name, group, l, t, 'A');
+            TRY(h5_write_f32(f, name, 2, a->A.shape, a->A.data));
+            matrix_name(name, sizeof name, group, l, t, 'B');
+            TRY(h5_write_f32(f, name, 2, a->B.shape, a->B.data));
+        }
+    TRY(h5_set_attr_i64(f, group, "rank", s->cfg.rank));
+    TRY(h5_set_attr_f64(f, group, "alpha", s->cfg.alpha));
+    TRY(h5_set_attr_f64(f, group, "dropout", s->cfg.dropout));
+    TRY(h5_set_attr_str(f, group, "targets", lora_targets_string(s->cfg.targets, targets, sizeof targets)));
+    return ST_OK;
+}
+
+Status lora_store_read(H5Store *f, const char *group, const LlamaConfig *c, const LlamaWidth *widths, LoraSet *s) {
+    if (!h5_exists(f, group)) return status_fail(ST_FORMAT, "%s: no LoRA set '%s'", h5_path(f), group);
+    int64_t rank;
+    double alpha, dropout;
+    char *targets = NULL;
+    TRY(h5_get_attr_i64(f, group, "rank", &rank));
+    TRY(h5_get_attr_f64(f, group, "alpha", &alpha));
+    TRY(h5_get_attr_f64(f, group, "dropout", &dropout));
+    TRY(h5_get_attr_str(f, group, "targets", &targets));
+    LoraConfig cfg = {.rank = (int)rank, .alpha = (float)alpha, .dropout = (float)dropout};
+    Status st = lora_parse_targets(targets, &cfg.targets);
+    free(targets);
+    if (st != ST_OK) return status_wrap(st, "%s: %s", h5_path(f), group);
+    TRY(lora_init(s, c, widths, &cfg, 0));
+    char name[512];
+    for (int l = 0; st == ST_OK && l < c->n_layers; l++)
+        for (int t = 0; st == ST_OK && t < LORA_N_TARGETS; t++) {
+            LoraAdapter *a = lora_adapter(s, l, t);
+            if (!a->in) continue;
+            matrix_name(name, sizeof name, group, l, t, 'A');
+            st = h5_read_f32_into(f, name, 2, a->A.shape, a->A.data);
+            if (st != ST_OK) break;
+            matrix_name(name, sizeof name, group, l, t, 'B');
+            st = h5_read_f32_into(f, name, 2, a->B.shape, a->B.data);
+        }
+    if (st != ST_OK) lora_free(s);
+    return st;
+}
+
+Status artifact_level_widths(H5Store *f, const char *level, const LlamaConfig *c, LlamaWidth *out) {
+    char name[256];
+    snprintf(name, sizeof name, "levels/%s", level);
+    if (!h5_exists(f, name)) {
+        if (!strcmp(level, "1") || !strcmp(level, "1.0")) {
+            for (int l = 0; l < c->n_layers; l++) out[l] = (LlamaWidth){c->n_kv_heads, c->ffn_dim};
+            return ST_OK;
+        }
+        return status_fail(ST_FORMAT, "%s: the artifact has no level %s (no group '%s'; run elasticize first)",
+                           h5_path(f), level, name);
+    }
+    int64_t shape[1] = {c->n_layers};
+    int32_t *kv = malloc((size_t)c->n_layers * sizeof *kv), *ffn = malloc((size_t)c->n_layers * sizeof *ffn);
+    Status st = kv && ffn ? ST_OK : status_fail(ST_OOM, "out of memory");
+    if (st == ST_OK) {
+        snprintf(name, sizeof name, "levels/%s/n_kv", level);
+        st = h5_read_i32_into(f, name, 1, shape, kv);
+    }
+    if (st == ST_OK) {
+        snprintf(name, sizeof name, "levels/%s/ffn", level);
+        st = h5_read_i32_into(f, name, 1, shape, ffn);
+    }
+    for (int l = 0; st == ST_OK && l < c->n_layers; l++) {
+        if (kv[l] < 1 || kv[l] > c->n_kv_heads || ffn[l] < 1 || ffn[l] > c->ffn_dim)
+            st = status_fail(ST_FORMAT, "%s: level %s, layer %d: widths (%d KV heads, %d FFN channels) do not fit the model",
+                             h5_path(f), level, l, kv[l], ffn[l]);
+        else out[l] = (LlamaWidth){kv[l], ffn[l]};
+    }
+    free(kv);
+    free(ffn);
+    return st;
+}

@@ -1,0 +1,24 @@
+// lora_store.h: LoRA sets in an HDF5 file (the elastic artifact, checkpoints).
+//
+// Layout under a group G (e.g. "lora/0.5" in the artifact):
+//   G/<layer>/<proj>/A  f32 [r, in]     G/<layer>/<proj>/B  f32 [out, r]
+//   attributes on G: rank (int), alpha, dropout (float), targets ("q,k,v,...")
+// <proj> is q_proj, k_proj, ... as in Hugging Face; widths follow the view the
+// set was trained on, so a level's adapter carries that level's shapes.
+#ifndef ELASTILM_LORA_STORE_H
+#define ELASTILM_LORA_STORE_H
+
+#include "io/h5.h"
+#include "train/lora.h"
+
+Status lora_store_write(H5Store *f, const char *group, const LoraSet *s);
+// Reads the set in G for config c in view widths (NULL = full); every matrix
+// must have the view's shape.
+Status lora_store_read(H5Store *f, const char *group, const LlamaConfig *c, const LlamaWidth *widths, LoraSet *s);
+
+// The view of an elastic level from the artifact's level table:
+// levels/<level>/n_kv and levels/<level>/ffn, int32 [L] (written by elasticize).
+// Level "1" (the full model) needs no table.
+Status artifact_level_widths(H5Store *f, const char *level, const LlamaConfig *c, LlamaWidth *out);
+
+#endif

@@ -1,0 +1,362 @@
+// The LoRA training loop: batches, ranks, validation, checkpoints, resume.
+#include "trainer.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/h5.h"
+#include "runtime/log.h"
+#include "runtime/mapped_file.h"
+#include "runtime/rng.h"
+#include "train/llama_train.h"
+
+// Per-step records, kept for the log and the checkpoint.
+typedef struct {
+    double *loss, *lr, *grad_norm, *val_loss, *tokens; // [total]
+} History;
+
+typedef struct {
+    const TrainJob *job;
+    int64_t total;          // optimizer steps
+    int64_t steps_per_epoch;
+    LlamaTrain t;
+    AdamW opt;
+    History h;
+    float *best;            // [n_params] the best adapter so far
+    double first_val, best_val;
+    int64_t best_step;
+    int *order;             // [n_train] the current epoch's shuffle
+    int order_epoch;
+    int32_t *ids, *targets, cu[1025]; // one packed micro-batch
+    int max_tokens;
+} Run;
+
+int64_t trainer_total_steps(const TrainJob *job) {
+    int64_t per_epoch = (job->split->n_train + job->loop.batch - 1) / job->loop.batch;
+    int64_t total = per_epoch * job->loop.epochs;
+    if (job->loop.max_steps > 0 && job->loop.max_steps < total) total = job->loop.max_steps;
+    return total;
+}
+
+static uint64_t mix64(uint64_t a, uint64_t b) {
+    uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// ---- setup ------------------------------------------------------------------------------
+
+static Status history_alloc(History *h, int64_t n) {
+    double **fields[] = {&h->loss, &h->lr, &h->grad_norm, &h->val_loss, &h->tokens};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        *fields[i] = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+        if (!*fields[i]) return status_fail(ST_OOM, "out of memory");
+        for (int64_t k = 0; k < n; k++) (*fields[i])[k] = NAN;
+    }
+    return ST_OK;
+}
+
+static void history_free(History *h) {
+    free(h->loss), free(h->lr), free(h->grad_norm), free(h->val_loss), free(h->tokens);
+}
+
+static Status run_init(Run *r, const TrainJob *job) {
+    memset(r, 0, sizeof *r);
+    r->job = job;
+    const LoopOptions *lo = &job->loop;
+    if (lo->epochs < 1 || lo->batch < 1 || lo->micro_batch < 1 || lo->micro_batch > 1024)
+        return status_fail(ST_USAGE, "epochs, batch and micro-batch must be positive (micro-batch at most 1024)");
+    if (lo->batch % lo->micro_batch)
+        return status_fail(ST_USAGE, "the batch (%d) must be a multiple of the micro-batch (%d)", lo->batch,
+                           lo->micro_batch);
+    r->steps_per_epoch = (job->split->n_train + lo->batch - 1) / lo->batch;
+    r->total = trainer_total_steps(job);
+    int max_len = 0;
+    for (int i = 0; i < job->data->n; i++)
+        if (data_len(job->data, i) > max_len) max_len = data_len(job->data, i);
+    r->max_tokens = max_len * lo->micro_batch;
+    OptimConfig oc = job->optim;
+    oc.total = r->total;
+    TRY(adamw_init(&r->opt, &oc, job->lora->n_params));
+    TrainOptions to = {.full_grads = false, .recompute = lo->recompute};
+    TRY(llama_train_init(&r->t, job->m, job->widths, job->lora, &to, r->max_tokens));
+    TRY(history_alloc(&r->h, r->total));
+    r->best = malloc((size_t)job->lora->n_params * sizeof *r->best);
+    r->order = malloc((size_t)job->split->n_train * sizeof *r->order);
+    r->ids = malloc((size_t)r->max_tokens * sizeof *r->ids);
+    r->targets = malloc((size_t)r->max_tokens * sizeof *r->targets);
+    if (!r->best || !r->order || !r->ids || !r->targets) return status_fail(ST_OOM, "out of memory");
+    memcpy(r->best, job->lora->params.data, (size_t)job->lora->n_params * sizeof *r->best);
+    r->order_epoch = -1;
+    r->first_val = r->best_val = NAN;
+    return ST_OK;
+}
+
+static void run_free(Run *r) {
+    llama_train_free(&r->t);
+    adamw_free(&r->opt);
+    history_free(&r->h);
+    free(r->best), free(r->order), free(r->ids), free(r->targets);
+}
+
+// ---- batches ------------------------------------------------------------------------------
+
+// The training sequences of global batch `step`, from the epoch's seeded shuffle.
+static const int *global_batch(Run *r, int64_t step, int *n) {
+    const TrainJob *job = r->job;
+    int epoch = (int)(step / r->steps_per_epoch);
+    if (epoch != r->order_epoch) {
+        int nt = job->split->n_train;
+        memcpy(r->order, job->split->train, (size_t)nt * sizeof *r->order);
+        Rng rng;
+        rng_seed(&rng, mix64(job->loop.seed, 1000 + (uint64_t)epoch));
+        for (int i = nt - 1; i > 0; i--) {
+            int j = (int)rng_below(&rng, (uint64_t)i + 1), tmp = r->order[i];
+            r->order[i] = r->order[j], r->order[j] = tmp;
+        }
+        r->order_epoch = epoch;
+    }
+    int64_t first = (step % r->steps_per_epoch) * job->loop.batch;
+    int64_t left = job->split->n_train - first;
+    *n = (int)(left < job->loop.batch ? left : job->loop.batch);
+    return r->order + first;
+}
+
+// Packs sequences seqs[0..n) into one micro-batch.
+static TrainBatch pack(Run *r, const int *seqs, int n) {
+    const TokenData *d = r->job->data;
+    int at = 0;
+    r->cu[0] = 0;
+    for (int s = 0; s < n; s++) {
+        int len = data_len(d, seqs[s]);
+        memcpy(r->ids + at, d->ids + d->start[seqs[s]], (size_t)len * sizeof *r->ids);
+        data_targets(d, seqs[s], r->targets + at);
+        at += len;
+        r->cu[s + 1] = at;
+    }
+    return (TrainBatch){.ids = r->ids, .targets = r->targets, .cu = r->cu, .n_seq = n, .n_tokens = at};
+}
+
+// Mean token loss over the validation split (sharded over ranks).
+static Status validate(Run *r, double *out) {
+    const TrainJob *job = r->job;
+    const DataSplit *sp = job->split;
+    double acc[2] = {0, 0}; // loss sum, counted tokens
+    int mb = job->loop.micro_batch;
+    for (int i = 0, k = 0; i < sp->n_val; i += mb, k++) {
+        if (k % job->dist->world != job->dist->rank) continue;
+        int n = sp->n_val - i < mb ? sp->n_val - i : mb;
+        TrainBatch b = pack(r, sp->val + i, n);
+        double loss;
+        int64_t counted;
+        TRY(llama_train_eval(&r->t, &b, &loss, &counted));
+        acc[0] += loss, acc[1] += (double)counted;
+    }
+    TRY(dist_allreduce_sum_f64(job->dist, acc, 2));
+    *out = acc[1] > 0 ? acc[0] / acc[1] : NAN;
+    return ST_OK;
+}
+
+// One optimizer step: the rank's micro-batches, all-reduce, AdamW.
+static Status train_step(Run *r, int64_t step, double *tokens_done) {
+    const TrainJob *job = r->job;
+    LoraSet *lora = job->lora;
+    int n;
+    const int *seqs = global_batch(r, step, &n);
+    int64_t counted = 0;
+    for (int i = 0; i < n; i++) counted += data_counted(job->data, seqs[i]);
+    float scale = counted > 0 ? 1.0f / (float)counted : 0.0f;
+    double acc[2] = {0, 0}; // loss sum, tokens processed
+    int mb = job->loop.micro_batch;
+    for (int i = 0, k = 0; i < n; i += mb, k++) {
+        if (k % job->dist->world != job->dist->rank) continue;
+        TrainBatch b = pack(r, seqs + i, n - i < mb ? n - i : mb);
+        double loss;
+        TRY(llama_train_step(&r->t, &b, scale, mix64(mix64(job->loop.seed, (uint64_t)step), (uint64_t)k), &loss, NULL));
+        acc[0] += loss, acc[1] += b.n_tokens;
+    }
+    TRY(dist_allreduce_sum_f32(job->dist, lora->grads.data, lora->n_params));
+    TRY(dist_allreduce_sum_f64(job->dist, acc, 2));
+    float lr;
+    double norm = adamw_update(&r->opt, &lora->params, &lora->grads, &lr);
+    tensor_zero(&lora->grads);
+    r->h.loss[step] = counted > 0 ? acc[0] / (double)counted : NAN;
+    r->h.lr[step] = lr;
+    r->h.grad_norm[step] = norm;
+    r->h.tokens[step] = acc[1];
+    *tokens_done += acc[1];
+    return ST_OK;
+}
+
+// ---- checkpoint and log ---------------------------------------------------------------------
+
+static void out_path(const TrainJob *job, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s", job->out_dir, name);
+}
+
+static Status write_log(Run *r, int64_t steps) {
+    char path[4096];
+    out_path(r->job, "train_log.tsv", path, sizeof path);
+    size_t cap = 128 + (size_t)steps * 128, len = 0;
+    char *text = malloc(cap);
+    if (!text) return status_fail(ST_OOM, "out of memory");
+    len += (size_t)snprintf(text, cap, "step\tepoch\tloss\tlr\tgrad_norm\tval_loss\ttokens\n");
+    for (int64_t k = 0; k < steps; k++)
+        len += (size_t)snprintf(text + len, cap - len, "%lld\t%lld\t%.9g\t%.9g\t%.9g\t%.9g\t%.0f\n", (long long)k + 1,
+                                (long long)(k / r->steps_per_epoch) + 1, r->h.loss[k], r->h.lr[k], r->h.grad_norm[k],
+                                r->h.val_loss[k], r->h.tokens[k]);
+    Status st = write_file_atomic(path, text, len);
+    free(text);
+    return st;
+}
+
+static Status save_checkpoint(Run *r, int64_t steps) {
+    const TrainJob *job = r->job;
+    if (job->dist->rank != 0) return ST_OK;
+    char path[4096];
+    out_path(job, "checkpoint.h5", path, sizeof path);
+    H5Store *f;
+    TRY(h5_create(&f, path));
+    int64_t n[1] = {job->lora->n_params}, t[1] = {r->total};
+    Status st = h5_write_f32(f, "lora/params", 1, n, job->lora->params.data);
+    if (st == ST_OK) st = h5_write_f32(f, "adam/m", 1, n, r->opt.m.data);
+    if (st == ST_OK) st = h5_write_f32(f, "adam/v", 1, n, r->opt.v.data);
+    if (st == ST_OK) st = h5_write_f32(f, "best/params", 1, n, r->best);
+    const char *hist_names[] = {"history/loss", "history/lr", "history/grad_norm", "history/val_loss", "history/tokens"};
+    double *hist[] = {r->h.loss, r->h.lr, r->h.grad_norm, r->h.val_loss, r->h.tokens};
+    for (int i = 0; st == ST_OK && i < 5; i++) st = h5_write_f64(f, hist_names[i], 1, t, hist[i]);
+    if (st == ST_OK) st = h5_set_attr_i64(f, "/", "step", steps);
+    if (st == ST_OK) st = h5_set_attr_i64(f, "/", "adam_step", r->opt.step);
+    if (st == ST_OK) st = h5_set_attr_i64(f, "/", "total_steps", r->total);
+    if (st == ST_OK) st = h5_set_attr_f64(f, "/", "first_val_loss", r->first_val);
+    if (st == ST_OK) st = h5_set_attr_f64(f, "/", "best_val_loss", r->best_val);
+    if (st == ST_OK) st = h5_set_attr_i64(f, "/", "best_step", r->best_step);
+    if (st == ST_OK) st = h5_set_attr_str(f, "/", "settings", job->fingerprint ? job->fingerprint : "");
+    if (st != ST_OK) {
+        h5_close(f);
+        return st;
+    }
+    TRY(h5_commit(f));
+    return write_log(r, steps);
+}
+
+// Restores the state of a checkpoint; *steps = the steps it had completed.
+static Status load_checkpoint(Run *r, int64_t *steps) {
+    const TrainJob *job = r->job;
+    char path[4096];
+    out_path(job, "checkpoint.h5", path, sizeof path);
+    *steps = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return ST_OK; // nothing to resume: start afresh
+    H5Store *f;
+    TRY(h5_open_read(&f, path));
+    char *settings = NULL;
+    int64_t total = 0;
+    Status st = h5_get_attr_str(f, "/", "settings", &settings);
+    if (st == ST_OK && strcmp(settings, job->fingerprint ? job->fingerprint : ""))
+        st = status_fail(ST_USAGE, "%s was written by a run with other settings (%s); remove it or use another --out",
+                         path, settings);
+    if (st == ST_OK) st = h5_get_attr_i64(f, "/", "total_steps", &total);
+    if (st == ST_OK && total != r->total)
+        st = status_fail(ST_USAGE, "%s: the run it belongs to has %lld steps, this one %lld", path, (long long)total,
+                         (long long)r->total);
+    int64_t n[1] = {job->lora->n_params}, t[1] = {r->total};
+    if (st == ST_OK) st = h5_read_f32_into(f, "lora/params", 1, n, job->lora->params.data);
+    if (st == ST_OK) st = h5_read_f32_into(f, "adam/m", 1, n, r->opt.m.data);
+    if (st == ST_OK) st = h5_read_f32_into(f, "adam/v", 1, n, r->opt.v.data);
+    if (st == ST_OK) st = h5_read_f32_into(f, "best/params", 1, n, r->best);
+    const char *hist_names[] = {"history/loss", "history/lr", "history/grad_norm", "history/val_loss", "history/tokens"};
+    double *hist[] = {r->h.loss, r->h.lr, r->h.grad_norm, r->h.val_loss, r->h.tokens};
+    for (int i = 0; st == ST_OK && i < 5; i++) st = h5_read_f64_into(f, hist_names[i], 1, t, hist[i]);
+    if (st == ST_OK) st = h5_get_attr_i64(f, "/", "step", steps);
+    if (st == ST_OK) st = h5_get_attr_i64(f, "/", "adam_step", &r->opt.step);
+    if (st == ST_OK) st = h5_get_attr_f64(f, "/", "first_val_loss", &r->first_val);
+    if (st == ST_OK) st = h5_get_attr_f64(f, "/", "best_val_loss", &r->best_val);
+    if (st == ST_OK) st = h5_get_attr_i64(f, "/", "best_step", &r->best_step);
+    if (st == ST_OK && (*steps < 0 || *steps > r->total))
+        st = status_fail(ST_FORMAT, "%s: step %lld is outside the run's %lld steps", path, (long long)*steps,
+                         (long long)r->total);
+    free(settings);
+    h5_close(f);
+    return st;
+}
+
+// ---- the loop ---------------------------------------------------------------------------------
+
+static Status maybe_validate(Run *r, int64_t step, bool force) {
+    const TrainJob *job = r->job;
+    if (job->split->n_val == 0) return ST_OK;
+    int every = job->loop.eval_every;
+    if (!force && !(every > 0 && step % every == 0)) return ST_OK;
+    double val;
+    TRY(validate(r, &val));
+    r->h.val_loss[step - 1] = val;
+    if (!(val >= r->best_val)) { // also when best_val is NaN
+        r->best_val = val;
+        r->best_step = step;
+        memcpy(r->best, job->lora->params.data, (size_t)job->lora->n_params * sizeof *r->best);
+    }
+    return ST_OK;
+}
+
+static Status run_loop(Run *r, TrainResult *res) {
+    const TrainJob *job = r->job;
+    bool rank0 = job->dist->rank == 0;
+    int64_t start = 0;
+    if (job->out_dir && job->resume) TRY(load_checkpoint(r, &start));
+    if (start > 0) {
+        if (rank0) log_info("resuming after step %lld of %lld", (long long)start, (long long)r->total);
+    } else if (job->split->n_val > 0) {
+        TRY(validate(r, &r->first_val));
+        r->best_val = r->first_val; // the untrained adapter is the best until a step beats it
+        if (rank0) log_info("validation loss before training: %.4f", r->first_val);
+    }
+    Progress p;
+    progress_begin(&p, "lora", (long)r->total);
+    if (!rank0) p.active = false;
+    p.done = (long)start;
+    double t0 = time_now(), tokens = 0;
+    for (int64_t step = start; step < r->total; step++) {
+        TRY(train_step(r, step, &tokens));
+        bool last = step + 1 == r->total;
+        TRY(maybe_validate(r, step + 1, last));
+        double dt = time_now() - t0;
+        progress_note(&p, "loss %.4f  %.0f tok/s", r->h.loss[step], dt > 0 ? tokens / dt : 0.0);
+        progress_step(&p, 1);
+        if (job->out_dir && (last || (job->loop.save_every > 0 && (step + 1) % job->loop.save_every == 0)))
+            TRY(save_checkpoint(r, step + 1));
+        if (job->loop.kill_after > 0 && step + 1 == job->loop.kill_after) raise(SIGKILL);
+    }
+    progress_end(&p);
+    double dt = time_now() - t0;
+    if (job->out_dir && start == r->total) TRY(save_checkpoint(r, r->total)); // rewrite the log of a finished run
+    // the result is the best adapter (the last one without validation data)
+    if (job->split->n_val > 0)
+        memcpy(job->lora->params.data, r->best, (size_t)job->lora->n_params * sizeof *r->best);
+    res->steps = r->total;
+    res->first_val_loss = r->first_val;
+    res->best_val_loss = r->best_val;
+    res->best_step = r->best_step;
+    res->last_train_loss = r->total > 0 ? r->h.loss[r->total - 1] : NAN;
+    res->tokens_per_s = dt > 0 ? tokens / dt : 0;
+    return ST_OK;
+}
+
+Status trainer_run(const TrainJob *job, TrainResult *res) {
+    memset(res, 0, sizeof *res);
+    if (job->out_dir && mkdir(job->out_dir, 0777) != 0) {
+        struct stat sb;
+        if (stat(job->out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return status_fail(ST_IO, "%s: cannot create the output directory", job->out_dir);
+    }
+    Run r;
+    Status st = run_init(&r, job);
+    if (st == ST_OK) st = run_loop(&r, res);
+    run_free(&r);
+    return st;
+}
