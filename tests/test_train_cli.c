@@ -1,0 +1,202 @@
+// elastilm lora end to end on the tiny fixtures: a run killed with SIGKILL and
+// resumed gives exactly the uninterrupted run's log and adapter; two MPI ranks
+// give the single-rank losses within fp32 rounding; dropout and recomputation
+// keep the resume exact; the adapter lands in an artifact; bad input fails
+// with a message.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/h5.h"
+#include "test_util.h"
+
+#define TINY "--model tests/fixtures/tiny-llama-mha --tokenizer tests/fixtures/train/byte-tokenizer.json "
+#define RUN_ARGS                                                                                                    \
+    TINY "--data tests/fixtures/train/alpaca.jsonl --batch 8 --micro-batch 2 --epochs 3 --warmup 2 --lr 1e-2 "     \
+         "--eval-every 5 --save-every 4 --val-size 8 --quiet --threads 1 "
+
+static const char *bin(void) {
+    const char *b = getenv("ELASTILM_BIN");
+    return b ? b : "./elastilm";
+}
+
+static void temp_dir(char *buf, size_t n) {
+    snprintf(buf, n, "/tmp/elastilm-lora-XXXXXX");
+    cr_assert_not_null(mkdtemp(buf));
+}
+
+static char *read_text(const char *path) {
+    size_t len;
+    uint8_t *d = tu_read_file(path, &len);
+    char *s = malloc(len + 1);
+    memcpy(s, d, len);
+    s[len] = 0;
+    free(d);
+    return s;
+}
+
+// The loss column of a train_log.tsv.
+static int read_losses(const char *path, double *out, int cap) {
+    char *text = read_text(path);
+    int n = 0;
+    char *line = strchr(text, '\n');
+    while (line && line[1] && n < cap) {
+        long step, epoch;
+        cr_assert_eq(sscanf(line + 1, "%ld\t%ld\t%lf", &step, &epoch, &out[n]), 3, "%s", line + 1);
+        n++;
+        line = strchr(line + 1, '\n');
+    }
+    free(text);
+    return n;
+}
+
+static void check_same_file(const char *a, const char *b) {
+    size_t la, lb;
+    uint8_t *da = tu_read_file(a, &la), *db = tu_read_file(b, &lb);
+    cr_assert(la == lb && memcmp(da, db, la) == 0, "%s and %s differ", a, b);
+    free(da);
+    free(db);
+}
+
+static void kill_and_resume(const char *extra) {
+    char ref[64], cut[64], cmd[2048], out[8192], a[128], b[128];
+    temp_dir(ref, sizeof ref);
+    temp_dir(cut, sizeof cut);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s", bin(), extra, ref);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    // killed after step 7: the checkpoint holds step 4, so steps 5-7 are redone
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --kill-after-step 7", bin(), extra, cut);
+    int rc = tu_run(cmd, out, sizeof out);
+    cr_assert_neq(rc, 0, "the run was to be killed: %s", out);
+    snprintf(a, sizeof a, "%s/result.json", cut);
+    cr_assert(access(a, F_OK) != 0, "a killed run has no result");
+    double losses[32];
+    snprintf(a, sizeof a, "%s/train_log.tsv", cut);
+    cr_assert_eq(read_losses(a, losses, 32), 4, "the log of the last checkpoint has 4 steps");
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --resume", bin(), extra, cut);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(a, sizeof a, "%s/train_log.tsv", ref);
+    snprintf(b, sizeof b, "%s/train_log.tsv", cut);
+    check_same_file(a, b);
+    snprintf(a, sizeof a, "%s/adapter/adapter_model.safetensors", ref);
+    snprintf(b, sizeof b, "%s/adapter/adapter_model.safetensors", cut);
+    check_same_file(a, b);
+    // training lowered the validation loss
+    snprintf(a, sizeof a, "%s/result.json", ref);
+    char *res = read_text(a);
+    double first, best;
+    const char *p = strstr(res, "\"first_val_loss\": "), *q = strstr(res, "\"best_val_loss\": ");
+    cr_assert(p && q, "%s", res);
+    first = atof(p + 18), best = atof(q + 17);
+    cr_expect(best < first - 0.5, "validation loss %g -> %g", first, best);
+    free(res);
+    tu_remove_dir(ref);
+    tu_remove_dir(cut);
+}
+
+Test(train_cli, kill_and_resume_is_exact) { kill_and_resume(""); }
+Test(train_cli, kill_and_resume_with_dropout_and_recompute) { kill_and_resume("--dropout 0.1 --recompute"); }
+
+Test(train_cli, resume_refuses_other_settings) {
+    char dir[64], cmd[2048], out[8192];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s --kill-after-step 5", bin(), dir);
+    cr_assert_neq(tu_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s --resume --rank 4", bin(), dir);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "checkpoint.h5 was written by a run with other settings") != NULL, "%s", out);
+    tu_remove_dir(dir);
+}
+
+// mpirun -np 2: each rank takes every other micro-batch; gradients are summed.
+Test(train_cli, two_ranks_match_one) {
+    char one[64], two[64], cmd[2048], out[16384], path[128];
+    temp_dir(one, sizeof one);
+    temp_dir(two, sizeof two);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s", bin(), one);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    // root in CI containers; leak checking is off for the MPI runtime's own allocations
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
+             "mpirun --oversubscribe -np 2 %s lora " RUN_ARGS "--out %s",
+             bin(), two);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    double a[32], b[32];
+    snprintf(path, sizeof path, "%s/train_log.tsv", one);
+    int n = read_losses(path, a, 32);
+    snprintf(path, sizeof path, "%s/train_log.tsv", two);
+    cr_assert_eq(read_losses(path, b, 32), n);
+    cr_assert_eq(n, 15);
+    for (int i = 0; i < n; i++)
+        cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);
+    cr_expect(fabs(a[n - 1] - a[0]) > 1.0, "the runs trained (%g -> %g)", a[0], a[n - 1]);
+    tu_remove_dir(one);
+    tu_remove_dir(two);
+}
+
+// The adapter is stored as lora/<level> in the artifact; a level without a
+// table is refused; a level table gives prefix-shaped adapters.
+Test(train_cli, artifact_storage_and_levels) {
+    char dir[64], art[128], cmd[2048], out[8192];
+    temp_dir(dir, sizeof dir);
+    snprintf(art, sizeof art, "%s/art.h5", dir);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.5", bin(), art);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 1, "%s", out); // no artifact yet
+    cr_expect(strstr(out, "art.h5: cannot open") != NULL, "%s", out);
+    H5Store *f;
+    cr_assert_eq(h5_create(&f, art), ST_OK);
+    cr_assert_eq(h5_set_attr_str(f, "/", "format", "elastilm-artifact"), ST_OK);
+    cr_assert_eq(h5_commit(f), ST_OK);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 1, "%s", out); // an artifact without that level
+    cr_expect(strstr(out, "no level 0.5") != NULL, "%s", out);
+    cr_assert_eq(h5_open_update(&f, art), ST_OK);
+    int32_t kv[2] = {2, 1}, ffn[2] = {64, 32}; // tiny-llama-mha: 2 layers, 4 heads, ffn 128
+    int64_t shape[1] = {2};
+    cr_assert_eq(h5_write_i32(f, "levels/0.5/n_kv", 1, shape, kv), ST_OK);
+    cr_assert_eq(h5_write_i32(f, "levels/0.5/ffn", 1, shape, ffn), ST_OK);
+    cr_assert_eq(h5_commit(f), ST_OK);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(h5_open_read(&f, art), ST_OK);
+    int64_t dims[2];
+    float *data;
+    cr_assert_eq(h5_read_f32(f, "lora/0.5/1/q_proj/B", 2, dims, &data), ST_OK, "%s", status_message());
+    cr_expect(dims[0] == 1 * 20 && dims[1] == 8, "q B of layer 1 is [%lld, %lld]", (long long)dims[0],
+              (long long)dims[1]); // 1 KV head = 1 query head of head_dim 20
+    free(data);
+    cr_assert_eq(h5_read_f32(f, "lora/0.5/0/down_proj/A", 2, dims, &data), ST_OK, "%s", status_message());
+    cr_expect(dims[0] == 8 && dims[1] == 64);
+    free(data);
+    h5_close(f);
+    tu_remove_dir(dir);
+}
+
+Test(train_cli, bad_input_is_reported) {
+    char dir[64], cmd[2048], out[8192], path[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bad.jsonl", dir);
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"a\", \"output\": }\n");
+    fclose(fp);
+    struct { const char *args; int rc; const char *msg; } cases[] = {
+        {TINY "--data %s --out /tmp/x", 1, "bad.jsonl:2: malformed JSON"},
+        {TINY "--data tests/fixtures/train/alpaca.jsonl --out /tmp/x --batch 6 --micro-batch 4", 2, "multiple of --micro-batch"},
+        {TINY "--data tests/fixtures/train/alpaca.jsonl", 2, "give --out DIR and/or --artifact FILE"},
+        {TINY "--data tests/fixtures/train/alpaca.jsonl --out /tmp/x --targets q,z", 2, "unknown LoRA target 'z'"},
+        {TINY "--data tests/fixtures/train/alpaca.jsonl --out /tmp/x --lr abc", 2, "--lr: expected a number"},
+        {TINY "--data tests/fixtures/train/alpaca.jsonl --out /tmp/x --level 0.5", 2, "--level below 1 needs --artifact"},
+        {TINY "--data tests/fixtures/train/missing.jsonl --out /tmp/x", 1, "missing.jsonl"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, cases[i].args, path);
+        snprintf(cmd, sizeof cmd, "%s lora %s --quiet", bin(), args);
+        int rc = tu_run(cmd, out, sizeof out);
+        cr_expect_eq(rc, cases[i].rc, "case %zu: exit %d: %s", i, rc, out);
+        cr_expect(strstr(out, cases[i].msg) != NULL, "case %zu: %s", i, out);
+        cr_expect(strncmp(out, "elastilm: ", 10) == 0, "case %zu: %s", i, out);
+    }
+    tu_remove_dir(dir);
+}
