@@ -13,6 +13,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+int cmd_textsets(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \

@@ -41,6 +41,7 @@ static ArgOpt opts[] = {
     {"warmup", true, "optimizer steps of linear warm-up (default 100)", NULL},
     {"weight-decay", true, "AdamW decoupled weight decay (default 0)", NULL},
     {"max-grad-norm", true, "gradient-norm clipping, 0 = none (default 1)", NULL},
+    {"val-data", true, "validate on this file (same format) instead of a split of --data", NULL},
     {"val-size", true, "held-out sequences for validation (default min(2000, n/10))", NULL},
     {"eval-every", true, "optimizer steps between validations (default 100; always at the end)", NULL},
     {"save-every", true, "optimizer steps between checkpoints (default 200; always at the end)", NULL},
@@ -148,12 +149,12 @@ static void fingerprint(const LoraArgs *a, char *buf, size_t n) {
     snprintf(buf, n,
              "model=%s data=%s format=%d cutoff=%d train_on_inputs=%d level=%s adapter=%s rank=%d alpha=%g "
              "dropout=%g targets=%s lr=%g wd=%g clip=%g warmup=%" PRId64 " epochs=%d batch=%d micro=%d "
-             "max_steps=%" PRId64 " val=%ld seed=%" PRIu64 " recompute=%d",
+             "max_steps=%" PRId64 " val=%ld val_data=%s seed=%" PRIu64 " recompute=%d",
              a->model, a->data, a->dopt.format, a->dopt.cutoff, a->dopt.train_on_inputs, a->level,
              a->adapter ? a->adapter : "-", a->lora.rank, a->lora.alpha, a->lora.dropout,
              lora_targets_string(a->lora.targets, targets, sizeof targets), a->optim.lr, a->optim.weight_decay,
              a->optim.max_grad_norm, a->optim.warmup, a->loop.epochs, a->loop.batch, a->loop.micro_batch,
-             a->loop.max_steps, a->val_size, a->loop.seed, a->loop.recompute);
+             a->loop.max_steps, a->val_size, args_get(opts, N_OPTS, "val-data") ? args_get(opts, N_OPTS, "val-data") : "-", a->loop.seed, a->loop.recompute);
 }
 
 static Status write_result(const LoraArgs *a, const TrainResult *r, const TokenData *d, const DataSplit *sp) {
@@ -204,6 +205,28 @@ static Status load_widths(const LoraArgs *a, const LlamaConfig *c, LlamaWidth **
     return st;
 }
 
+// --val-data: the file's sequences follow the training ones and are all validation.
+static Status load_val_data(TokenData *data, const char *path, const Tokenizer *tok, const DataOptions *o,
+                            DataSplit *split) {
+    TokenData val;
+    TRY(data_load(&val, path, tok, o));
+    int n_train = data->n;
+    Status st = data_append(data, &val);
+    data_free(&val);
+    TRY(st);
+    split->n_train = n_train;
+    split->n_val = data->n - n_train;
+    split->train = malloc((size_t)split->n_train * sizeof *split->train);
+    split->val = malloc((size_t)split->n_val * sizeof *split->val);
+    if (!split->train || !split->val) return status_fail(ST_OOM, "out of memory");
+    for (int i = 0; i < data->n; i++) {
+        if (i < n_train) split->train[i] = i;
+        else split->val[i - n_train] = i;
+    }
+    log_info("%s: %d training sequences; %s: %d validation sequences", "--data", n_train, path, split->n_val);
+    return ST_OK;
+}
+
 static Status run(const Dist *dist) {
     LoraArgs a;
     Device dev;
@@ -222,7 +245,9 @@ static Status run(const Dist *dist) {
     Status st = tok_path ? tokenizer_load_json(&tok, tok_path) : tokenizer_load_for_model(&tok, a.model);
     a.dopt.eos_id = m.cfg.eos_token_id;
     if (st == ST_OK) st = data_load(&data, a.data, tok, &a.dopt);
-    if (st == ST_OK) {
+    const char *val_path = args_get(opts, N_OPTS, "val-data");
+    if (st == ST_OK && val_path) st = load_val_data(&data, val_path, tok, &a.dopt, &split);
+    else if (st == ST_OK) {
         int n_val = a.val_size >= 0 ? (int)a.val_size : (data.n / 10 < 2000 ? data.n / 10 : 2000);
         st = data_split(&data, n_val, a.loop.seed, &split);
         log_info("%s: %d sequences (%d train, %d validation); %d records dropped (too short or no response)", a.data,

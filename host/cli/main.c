@@ -16,6 +16,7 @@ static const Command commands[] = {
     {"generate", cmd_generate, "greedy generation from token ids or a text prompt"},
     {"tokenize", cmd_tokenize, "text to token ids (with offsets), ids to text"},
     {"lora", cmd_lora, "LoRA fine-tuning (alpaca or plain text), resumable, data-parallel under mpirun"},
+    {"textsets", cmd_textsets, "calibration / recovery / held-out text from BoolQ's Wikipedia passages"},
     {"eval", cmd_eval, "multiple-choice accuracy on ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch"},
 };
 

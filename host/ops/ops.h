@@ -69,7 +69,9 @@ void op_log_softmax(Tensor *out, const Tensor *x);
 //
 // Backward ops ACCUMULATE into the gradients of their inputs (dx += ...), as
 // llm.c does, so that a residual stream's gradient collects its branches; the
-// caller zeroes gradient buffers. Any gradient pointer documented "may be
+// caller zeroes gradient buffers. Three exceptions assign instead: rope's
+// backward (in place on the gradient), cross-entropy's dlogits (it may alias
+// the logits) and dropout (the same op forward and backward). Any gradient pointer documented "may be
 // NULL" is simply not formed (e.g. no weight gradient when only LoRA trains).
 
 // out += alpha * x @ w^T      (same shapes as op_matmul; a LoRA update)
@@ -118,6 +120,9 @@ void op_attention_varlen_backward(Tensor *dq, Tensor *dk, Tensor *dv, const Tens
 // column) drops the same element on every backend and on every rank:
 // out[n, j] = keep(seed, n, j) ? x[n, j] / (1 - p) : 0, keep with probability 1 - p.
 // out may alias x. The backward is the same op on the gradient with the same seed.
+// n is the row within the tensor given: callers that split rows over ranks or
+// calls fold the split into the seed. The exact keep test and scaling (x * (1/(1-p)),
+// as torch) are in dropout_hash.h, which a CUDA kernel must reproduce bit for bit.
 void op_dropout(Tensor *out, const Tensor *x, float p, uint64_t seed);
 
 // Cross-entropy of each row's logits against its target, ignoring rows whose
@@ -134,7 +139,7 @@ double op_sumsq(const Tensor *x);
 void op_scale(Tensor *x, float alpha);
 
 // One AdamW step on 1-d parameters p with gradient g and moments m, v (all [n] f32),
-// exactly as torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g;
+// (contiguous), exactly as torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g (as torch's lerp);
 // v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;

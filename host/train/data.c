@@ -249,6 +249,25 @@ void data_free(TokenData *d) {
     memset(d, 0, sizeof *d);
 }
 
+Status data_append(TokenData *dst, const TokenData *src) {
+    int64_t n_ids = dst->start[dst->n], add = src->start[src->n];
+    int32_t *ids = realloc(dst->ids, (size_t)(n_ids + add) * sizeof *ids);
+    if (ids) dst->ids = ids;
+    int64_t *start = realloc(dst->start, (size_t)(dst->n + src->n + 1) * sizeof *start);
+    if (start) dst->start = start;
+    int32_t *masked = realloc(dst->n_masked, (size_t)(dst->n + src->n) * sizeof *masked);
+    if (masked) dst->n_masked = masked;
+    if (!ids || !start || !masked) return status_fail(ST_OOM, "out of memory for training data");
+    memcpy(dst->ids + n_ids, src->ids, (size_t)add * sizeof *ids);
+    for (int i = 0; i < src->n; i++) {
+        dst->start[dst->n + i + 1] = n_ids + src->start[i + 1];
+        dst->n_masked[dst->n + i] = src->n_masked[i];
+    }
+    dst->n += src->n;
+    dst->dropped += src->dropped;
+    return ST_OK;
+}
+
 int data_counted(const TokenData *d, int i) {
     int len = data_len(d, i), first = d->n_masked[i] > 1 ? d->n_masked[i] - 1 : 0;
     return len - 1 - first;

@@ -38,6 +38,8 @@ typedef struct {
 
 Status data_load(TokenData *d, const char *path, const Tokenizer *tok, const DataOptions *o);
 void data_free(TokenData *d);
+// Appends src's sequences to dst (their indices follow dst's).
+Status data_append(TokenData *dst, const TokenData *src);
 
 // The Alpaca prompt for a record (input may be NULL or ""); malloc'd.
 char *alpaca_prompt(const char *instruction, const char *input);

@@ -328,6 +328,13 @@ static Status run_loop(Run *r, TrainResult *res) {
         double dt = time_now() - t0;
         progress_note(&p, "loss %.4f  %.0f tok/s", r->h.loss[step], dt > 0 ? tokens / dt : 0.0);
         progress_step(&p, 1);
+        bool validated = !isnan(r->h.val_loss[step]);
+        if (rank0 && !p.active && (validated || (step + 1) % (r->total >= 40 ? r->total / 20 : 1) == 0)) {
+            char val[48] = "";
+            if (validated) snprintf(val, sizeof val, ", validation loss %.4f", r->h.val_loss[step]);
+            log_info("step %lld/%lld: loss %.4f%s, %.0f tokens/s", (long long)step + 1, (long long)r->total,
+                     r->h.loss[step], val, dt > 0 ? tokens / dt : 0.0);
+        }
         if (job->out_dir && (last || (job->loop.save_every > 0 && (step + 1) % job->loop.save_every == 0)))
             TRY(save_checkpoint(r, step + 1));
         if (job->loop.kill_after > 0 && step + 1 == job->loop.kill_after) raise(SIGKILL);
