@@ -181,8 +181,9 @@ static Status load_text(Builder *b, const char *path, char *text, size_t len, co
     for (char *p = text, *end = text + len; st == ST_OK && p <= end;) {
         char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (n > 0 && p[n - 1] == '\r') n--; // CRLF files
         size_t k = 0;
-        while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
+        while (k < n && (p[k] == ' ' || p[k] == '\t')) k++;
         bool blank = k == n;
         if (!blank) { // append the line to the document
             if (!doc_len) doc_line = line;

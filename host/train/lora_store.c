@@ -41,7 +41,7 @@ Status lora_store_read(H5Store *f, const char *group, const LlamaConfig *c, cons
     Status st = lora_parse_targets(targets, &cfg.targets);
     free(targets);
     if (st != ST_OK) return status_wrap(st, "%s: %s", h5_path(f), group);
-    TRY(lora_init(s, c, widths, &cfg, 0));
+    if (lora_init(s, c, widths, &cfg, 0) != ST_OK) return status_wrap(ST_FORMAT, "%s: %s: rank / dropout", h5_path(f), group);
     char name[512];
     for (int l = 0; st == ST_OK && l < c->n_layers; l++)
         for (int t = 0; st == ST_OK && t < LORA_N_TARGETS; t++) {

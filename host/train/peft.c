@@ -150,9 +150,11 @@ static Status load_matrix(const SafetensorsFile *f, const char *path, const char
 Status peft_import(LoraSet *s, const LlamaConfig *c, const LlamaWidth *widths, const char *dir) {
     char path[4096];
     LoraConfig cfg;
+    memset(s, 0, sizeof *s);
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     TRY(read_config(path, &cfg));
-    TRY(lora_init(s, c, widths, &cfg, 0));
+    Status init = lora_init(s, c, widths, &cfg, 0);
+    if (init != ST_OK) return status_wrap(ST_FORMAT, "%s: r / lora_dropout", path);
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     SafetensorsFile f;
     Status st = safetensors_open(&f, path);
