@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "models/llama.h"
-#include "train/lora.h"
+#include "models/lora.h"
 
 typedef struct {
     const int32_t *ids;     // [N] token ids, sequences back to back

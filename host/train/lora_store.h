@@ -9,7 +9,7 @@
 #define ELASTILM_LORA_STORE_H
 
 #include "io/h5.h"
-#include "train/lora.h"
+#include "models/lora.h"
 
 Status lora_store_write(H5Store *f, const char *group, const LoraSet *s);
 // Reads the set in G for config c in view widths (NULL = full); every matrix

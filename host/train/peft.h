@@ -8,7 +8,7 @@
 #define ELASTILM_PEFT_H
 
 #include "models/llama.h"
-#include "train/lora.h"
+#include "models/lora.h"
 
 // Writes dir/adapter_model.safetensors and dir/adapter_config.json (dir is
 // created if needed; both files are written atomically).

@@ -17,7 +17,7 @@
 #include "dist/dist.h"
 #include "models/llama.h"
 #include "train/data.h"
-#include "train/lora.h"
+#include "models/lora.h"
 #include "train/optim.h"
 
 typedef struct {
