@@ -64,6 +64,15 @@ typedef struct {
     int ffn;   // active FFN channels
 } LlamaWidth;
 
+// How a session runs the model: the active units of each layer (an elastic
+// level) and the LoRA adapters applied on top (shaped for those widths). A
+// view only points at memory: switching views copies and allocates nothing.
+struct LoraSet;
+typedef struct {
+    const LlamaWidth *widths;     // [L]; NULL = every unit
+    const struct LoraSet *lora;   // NULL = no adapters
+} LlamaView;
+
 typedef enum { FORMAT_HF = 0, FORMAT_GGUF } ModelFormat;
 
 typedef struct LlamaStorage LlamaStorage; // mapped files and owned buffers
@@ -100,6 +109,7 @@ typedef struct {
     Tensor tmp;            // [N, D] attention / MLP output before the residual add
     Tensor gate, up;       // [N, F]
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
+    Tensor lora_u;         // [N * r] adapter intermediate A x (grown when a view has adapters)
 } LlamaScratch;
 
 typedef struct LlamaSession {
@@ -115,6 +125,7 @@ typedef struct LlamaSession {
     const struct LlamaSession *base; // shared prefix (llama_session_attach), or NULL
     int base_n;            // its length in tokens
     Device dev;
+    const LlamaView *view; // NULL = the full model; see llama_session_set_view
 } LlamaSession;
 
 Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev);
@@ -128,6 +139,11 @@ void llama_session_truncate(LlamaSession *s, int n);
 // dst's n_past becomes n; dst->cap counts only dst's own tokens after them.
 // Reset clears it.
 Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n);
+// Runs later forwards in view v (NULL = the full model). The view and what it
+// points to must outlive its use. Cached tokens computed in another view are
+// not recomputed: reset the session when the level changes between requests.
+// Fails when the widths do not fit the model or the adapters do not fit the widths.
+Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaView *v);
 
 typedef enum {
     LOGITS_ALL = 0,  // logits [n_seq*T, V]: every new position

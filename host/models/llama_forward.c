@@ -3,10 +3,11 @@
 #include <string.h>
 
 #include "llama.h"
+#include "lora.h"
 #include "ops/ops.h"
 
 static void scratch_free(LlamaScratch *sc) {
-    Tensor *ts[] = {&sc->x, &sc->xn, &sc->q, &sc->att, &sc->tmp, &sc->gate, &sc->up, &sc->last};
+    Tensor *ts[] = {&sc->x, &sc->xn, &sc->q, &sc->att, &sc->tmp, &sc->gate, &sc->up, &sc->last, &sc->lora_u};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
 }
 
@@ -24,6 +25,7 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     TRY(tensor_alloc_2d(&sc->gate, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->up, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->last, DT_F32, s->dev, s->n_seq, D));
+    if (s->view && s->view->lora) TRY(tensor_alloc_1d(&sc->lora_u, DT_F32, s->dev, (int64_t)n * s->view->lora->cfg.rank));
     s->scratch_tokens = n;
     return ST_OK;
 }
@@ -85,17 +87,84 @@ Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n) 
     dst->n_past = n;
     return ST_OK;
 }
-// K and V of the new tokens go straight into the cache rows of each sequence.
-static void project_kv(const LlamaModel *m, LlamaSession *s, const LlamaLayer *ly, Tensor *k, Tensor *v,
-                       const Tensor *xn, int T) {
+Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaView *v) {
     const LlamaConfig *c = &m->cfg;
+    for (int l = 0; v && v->widths && l < c->n_layers; l++)
+        if (v->widths[l].n_kv < 1 || v->widths[l].n_kv > c->n_kv_heads || v->widths[l].ffn < 1 ||
+            v->widths[l].ffn > c->ffn_dim)
+            return status_fail(ST_USAGE, "view: layer %d has %d KV heads and %d FFN channels; the model %d and %d", l,
+                               v->widths[l].n_kv, v->widths[l].ffn, c->n_kv_heads, c->ffn_dim);
+    if (v && v->lora) {
+        if (v->lora->n_layers != c->n_layers)
+            return status_fail(ST_USAGE, "view: the adapters have %d layers, the model %d", v->lora->n_layers, c->n_layers);
+        for (int l = 0; l < c->n_layers; l++)
+            for (int t = 0; t < LORA_N_TARGETS; t++) {
+                const LoraAdapter *a = lora_adapter(v->lora, l, t);
+                int out, in;
+                lora_target_shape(c, v->widths ? &v->widths[l] : NULL, t, &out, &in);
+                if (a->in && (a->in != in || a->out != out))
+                    return status_fail(ST_USAGE, "view: layer %d %s adapter is [%d, %d], the view needs [%d, %d]", l,
+                                       lora_target_names[t], a->out, a->in, out, in);
+            }
+    }
+    int rank_now = s->view && s->view->lora ? s->view->lora->cfg.rank : 0;
+    int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
+    s->view = v;
+    if (rank_new > rank_now) s->scratch_tokens = 0; // the adapter scratch grows at the next forward
+    return ST_OK;
+}
+
+// out += scale * B (A x) for the view's adapter of (layer, target), if any.
+static void apply_lora(const LlamaSession *s, int l, LoraTarget t, const Tensor *x, Tensor *out) {
+    if (!s->view || !s->view->lora) return;
+    const LoraAdapter *a = lora_adapter(s->view->lora, l, t);
+    if (!a->in) return;
+    Tensor u = tensor_wrap(s->s.lora_u.data, DT_F32, s->dev, 2, (int64_t[]){x->shape[0], s->view->lora->cfg.rank});
+    op_matmul(&u, x, &a->A);
+    op_matmul_add(out, &u, &a->B, lora_scale(s->view->lora));
+}
+
+// The weights and widths of layer l in the session's view: rows of q/k/v/gate/up
+// and columns of o/down, all prefixes of the (reordered) full weights.
+typedef struct {
+    int nq, kv, ffn;
+    int64_t qd, kvd;
+    Tensor wq, wk, wv, wo, w_gate, w_up, w_down;
+} LayerView;
+
+static LayerView layer_view(const LlamaModel *m, const LlamaSession *s, int l) {
+    const LlamaConfig *c = &m->cfg;
+    const LlamaLayer *ly = &m->layers[l];
+    LayerView w;
+    const LlamaWidth *lw = s->view && s->view->widths ? &s->view->widths[l] : NULL;
+    w.kv = lw ? lw->n_kv : c->n_kv_heads;
+    w.ffn = lw ? lw->ffn : c->ffn_dim;
+    w.nq = w.kv * (c->n_heads / c->n_kv_heads);
+    w.qd = (int64_t)w.nq * c->head_dim;
+    w.kvd = (int64_t)w.kv * c->head_dim;
+    w.wq = tensor_rows(&ly->wq, 0, w.qd);
+    w.wk = tensor_rows(&ly->wk, 0, w.kvd);
+    w.wv = tensor_rows(&ly->wv, 0, w.kvd);
+    w.wo = tensor_cols(&ly->wo, 0, w.qd);
+    w.w_gate = tensor_rows(&ly->w_gate, 0, w.ffn);
+    w.w_up = tensor_rows(&ly->w_up, 0, w.ffn);
+    w.w_down = tensor_cols(&ly->w_down, 0, w.ffn);
+    return w;
+}
+
+// K and V of the new tokens go straight into the cache rows of each sequence.
+static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LayerView *w, const Tensor *xn, int T) {
+    const LlamaConfig *c = &m->cfg;
+    Tensor k = tensor_cols(&s->k[l], 0, w->kvd), v = tensor_cols(&s->v[l], 0, w->kvd);
     for (int b = 0; b < s->n_seq; b++) {
         Tensor xb = tensor_rows(xn, (int64_t)b * T, T);
-        Tensor kb = tensor_rows(k, (int64_t)b * s->cap + s->n_past - s->base_n, T);
-        Tensor vb = tensor_rows(v, (int64_t)b * s->cap + s->n_past - s->base_n, T);
-        op_matmul(&kb, &xb, &ly->wk);
-        op_rope(&kb, s->pos + (int64_t)b * T, m->inv_freq, c->n_kv_heads, c->head_dim);
-        op_matmul(&vb, &xb, &ly->wv);
+        Tensor kb = tensor_rows(&k, (int64_t)b * s->cap + s->n_past - s->base_n, T);
+        Tensor vb = tensor_rows(&v, (int64_t)b * s->cap + s->n_past - s->base_n, T);
+        op_matmul(&kb, &xb, &w->wk);
+        apply_lora(s, l, LORA_K, &xb, &kb);
+        op_rope(&kb, s->pos + (int64_t)b * T, m->inv_freq, w->kv, c->head_dim);
+        op_matmul(&vb, &xb, &w->wv);
+        apply_lora(s, l, LORA_V, &xb, &vb);
     }
 }
 
@@ -103,28 +172,40 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
     const LlamaConfig *c = &m->cfg;
     const LlamaLayer *ly = &m->layers[l];
     LlamaScratch *sc = &s->s;
+    LayerView w = layer_view(m, s, l);
     int64_t N = (int64_t)s->n_seq * T;
-    Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N), q = tensor_rows(&sc->q, 0, N),
-           att = tensor_rows(&sc->att, 0, N), tmp = tensor_rows(&sc->tmp, 0, N), gate = tensor_rows(&sc->gate, 0, N),
-           up = tensor_rows(&sc->up, 0, N);
+    Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N), tmp = tensor_rows(&sc->tmp, 0, N);
+    Tensor q = tensor_cols(&sc->q, 0, w.qd), att = tensor_cols(&sc->att, 0, w.qd);
+    Tensor gate = tensor_cols(&sc->gate, 0, w.ffn), up = tensor_cols(&sc->up, 0, w.ffn);
+    q = tensor_rows(&q, 0, N), att = tensor_rows(&att, 0, N), gate = tensor_rows(&gate, 0, N), up = tensor_rows(&up, 0, N);
     // attention block
     op_rmsnorm(&xn, &x, &ly->attn_norm, c->rms_eps);
-    op_matmul(&q, &xn, &ly->wq);
-    op_rope(&q, s->pos, m->inv_freq, c->n_heads, c->head_dim);
-    project_kv(m, s, ly, &s->k[l], &s->v[l], &xn, T);
+    op_matmul(&q, &xn, &w.wq);
+    apply_lora(s, l, LORA_Q, &xn, &q);
+    op_rope(&q, s->pos, m->inv_freq, w.nq, c->head_dim);
+    project_kv(m, s, l, &w, &xn, T);
     AttentionShape shape = {.n_seq = s->n_seq, .T = T, .n_past = s->n_past, .cap = s->cap,
-                            .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim};
+                            .n_heads = w.nq, .n_kv_heads = w.kv, .head_dim = c->head_dim};
+    Tensor k = tensor_cols(&s->k[l], 0, w.kvd), v = tensor_cols(&s->v[l], 0, w.kvd);
     SharedKV shared = {0};
-    if (s->base) shared = (SharedKV){&s->base->k[l], &s->base->v[l], s->base->mask, 0, s->base_n};
-    op_attention(&att, &q, &s->k[l], &s->v[l], s->mask, &shape, s->base ? &shared : NULL);
-    op_matmul(&tmp, &att, &ly->wo);
+    Tensor bk, bv;
+    if (s->base) {
+        bk = tensor_cols(&s->base->k[l], 0, w.kvd), bv = tensor_cols(&s->base->v[l], 0, w.kvd);
+        shared = (SharedKV){&bk, &bv, s->base->mask, 0, s->base_n};
+    }
+    op_attention(&att, &q, &k, &v, s->mask, &shape, s->base ? &shared : NULL);
+    op_matmul(&tmp, &att, &w.wo);
+    apply_lora(s, l, LORA_O, &att, &tmp);
     op_add(&x, &x, &tmp);
     // MLP block
     op_rmsnorm(&xn, &x, &ly->mlp_norm, c->rms_eps);
-    op_matmul(&gate, &xn, &ly->w_gate);
-    op_matmul(&up, &xn, &ly->w_up);
+    op_matmul(&gate, &xn, &w.w_gate);
+    apply_lora(s, l, LORA_GATE, &xn, &gate);
+    op_matmul(&up, &xn, &w.w_up);
+    apply_lora(s, l, LORA_UP, &xn, &up);
     op_swiglu(&gate, &gate, &up);
-    op_matmul(&tmp, &gate, &ly->w_down);
+    op_matmul(&tmp, &gate, &w.w_down);
+    apply_lora(s, l, LORA_DOWN, &gate, &tmp);
     op_add(&x, &x, &tmp);
 }
 

@@ -32,7 +32,7 @@ typedef struct {
     Tensor gA, gB;    // the same in LoraSet.grads
 } LoraAdapter;
 
-typedef struct {
+typedef struct LoraSet {
     LoraConfig cfg;
     int n_layers;        // L
     LoraAdapter *ad;     // [L * LORA_N_TARGETS], index l * LORA_N_TARGETS + target
