@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include "args.h"
+#include "elastic/artifact.h"
+#include "models/llama.h"
 #include "runtime/tensor.h"
 
 int cmd_info(int argc, char **argv);
@@ -14,6 +16,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 int cmd_textsets(int argc, char **argv);
+int cmd_anchors(int argc, char **argv);
+int cmd_elasticize(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \
@@ -21,11 +25,20 @@ int cmd_textsets(int argc, char **argv);
     {"device", true, "cpu, cuda or cuda:N (default: cuda:0 when a GPU backend is usable, else cpu)", NULL}, \
     {"threads", true, "CPU threads (default: all cores)", NULL}, \
     {"quiet", false, "no progress or info messages", NULL}, \
-    {"help", false, "show this help", NULL}
-#define CLI_N_COMMON 5
+    {"help", false, "show this help", NULL}, \
+    {"artifact", true, "elastic artifact (.h5): the model is reordered by its permutation", NULL}, \
+    {"level", true, "elastic level r in (0, 1] of the artifact to run (its widths and LoRA)", NULL}, \
+    {"no-lora", false, "run the level without its LoRA adapter", NULL}
+#define CLI_N_COMMON 8
 
 // Applies --device, --threads and --quiet; checks --model is given.
 Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev);
+
+// Loads --model; with --artifact, reorders it by the artifact's permutation.
+Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m);
+// With --level (needs --artifact): the level's widths and adapter in *lv and
+// *view = &lv->view; without: *view = NULL. Free lv with level_view_free.
+Status cli_level_view(const ArgOpt *opts, int n_opts, const LlamaModel *m, LevelView *lv, const LlamaView **view);
 
 // Parses token ids: "1 2 3" is one sequence; "1 2 3; 4 5" several, left-padded
 // to the longest (pads get id 0 and mask 0). ids and mask are [n_seq*T], malloc'd.

@@ -33,6 +33,26 @@ Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev) {
     return ST_OK;
 }
 
+Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
+    TRY(llama_load(m, args_get(opts, n_opts, "model")));
+    const char *art = args_get(opts, n_opts, "artifact");
+    if (!art) return ST_OK;
+    Status st = artifact_apply(m, art);
+    if (st != ST_OK) llama_free(m);
+    return st;
+}
+
+Status cli_level_view(const ArgOpt *opts, int n_opts, const LlamaModel *m, LevelView *lv, const LlamaView **view) {
+    memset(lv, 0, sizeof *lv);
+    *view = NULL;
+    const char *level = args_get(opts, n_opts, "level"), *art = args_get(opts, n_opts, "artifact");
+    if (!level) return ST_OK;
+    if (!art) return status_fail(ST_USAGE, "--level needs --artifact (the level table and adapters)");
+    TRY(level_view_load(art, m, level, args_get(opts, n_opts, "no-lora") != NULL, lv));
+    *view = &lv->view;
+    return ST_OK;
+}
+
 // Splits text on ';' into sequences of whitespace-separated integers.
 Status cli_parse_ids(const char *text, int32_t **ids_out, int32_t **mask_out, int *n_seq_out, int *T_out) {
     *ids_out = *mask_out = NULL;

@@ -148,23 +148,25 @@ static Status preds_close(PredFile *p, const char *path, bool ok) {
     return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
 }
 
-// The artifact's result line, "<DS> <model> full 1.0 1.0 <acc>", appended to
-// <results>/<model>_<DS>.txt; acc is written as Python's str(float) writes it
-// (the shortest decimal that reads back as the same double).
-static Status write_result_line(const EvalArgs *a, double acc) {
+// The artifact's result line, "<DS> <model> full 1.0 1.0 <acc>" (with --level r:
+// "<DS> <model> Ours 1.0 r <acc>"), appended to <results>/<model>_<DS>.txt; acc is
+// written as Python's str(float) writes it (the shortest decimal that reads back
+// as the same double).
+static Status write_result_line(const EvalArgs *a, const char *level, double acc) {
     char num[32], line[512], path[1200];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(num, sizeof num, "%.*g", prec, acc);
         if (strtod(num, NULL) == acc) break;
     }
     if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", sizeof num - strlen(num) - 1);
-    snprintf(line, sizeof line, "%s %s full 1.0 1.0 %s\n", dataset_name(a->ds), a->model_name, num);
+    if (level) snprintf(line, sizeof line, "%s %s Ours 1.0 %s %s\n", dataset_name(a->ds), a->model_name, level, num);
+    else snprintf(line, sizeof line, "%s %s full 1.0 1.0 %s\n", dataset_name(a->ds), a->model_name, num);
     mkdir(a->results_dir, 0777);
     snprintf(path, sizeof path, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
     return append_line_atomic(path, line);
 }
 
-static Status run_eval(const EvalArgs *a, Device dev) {
+static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device dev) {
     char path[1200], artifact_dir[1100];
     const char *shared = getenv("ELASTILM_SHARED");
     snprintf(artifact_dir, sizeof artifact_dir, "%s/data/elastilm-artifact", shared ? shared : "../shared");
@@ -177,12 +179,16 @@ static Status run_eval(const EvalArgs *a, Device dev) {
     EvalPrompt prompt = {0};
     Scorer scorer;
     bool model_ok = false, scorer_ok = false;
-    Status st = llama_load(&m, a->model_path);
+    LevelView lv = {0};
+    const LlamaView *view = NULL;
+    Status st = cli_load_model(opts, n_opts, &m);
     model_ok = st == ST_OK;
+    if (st == ST_OK) st = cli_level_view(opts, n_opts, &m, &lv, &view);
     if (st == ST_OK) st = tokenizer_load_for_model(&tok, a->model_path);
     if (st == ST_OK) st = eval_prompt_build(&prompt, a->ds, artifact_dir);
     if (st == ST_OK) st = scorer_init(&scorer, &m, tok, dev, a->share_prefix, 8192);
     scorer_ok = st == ST_OK;
+    if (st == ST_OK) st = scorer_set_view(&scorer, view);
     PredFile preds = {0};
     size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0, done = 0;
     if (st == ST_OK) st = preds_open(&preds, a->predictions, &data, &done, &right);
@@ -214,11 +220,12 @@ static Status run_eval(const EvalArgs *a, Device dev) {
                a->model_name, acc, right, n, eval_metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
-        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = write_result_line(a, acc);
+        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = write_result_line(a, args_get(opts, n_opts, "level"), acc);
     }
     if (scorer_ok) scorer_free(&scorer);
     eval_prompt_free(&prompt);
     tokenizer_free(tok);
+    level_view_free(&lv);
     if (model_ok) llama_free(&m);
     dataset_free(&data);
     return st;
@@ -246,6 +253,6 @@ int cmd_eval(int argc, char **argv) {
     Device dev;
     EvalArgs a;
     if ((st = cli_setup(opts, n, &dev)) != ST_OK || (st = parse_eval_args(opts, n, &a)) != ST_OK) return cli_fail(st);
-    st = run_eval(&a, dev);
+    st = run_eval(opts, n, &a, dev);
     return st == ST_OK ? 0 : cli_fail(st);
 }

@@ -48,7 +48,7 @@ static Status load_inputs(const ArgOpt *opts, int n, LlamaModel *m, Device *dev,
     if (!text == !prompt) return status_fail(ST_USAGE, "give exactly one of --ids and --prompt");
     if (text) TRY(cli_parse_ids(text, ids, mask, n_seq, T));
     else TRY(prompt_ids(args_get(opts, n, "model"), prompt, ids, mask, n_seq, T));
-    Status st = llama_load(m, args_get(opts, n, "model"));
+    Status st = cli_load_model(opts, n, m);
     if (st != ST_OK) {
         free(*ids);
         free(*mask);
@@ -86,9 +86,13 @@ static Status run_forward(const ArgOpt *opts, int n) {
     TRY(load_inputs(opts, n, &m, &dev, &ids, &mask, &n_seq, &T));
     LlamaSession s;
     Tensor logits = {0};
-    Status st = llama_session_init(&s, &m, n_seq, T, dev);
+    LevelView lv;
+    const LlamaView *view;
+    Status st = cli_level_view(opts, n, &m, &lv, &view);
+    if (st == ST_OK) st = llama_session_init(&s, &m, n_seq, T, dev);
     if (st == ST_OK) {
-        st = tensor_alloc_2d(&logits, DT_F32, dev, (int64_t)n_seq * T, m.cfg.vocab_size);
+        st = llama_session_set_view(&s, &m, view);
+        if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, dev, (int64_t)n_seq * T, m.cfg.vocab_size);
         if (st == ST_OK) st = llama_forward(&m, &s, ids, mask, T, LOGITS_ALL, &logits);
         llama_session_free(&s);
     }
@@ -101,6 +105,7 @@ static Status run_forward(const ArgOpt *opts, int n) {
         print_top5(&logits, ids, mask, n_seq, T);
     }
     tensor_free(&logits);
+    level_view_free(&lv);
     llama_free(&m);
     free(ids);
     free(mask);
@@ -134,8 +139,11 @@ static Status run_generate(const ArgOpt *opts, int n) {
     TRY(load_inputs(opts, n, &m, &dev, &ids, &mask, &n_seq, &T));
     int32_t *out = malloc((size_t)n_seq * (size_t)steps * sizeof *out);
     Status st = out ? ST_OK : status_fail(ST_OOM, "out of memory");
+    LevelView lv = {0};
+    const LlamaView *view = NULL;
+    if (st == ST_OK) st = cli_level_view(opts, n, &m, &lv, &view);
     double t0 = time_now();
-    if (st == ST_OK) st = llama_generate_greedy(&m, ids, mask, n_seq, T, (int)steps, dev, out);
+    if (st == ST_OK) st = llama_generate_greedy(&m, view, ids, mask, n_seq, T, (int)steps, dev, out);
     if (st == ST_OK && args_get(opts, n, "prompt")) {
         Tokenizer *tok;
         char *text = NULL;
@@ -155,6 +163,7 @@ static Status run_generate(const ArgOpt *opts, int n) {
         }
     }
     if (st == ST_OK) log_info("%d x %ld tokens in %.2fs", n_seq, steps, time_now() - t0);
+    level_view_free(&lv);
     free(out);
     llama_free(&m);
     free(ids);

@@ -26,8 +26,6 @@ static ArgOpt opts[] = {
     {"tokenizer", true, "tokenizer.json to use (default: the model's own)", NULL},
     {"format", true, "alpaca or text (default: from the file name)", NULL},
     {"out", true, "output directory: adapter/ (peft), checkpoint.h5, train_log.tsv, result.json", NULL},
-    {"artifact", true, "elastic artifact (.h5): the level's widths come from it and the adapter is stored in it", NULL},
-    {"level", true, "elastic level r in (0, 1] to train (default 1 = the full model)", NULL},
     {"adapter", true, "start from this peft adapter directory instead of a fresh initialisation", NULL},
     {"rank", true, "LoRA rank (default 8)", NULL},
     {"alpha", true, "LoRA alpha; scale = alpha / rank (default 16)", NULL},
@@ -235,7 +233,7 @@ static Status run(const Dist *dist) {
     if (dev.kind != DEV_CPU) return status_fail(ST_UNSUPPORTED, "lora: training runs on the CPU in this build");
     if (dist->rank != 0) log_set_quiet(true);
     LlamaModel m;
-    TRY(llama_load(&m, a.model));
+    TRY(cli_load_model(opts, N_OPTS, &m)); // reordered by --artifact's permutation
     Tokenizer *tok = NULL;
     TokenData data = {0};
     DataSplit split = {0};

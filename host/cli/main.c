@@ -15,6 +15,8 @@ static const Command commands[] = {
     {"forward", cmd_forward, "logits for token ids (top-5 per position, or all logits to a file)"},
     {"generate", cmd_generate, "greedy generation from token ids or a text prompt"},
     {"tokenize", cmd_tokenize, "text to token ids (with offsets), ids to text"},
+    {"anchors", cmd_anchors, "per-layer loss with the layer skipped; picks the anchor layers"},
+    {"elasticize", cmd_elasticize, "anchors + Taylor importance + reordering + level table -> artifact (.h5)"},
     {"lora", cmd_lora, "LoRA fine-tuning (alpaca or plain text), resumable, data-parallel under mpirun"},
     {"textsets", cmd_textsets, "calibration / recovery / held-out text from BoolQ's Wikipedia passages"},
     {"eval", cmd_eval, "multiple-choice accuracy on ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch"},

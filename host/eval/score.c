@@ -117,6 +117,7 @@ static Status score_unshared(Scorer *s, Candidate *cand, int n, const char *cons
             for (int t = 0; t < len; t++) mask[(size_t)(c - c0) * T + pad + t] = 1;
         }
         if (st == ST_OK) st = llama_session_init(&sess, s->model, m, T, s->dev);
+        if (st == ST_OK && s->view) st = llama_session_set_view(&sess, s->model, s->view);
         if (st == ST_OK) {
             st = tensor_alloc_2d(&logits, DT_F32, s->dev, (int64_t)m * T, V);
             if (st == ST_OK) st = llama_forward(s->model, &sess, ids, mask, T, LOGITS_ALL, &logits);
@@ -156,6 +157,7 @@ static Status prefix_extend(Scorer *s, const int32_t *ids, int n) {
     if (!s->prefix_ready) {
         TRY(llama_session_init(&s->prefix, s->model, 1, s->prefix_cap, s->dev));
         s->prefix_ready = true;
+        TRY(llama_session_set_view(&s->prefix, s->model, s->view));
     }
     int keep = 0;
     while (keep < n && keep < s->prefix.n_past && s->prefix_ids[keep] == ids[keep]) keep++;
@@ -195,6 +197,7 @@ static Status score_shared(Scorer *s, Candidate *cand, int n, const char *const 
             for (int t = 0; t < len; t++) mask[(size_t)(c - c0) * R + t] = 1;
         }
         if (st == ST_OK) st = llama_session_init(&sess, s->model, m, R, s->dev);
+        if (st == ST_OK && s->view) st = llama_session_set_view(&sess, s->model, s->view);
         if (st == ST_OK) {
             st = llama_session_attach(&sess, &s->prefix, split);
             if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, s->dev, (int64_t)m * R, V);
@@ -223,6 +226,13 @@ Status scorer_init(Scorer *s, const LlamaModel *m, const Tokenizer *tok, Device 
     s->prefix_cap = max_tokens;
     s->prefix_ids = malloc((size_t)max_tokens * sizeof *s->prefix_ids);
     return s->prefix_ids ? ST_OK : status_fail(ST_OOM, "out of memory");
+}
+
+Status scorer_set_view(Scorer *s, const LlamaView *view) {
+    s->view = view;
+    if (!s->prefix_ready) return ST_OK;
+    llama_session_reset(&s->prefix); // the cached prefix belongs to the old view
+    return llama_session_set_view(&s->prefix, s->model, view);
 }
 
 void scorer_free(Scorer *s) {

@@ -29,11 +29,14 @@ typedef struct {
     int prefix_cap;
     bool prefix_ready;
     long tokens_run;       // tokens pushed through the model (for tokens/s)
+    const LlamaView *view; // the elastic level and adapters scored with (NULL = the full model)
 } Scorer;
 
 // max_tokens: the longest candidate (prompt + choice) this scorer will see.
 Status scorer_init(Scorer *s, const LlamaModel *m, const Tokenizer *tok, Device dev, bool share_prefix, int max_tokens);
 void scorer_free(Scorer *s);
+// Scores later questions in another view (level); the cached prefix is dropped.
+Status scorer_set_view(Scorer *s, const LlamaView *view);
 
 // Scores each choice for one prompt; out has n_choices entries.
 Status scorer_score(Scorer *s, const char *prompt, const char *const *choices, int n_choices, ChoiceScore *out);

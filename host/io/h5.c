@@ -480,6 +480,24 @@ static Status reuse_or_unlink(const H5Store *f, const char *nm, Kind k, int ndim
     return ST_OK;
 }
 
+Status h5_make_group(H5Store *f, const char *name) {
+    quiet();
+    TRY(check_writable(f, "create group", name));
+    char nm[1024];
+    TRY(norm_name(f, name, nm, sizeof nm, "group"));
+    ObjKind k = obj_kind(f->file, nm[0] ? nm : "/");
+    if (!nm[0] || k == OBJ_GROUP) return ST_OK;
+    if (k != OBJ_MISSING) return status_fail(ST_USAGE, "%s: '%s' exists and is not a group", f->path, nm);
+    TRY(check_parents(f, nm));
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hid_t g = lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0
+                  ? H5Gcreate2(f->file, nm, lcpl, H5P_DEFAULT, H5P_DEFAULT) : H5I_INVALID_HID;
+    Status st = g >= 0 ? ST_OK : status_fail(ST_IO, "%s: cannot create group '%s'", f->path, nm);
+    close_id(g);
+    close_id(lcpl);
+    return st;
+}
+
 static Status write_dataset(H5Store *f, const char *name, int ndim, const int64_t *shape, Kind k, const void *data) {
     quiet();
     TRY(check_writable(f, "write dataset", name));

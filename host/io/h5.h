@@ -33,7 +33,9 @@ void h5_close(H5Store *f);    // read handles, or abandons a write; NULL is ok
 const char *h5_path(const H5Store *f); // the path given at open (not the temporary name)
 
 bool h5_exists(H5Store *f, const char *name);     // any group or dataset
-Status h5_delete(H5Store *f, const char *name);   // a group (with its content) or dataset; ok if absent
+Status h5_delete(H5Store *f, const char *name);
+// Creates group `name` and any missing parents (ok if it exists as a group).
+Status h5_make_group(H5Store *f, const char *name);   // a group (with its content) or dataset; ok if absent
 
 // Writes a dataset of shape[0..ndim) (ndim 0 = a scalar); missing groups are
 // created and an existing dataset of that name is replaced (in place when its

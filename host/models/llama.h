@@ -95,6 +95,9 @@ typedef struct {
 // status message names the file and the tensor or key at fault.
 Status llama_load(LlamaModel *m, const char *path);
 void llama_free(LlamaModel *m);
+// Writes the model (as it is in memory, e.g. reordered) as a Hugging Face
+// directory: config.json + model.safetensors in fp32.
+Status llama_export_hf(const LlamaModel *m, const char *dir);
 int64_t llama_param_count(const LlamaModel *m);
 
 // Rotary inverse frequencies for a config (HF semantics): theta^(-2i/hd),
@@ -166,7 +169,8 @@ Status llama_token_logprobs(const Tensor *logits, const int32_t *ids, int n_seq,
 
 // Greedy decoding of n_steps tokens for a (left-padded) batch of prompts.
 // out [n_seq*n_steps]. Stops early for no one: eos is generated like any token.
-Status llama_generate_greedy(const LlamaModel *m, const int32_t *ids, const int32_t *mask, int n_seq, int T,
-                             int n_steps, Device dev, int32_t *out);
+// view: an elastic level / adapters to decode with (NULL = the full model).
+Status llama_generate_greedy(const LlamaModel *m, const LlamaView *view, const int32_t *ids, const int32_t *mask,
+                             int n_seq, int T, int n_steps, Device dev, int32_t *out);
 
 #endif

@@ -287,13 +287,14 @@ static void argmax_rows(const Tensor *logits, int32_t *out) {
     }
 }
 
-Status llama_generate_greedy(const LlamaModel *m, const int32_t *ids, const int32_t *mask, int n_seq, int T,
-                             int n_steps, Device dev, int32_t *out) {
+Status llama_generate_greedy(const LlamaModel *m, const LlamaView *view, const int32_t *ids, const int32_t *mask,
+                             int n_seq, int T, int n_steps, Device dev, int32_t *out) {
     if (n_steps <= 0) return ST_OK;
     LlamaSession s;
     TRY(llama_session_init(&s, m, n_seq, T + n_steps, dev));
-    Tensor logits;
-    Status st = tensor_alloc_2d(&logits, DT_F32, dev, n_seq, m->cfg.vocab_size);
+    Tensor logits = {0};
+    Status st = llama_session_set_view(&s, m, view);
+    if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, dev, n_seq, m->cfg.vocab_size);
     int32_t *next = malloc((size_t)n_seq * sizeof *next);
     if (st == ST_OK && !next) st = status_fail(ST_OOM, "out of memory");
     if (st == ST_OK) st = llama_forward(m, &s, ids, mask, T, LOGITS_LAST, &logits);

@@ -167,6 +167,14 @@ static Status train_alloc(LlamaTrain *t) {
         TRY(grads_alloc(&t->grads, t->m));
         t->has_grads = true;
     }
+    if (t->opt.on_weight_grad) TRY(alloc_flat(&t->wgrad, (QD > F ? QD : F) * D));
+    t->skip = calloc((size_t)c->n_layers, 1);
+    t->grad_layers = malloc((size_t)c->n_layers);
+    if (!t->skip || !t->grad_layers) return status_fail(ST_OOM, "out of memory");
+    for (int l = 0; l < c->n_layers; l++) {
+        t->skip[l] = t->opt.skip ? t->opt.skip[l] : 0;
+        t->grad_layers[l] = t->opt.grad_layers ? t->opt.grad_layers[l] : 1;
+    }
     return ST_OK;
 }
 
@@ -181,6 +189,8 @@ Status llama_train_init(LlamaTrain *t, const LlamaModel *m, const LlamaWidth *wi
     t->lora = lora;
     t->opt = opt ? *opt : (TrainOptions){0};
     if (t->opt.logits_chunk <= 0) t->opt.logits_chunk = 256;
+    if (t->opt.full_grads && t->opt.on_weight_grad)
+        return status_fail(ST_USAGE, "training: full gradients and a weight-gradient callback exclude each other");
     t->max_tokens = max_tokens;
     t->widths = malloc((size_t)c->n_layers * sizeof *t->widths);
     if (!t->widths) return status_fail(ST_OOM, "out of memory");
@@ -209,12 +219,15 @@ void llama_train_free(LlamaTrain *t) {
     for (int l = 0; t->acts && l < L; l++) acts_free(&t->acts[l]);
     acts_free(&t->shared);
     Tensor *ts[] = {&t->xL,   &t->xf,    &t->dres, &t->dxn, &t->dq,     &t->datt,  &t->dk,    &t->dv,
-                    &t->dgate, &t->dup, &t->dh,   &t->du,  &t->xd,     &t->dxd,   &t->logits, &t->xrows, &t->drows};
+                    &t->dgate, &t->dup, &t->dh,   &t->du,  &t->xd,     &t->dxd,   &t->logits, &t->xrows, &t->drows,
+                    &t->wgrad};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
     if (t->has_grads) grads_free(&t->grads, L);
     free(t->acts);
     free(t->pos);
     free(t->rows);
+    free(t->skip);
+    free(t->grad_layers);
     free(t->widths);
     memset(t, 0, sizeof *t);
 }
@@ -367,6 +380,29 @@ static void layer_forward(LlamaTrain *t, const TrainBatch *b, int l, Tensor *x_o
     op_add(x_out, x_out, &v.x2);
 }
 
+// Where the backward puts a projection's weight gradient: the full-gradient
+// buffer, a zeroed scratch for the callback, or nowhere.
+static Tensor *weight_grad_target(LlamaTrain *t, int l, const Tensor *full, const Tensor *w, Tensor *scratch) {
+    if (t->has_grads) return (Tensor *)full;
+    if (!t->opt.on_weight_grad || !t->grad_layers[l]) return NULL;
+    *scratch = view2(&t->wgrad, w->shape[0], w->shape[1]);
+    tensor_zero(scratch);
+    return scratch;
+}
+
+static void weight_grad_done(LlamaTrain *t, int l, LoraTarget proj, const Tensor *w, const Tensor *g) {
+    if (g && !t->has_grads) t->opt.on_weight_grad(t->opt.grad_ctx, l, proj, w, g);
+}
+
+// Backward of out = x @ w^T for projection proj: dx += ..., and the weight gradient where it goes.
+static void proj_backward(LlamaTrain *t, int l, LoraTarget proj, Tensor *dx, const Tensor *dout, const Tensor *x,
+                          const Tensor *w, const Tensor *full_grad) {
+    Tensor scratch;
+    Tensor *dw = weight_grad_target(t, l, full_grad, w, &scratch);
+    op_matmul_backward(dx, dw, dout, x, w, 1.0f);
+    weight_grad_done(t, l, proj, w, dw);
+}
+
 // dres holds dL/d(layer output) on entry and dL/d(layer input) on return.
 static void layer_backward(LlamaTrain *t, const TrainBatch *b, int l, uint64_t seed) {
     const LlamaConfig *c = &t->m->cfg;
@@ -386,20 +422,20 @@ static void layer_backward(LlamaTrain *t, const TrainBatch *b, int l, uint64_t s
     Tensor dk = view2(&t->dk, N, w.kvd), dv = view2(&t->dv, N, w.kvd);
     // MLP block: x_out = x2 + down(swiglu(gate(xn2), up(xn2)))
     tensor_zero(&dh);
-    op_matmul_backward(&dh, full ? &gv.w_down : NULL, &dres, &v.h, &wv.w_down, 1.0f);
+    proj_backward(t, l, LORA_DOWN, &dh, &dres, &v.h, &wv.w_down, full ? &gv.w_down : NULL);
     lora_backward(t, l, LORA_DOWN, a, &v.h, &dres, &dh, seed);
     tensor_zero(&dgate);
     tensor_zero(&dup);
     op_swiglu_backward(&dgate, &dup, &dh, &v.gate, &v.up);
     tensor_zero(&dxn);
-    op_matmul_backward(&dxn, full ? &gv.w_gate : NULL, &dgate, &v.xn2, &wv.w_gate, 1.0f);
+    proj_backward(t, l, LORA_GATE, &dxn, &dgate, &v.xn2, &wv.w_gate, full ? &gv.w_gate : NULL);
     lora_backward(t, l, LORA_GATE, a, &v.xn2, &dgate, &dxn, seed);
-    op_matmul_backward(&dxn, full ? &gv.w_up : NULL, &dup, &v.xn2, &wv.w_up, 1.0f);
+    proj_backward(t, l, LORA_UP, &dxn, &dup, &v.xn2, &wv.w_up, full ? &gv.w_up : NULL);
     lora_backward(t, l, LORA_UP, a, &v.xn2, &dup, &dxn, seed);
     op_rmsnorm_backward(&dres, full ? &g->mlp_norm : NULL, &dxn, &v.x2, &ly->mlp_norm, c->rms_eps);
     // attention block: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
     tensor_zero(&datt);
-    op_matmul_backward(&datt, full ? &gv.wo : NULL, &dres, &v.att, &wv.wo, 1.0f);
+    proj_backward(t, l, LORA_O, &datt, &dres, &v.att, &wv.wo, full ? &gv.wo : NULL);
     lora_backward(t, l, LORA_O, a, &v.att, &dres, &datt, seed);
     tensor_zero(&dq);
     tensor_zero(&dk);
@@ -409,11 +445,11 @@ static void layer_backward(LlamaTrain *t, const TrainBatch *b, int l, uint64_t s
     op_rope_backward(&dq, t->pos, t->m->inv_freq, w.nq, c->head_dim);
     op_rope_backward(&dk, t->pos, t->m->inv_freq, w.kv, c->head_dim);
     tensor_zero(&dxn);
-    op_matmul_backward(&dxn, full ? &gv.wq : NULL, &dq, &v.xn1, &wv.wq, 1.0f);
+    proj_backward(t, l, LORA_Q, &dxn, &dq, &v.xn1, &wv.wq, full ? &gv.wq : NULL);
     lora_backward(t, l, LORA_Q, a, &v.xn1, &dq, &dxn, seed);
-    op_matmul_backward(&dxn, full ? &gv.wk : NULL, &dk, &v.xn1, &wv.wk, 1.0f);
+    proj_backward(t, l, LORA_K, &dxn, &dk, &v.xn1, &wv.wk, full ? &gv.wk : NULL);
     lora_backward(t, l, LORA_K, a, &v.xn1, &dk, &dxn, seed);
-    op_matmul_backward(&dxn, full ? &gv.wv : NULL, &dv, &v.xn1, &wv.wv, 1.0f);
+    proj_backward(t, l, LORA_V, &dxn, &dv, &v.xn1, &wv.wv, full ? &gv.wv : NULL);
     lora_backward(t, l, LORA_V, a, &v.xn1, &dv, &dxn, seed);
     op_rmsnorm_backward(&dres, full ? &g->attn_norm : NULL, &dxn, &v.x, &ly->attn_norm, c->rms_eps);
 }
@@ -429,7 +465,12 @@ static void forward_layers(LlamaTrain *t, const TrainBatch *b, bool dropout, uin
     op_embedding(&x0, &t->m->tok_embd, b->ids);
     for (int l = 0; l < c->n_layers; l++) {
         Tensor x_out = view2(l + 1 < c->n_layers ? &t->acts[l + 1].x : &t->xL, N, D);
-        layer_forward(t, b, l, &x_out, dropout, seed);
+        if (t->skip[l]) {
+            Tensor x_in = view2(&t->acts[l].x, N, D);
+            memcpy(x_out.data, x_in.data, (size_t)(N * D) * sizeof(float));
+        } else {
+            layer_forward(t, b, l, &x_out, dropout, seed);
+        }
     }
     Tensor xL = view2(&t->xL, N, D), xf = view2(&t->xf, N, D);
     op_rmsnorm(&xf, &xL, &t->m->final_norm, c->rms_eps);
@@ -481,6 +522,7 @@ Status llama_train_step(LlamaTrain *t, const TrainBatch *b, float loss_scale, ui
     tensor_zero(&dres);
     op_rmsnorm_backward(&dres, t->has_grads ? &t->grads.final_norm : NULL, &dxf, &xL, &t->m->final_norm, c->rms_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (t->skip[l]) continue; // the identity passes the gradient through
         if (t->opt.recompute) { // rebuild the layer's activations from its saved input
             Tensor x_next = view2(l + 1 < c->n_layers ? &t->acts[l + 1].x : &t->xL, N, D);
             layer_forward(t, b, l, &x_next, true, dropout_seed);

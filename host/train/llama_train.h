@@ -26,10 +26,20 @@ typedef struct {
     int n_tokens;           // N
 } TrainBatch;
 
+// Receives the gradient g of one projection weight w (both [out, in] in the
+// view's widths; g is scratch memory, valid only during the call) as soon as
+// the backward forms it. Importance scoring reduces |w * g| here, so no
+// full-model gradient is ever held.
+typedef void (*WeightGradFn)(void *ctx, int layer, LoraTarget proj, const Tensor *w, const Tensor *g);
+
 typedef struct {
     bool full_grads;  // gradients of every model weight (LlamaTrain.grads)
     bool recompute;   // keep only each layer's input; recompute the layer in the backward
     int logits_chunk; // rows of logits formed at a time (0 = 256)
+    WeightGradFn on_weight_grad; // projection-weight gradients to a callback (not with full_grads)
+    void *grad_ctx;
+    const uint8_t *grad_layers;  // [L] layers whose weight gradients the callback wants (NULL = all)
+    const uint8_t *skip;         // [L] layers replaced by the identity (output = input); NULL = none
 } TrainOptions;
 
 // Everything a layer's backward needs from its forward. Widths are the view's:
@@ -71,8 +81,11 @@ typedef struct {
     Tensor xd, dxd;         // [N, max(D, H*hd, F)] dropped adapter input and its gradient
     Tensor logits;          // [chunk, V]
     Tensor xrows, drows;    // [chunk, D] gathered final hidden rows with a target and their gradient
+    Tensor wgrad;           // [max projection size] scratch for on_weight_grad
     int32_t *pos;           // [N] positions within each sequence
     int32_t *rows;          // [N] rows that have a target
+    uint8_t *skip;          // [L] copy of opt.skip (0 = run the layer)
+    uint8_t *grad_layers;   // [L] copy of opt.grad_layers
     bool has_grads;
     LlamaGrads grads;       // when opt.full_grads
 } LlamaTrain;
