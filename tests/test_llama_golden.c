@@ -103,7 +103,7 @@ static void check_generation(Fixture *f) {
     const SafeTensor *want = tu_tensor(&f->golden, "gen.output_ids", DT_I32);
     int T = (int)in->shape[1], steps = (int)(want->shape[1] - in->shape[1]);
     int32_t *out = malloc((size_t)steps * sizeof *out);
-    Status st = llama_generate_greedy(&f->m, (const int32_t *)in->data, NULL, 1, T, steps, CPU, out);
+    Status st = llama_generate_greedy(&f->m, NULL, (const int32_t *)in->data, NULL, 1, T, steps, CPU, out);
     cr_assert_eq(st, ST_OK, "%s", status_message());
     const int32_t *w = (const int32_t *)want->data + T;
     for (int k = 0; k < steps; k++) cr_expect_eq(out[k], w[k], "generated token %d: got %d, transformers %d", k, out[k], w[k]);

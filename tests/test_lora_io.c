@@ -17,7 +17,7 @@
 #include "io/safetensors.h"
 #include "models/llama.h"
 #include "test_util.h"
-#include "train/lora.h"
+#include "models/lora.h"
 #include "train/lora_store.h"
 #include "train/peft.h"
 

@@ -137,39 +137,52 @@ Test(train_cli, two_ranks_match_one) {
     tu_remove_dir(two);
 }
 
-// The adapter is stored as lora/<level> in the artifact; a level without a
-// table is refused; a level table gives prefix-shaped adapters.
+// elasticize -> lora --artifact --level: the adapter is trained on the level's
+// prefix view and stored as lora/<level>; forward --level applies it.
 Test(train_cli, artifact_storage_and_levels) {
     char dir[64], art[128], cmd[2048], out[8192];
     temp_dir(dir, sizeof dir);
     snprintf(art, sizeof art, "%s/art.h5", dir);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.5", bin(), art);
-    cr_assert_eq(tu_run(cmd, out, sizeof out), 1, "%s", out); // no artifact yet
-    cr_expect(strstr(out, "art.h5: cannot open") != NULL, "%s", out);
-    H5Store *f;
-    cr_assert_eq(h5_create(&f, art), ST_OK);
-    cr_assert_eq(h5_set_attr_str(f, "/", "format", "elastilm-artifact"), ST_OK);
-    cr_assert_eq(h5_commit(f), ST_OK);
-    cr_assert_eq(tu_run(cmd, out, sizeof out), 1, "%s", out); // an artifact without that level
-    cr_expect(strstr(out, "no level 0.5") != NULL, "%s", out);
-    cr_assert_eq(h5_open_update(&f, art), ST_OK);
-    int32_t kv[2] = {2, 1}, ffn[2] = {64, 32}; // tiny-llama-mha: 2 layers, 4 heads, ffn 128
-    int64_t shape[1] = {2};
-    cr_assert_eq(h5_write_i32(f, "levels/0.5/n_kv", 1, shape, kv), ST_OK);
-    cr_assert_eq(h5_write_i32(f, "levels/0.5/ffn", 1, shape, ffn), ST_OK);
-    cr_assert_eq(h5_commit(f), ST_OK);
+    snprintf(cmd, sizeof cmd,
+             "%s elasticize " TINY "--calib tests/fixtures/train/text.txt --samples 4 --seq 16 --keep 1 --out %s --quiet",
+             bin(), art);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.45", bin(), art);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "no level 0.45") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.5", bin(), art);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    H5Store *f;
     cr_assert_eq(h5_open_read(&f, art), ST_OK);
     int64_t dims[2];
+    int32_t *anchors;
+    cr_assert_eq(h5_read_i32(f, "anchors/layers", 1, dims, &anchors), ST_OK, "%s", status_message());
+    cr_assert_eq(dims[0], 1);
+    int pruned = 1 - anchors[0], anchor = anchors[0];
+    free(anchors);
     float *data;
-    cr_assert_eq(h5_read_f32(f, "lora/0.5/1/q_proj/B", 2, dims, &data), ST_OK, "%s", status_message());
-    cr_expect(dims[0] == 1 * 20 && dims[1] == 8, "q B of layer 1 is [%lld, %lld]", (long long)dims[0],
-              (long long)dims[1]); // 1 KV head = 1 query head of head_dim 20
+    char name[64];
+    // tiny-llama-mha at level 0.5 (ratio 0.625): 4 - (80 - 30) / 20 = 2 heads of 20, int(192 * 0.375) = 72 channels
+    snprintf(name, sizeof name, "lora/0.5/%d/q_proj/B", pruned);
+    cr_assert_eq(h5_read_f32(f, name, 2, dims, &data), ST_OK, "%s", status_message());
+    cr_expect(dims[0] == 40 && dims[1] == 8, "q B of the pruned layer is [%lld, %lld]", (long long)dims[0],
+              (long long)dims[1]);
     free(data);
-    cr_assert_eq(h5_read_f32(f, "lora/0.5/0/down_proj/A", 2, dims, &data), ST_OK, "%s", status_message());
-    cr_expect(dims[0] == 8 && dims[1] == 64);
+    snprintf(name, sizeof name, "lora/0.5/%d/down_proj/A", pruned);
+    cr_assert_eq(h5_read_f32(f, name, 2, dims, &data), ST_OK, "%s", status_message());
+    cr_expect(dims[0] == 8 && dims[1] == 72, "down A is [%lld, %lld]", (long long)dims[0], (long long)dims[1]);
+    free(data);
+    snprintf(name, sizeof name, "lora/0.5/%d/down_proj/A", anchor);
+    cr_assert_eq(h5_read_f32(f, name, 2, dims, &data), ST_OK, "%s", status_message());
+    cr_expect(dims[1] == 192, "the anchor layer's adapter is full width");
     free(data);
     h5_close(f);
+    char with[4096], without[4096];
+    snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5", bin(), art);
+    cr_assert_eq(tu_run(cmd, with, sizeof with), 0, "%s", with);
+    snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5 --no-lora", bin(), art);
+    cr_assert_eq(tu_run(cmd, without, sizeof without), 0, "%s", without);
+    cr_expect(strcmp(with, without) != 0, "the level's adapter changes the logits");
     tu_remove_dir(dir);
 }
 

@@ -94,7 +94,7 @@ Test(smollm2, greedy_generation_matches_transformers, .init = setup, .fini = tea
     const SafeTensor *in = tu_tensor(&g_golden, "gen.input_ids", DT_I32), *want = tu_tensor(&g_golden, "gen.output_ids", DT_I32);
     int T = (int)in->shape[1], steps = (int)(want->shape[1] - T);
     int32_t *out = malloc((size_t)steps * sizeof *out);
-    cr_assert_eq(llama_generate_greedy(&g_model, (const int32_t *)in->data, NULL, 1, T, steps, CPU, out), ST_OK, "%s",
+    cr_assert_eq(llama_generate_greedy(&g_model, NULL, (const int32_t *)in->data, NULL, 1, T, steps, CPU, out), ST_OK, "%s",
                  status_message());
     const int32_t *w = (const int32_t *)want->data + T;
     for (int k = 0; k < steps; k++) cr_expect_eq(out[k], w[k], "token %d: got %d, transformers %d", k, out[k], w[k]);

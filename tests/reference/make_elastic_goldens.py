@@ -37,11 +37,9 @@ folder exactly as it reads the others. Writes:
                                     A.4: sort ascending, the last n_anchor are anchors).
     skip_order       [L]       I32  stable ascending argsort of skip_loss (float64 values).
     imp_attn.<l>     [KV]      F32  attention unit importance of layer l (see UNITS)
-    imp_attn64.<l>   [KV]      F64  the same, as summed (float64)
-    rank_attn.<l>    [KV]      I32  stable ascending argsort of imp_attn64.<l>: least
+    rank_attn.<l>    [KV]      I32  stable ascending argsort of the float64 sums: least
                                     important first (the rank_all.json convention, spec A.8)
     imp_ffn.<l>      [F]       F32  FFN channel importance of layer l
-    imp_ffn64.<l>    [F]       F64
     rank_ffn.<l>     [F]       I32
 
   IMPORTANCE (spec A.7, taylor=param_first, group_reduction=sum). One forward/backward of
@@ -413,10 +411,8 @@ def elastic_goldens(name):
            "skip_order": ascending(skip.double()).to(torch.int32)}
     for l in range(L):
         out[f"imp_attn.{l}"] = attn64[l].float().contiguous()
-        out[f"imp_attn64.{l}"] = attn64[l].contiguous()
         out[f"rank_attn.{l}"] = ascending(attn64[l]).to(torch.int32)
         out[f"imp_ffn.{l}"] = ffn64[l].float().contiguous()
-        out[f"imp_ffn64.{l}"] = ffn64[l].contiguous()
         out[f"rank_ffn.{l}"] = ascending(ffn64[l]).to(torch.int32)
     meta = {"model": name, "n_layers": str(L), "heads": str(H), "kv_heads": str(KV),
             "head_dim": str(hd), "ffn": str(ff), "vocab": str(V), "n_calib": str(N_CALIB),
