@@ -18,6 +18,7 @@ int cmd_lora(int argc, char **argv);
 int cmd_textsets(int argc, char **argv);
 int cmd_anchors(int argc, char **argv);
 int cmd_elasticize(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \
