@@ -64,6 +64,7 @@ REAL_SRC := $(sort $(wildcard tests/real/test_*.c)) tests/test_util.c
 REAL_BIN := $(BUILD)/tests/run_real_tests
 BENCH_BIN := $(BUILD)/bench_llama
 TOKBENCH_BIN := $(BUILD)/bench_tokenizers
+SWITCH_BIN := $(BUILD)/bench_switch
 
 .PHONY: all deps test sanitize test-real check demo bench bench-tokenizers clean fetch
 all: $(BIN)
@@ -86,6 +87,9 @@ $(REAL_BIN): $(LIB_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRC))
 	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
 $(BENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_llama.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+$(SWITCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_switch.o
 	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
 
 $(TOKBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_tokenizers.o
