@@ -26,10 +26,8 @@ static void expect_load_error(const char *path, Status code, const char *needle1
 
 // The CLI on the same input: exit status 1 and one line starting "elastilm: ".
 static void expect_cli_error(const char *path, const char *needle) {
-    const char *bin = getenv("ELASTILM_BIN");
-    if (!bin) bin = "./elastilm";
     char cmd[1024], out[4096];
-    snprintf(cmd, sizeof cmd, "%s info --model '%s'", bin, path);
+    snprintf(cmd, sizeof cmd, "%s info --model '%s'", tu_bin(), path);
     int rc = tu_run(cmd, out, sizeof out);
     cr_expect_eq(rc, 1, "exit status %d for %s: %s", rc, path, out);
     cr_expect(strncmp(out, "elastilm: ", 10) == 0, "output: %s", out);
@@ -159,34 +157,12 @@ Test(bad_input, size_disagrees_with_shape) {
     free(p);
 }
 
-static void write_text(const char *dir, const char *name, const char *text) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "w");
-    cr_assert_not_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
-static char *config_text(const char *dir) {
-    char path[600];
-    size_t len;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    return (char *)tu_read_file(path, &len);
-}
-
 // A copy of GQA whose config.json has `from` replaced by `to`.
 static void gqa_with_config_edit(char *dir, size_t n, const char *from, const char *to) {
     tu_copy_dir(GQA, dir, n);
-    char *cfg = config_text(dir);
-    char *at = strstr(cfg, from);
-    cr_assert_not_null(at, "'%s' not in config.json", from);
-    size_t out_len = strlen(cfg) - strlen(from) + strlen(to) + 1;
-    char *out = malloc(out_len);
-    snprintf(out, out_len, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
-    write_text(dir, "config.json", out);
-    free(out);
-    free(cfg);
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    tu_replace_in_file(path, from, to);
 }
 
 Test(bad_input, shape_disagrees_with_config) {
@@ -258,8 +234,7 @@ Test(bad_input, truncated_gguf_model) {
 
 // Usage errors exit with 2.
 Test(bad_input, cli_usage_errors) {
-    const char *bin = getenv("ELASTILM_BIN");
-    if (!bin) bin = "./elastilm";
+    const char *bin = tu_bin();
     char cmd[512], out[4096];
     snprintf(cmd, sizeof cmd, "%s info --model " GQA " --bogus", bin);
     cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);

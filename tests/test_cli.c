@@ -9,21 +9,16 @@
 
 #define GQA "tests/fixtures/tiny-llama3-gqa"
 
-static const char *bin(void) {
-    const char *b = getenv("ELASTILM_BIN");
-    return b ? b : "./elastilm";
-}
-
 Test(cli, info_reports_config) {
     char cmd[512], out[8192];
-    snprintf(cmd, sizeof cmd, "%s info --model " GQA, bin());
+    snprintf(cmd, sizeof cmd, "%s info --model " GQA, tu_bin());
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "heads:            4 (kv heads 2, head_dim 16)") != NULL, "%s", out);
     cr_expect(strstr(out, "llama3, factor 8") != NULL, "%s", out);
     cr_expect(strstr(out, "stored dtypes:    bf16") != NULL, "%s", out);
     // 256*64 (embed) + 64 (norm) + 256*64 (head) + 2 * (2*64 + 64*64 + 2*32*64 + 64*64 + 3*128*64)
     cr_expect(strstr(out, "parameters:       106816") != NULL, "%s", out); // 32832 + 2 * 36992
-    snprintf(cmd, sizeof cmd, "%s info --model tests/fixtures/tiny-smol-tied", bin());
+    snprintf(cmd, sizeof cmd, "%s info --model tests/fixtures/tiny-smol-tied", tu_bin());
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "tied embeddings:  yes") != NULL, "%s", out);
 }
@@ -42,7 +37,7 @@ Test(cli, forward_out_matches_golden) {
         size_t used = strlen(ids_text);
         snprintf(ids_text + used, sizeof ids_text - used, "%s%d", t ? " " : "", ((const int32_t *)ids->data)[t]);
     }
-    snprintf(cmd, sizeof cmd, "%s forward --model " GQA " --ids '%s' --out %s --quiet", bin(), ids_text, path);
+    snprintf(cmd, sizeof cmd, "%s forward --model " GQA " --ids '%s' --out %s --quiet", tu_bin(), ids_text, path);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     size_t len;
     uint8_t *data = tu_read_file(path, &len);
@@ -51,7 +46,7 @@ Test(cli, forward_out_matches_golden) {
     cr_expect_leq(d, 1e-4f, "max |dlogit| %g", d);
     free(data);
     unlink(path);
-    snprintf(cmd, sizeof cmd, "%s forward --model " GQA " --ids '%s'", bin(), ids_text);
+    snprintf(cmd, sizeof cmd, "%s forward --model " GQA " --ids '%s'", tu_bin(), ids_text);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "pos 11 id") != NULL, "%s", out);
     safetensors_close(&g);
@@ -71,7 +66,7 @@ Test(cli, generate_matches_golden) {
         size_t used = strlen(expect);
         snprintf(expect + used, sizeof expect - used, "%s%d", k ? " " : "", ((const int32_t *)want->data)[T + k]);
     }
-    snprintf(cmd, sizeof cmd, "%s generate --model " GQA " --ids '%s' --steps %d --quiet", bin(), ids_text, steps);
+    snprintf(cmd, sizeof cmd, "%s generate --model " GQA " --ids '%s' --steps %d --quiet", tu_bin(), ids_text, steps);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect(strncmp(out, expect, strlen(expect)) == 0, "got '%s', transformers '%s'", out, expect);
     safetensors_close(&g);
@@ -81,21 +76,21 @@ Test(cli, generate_matches_golden) {
 Test(cli, tokenize_encode_decode) {
     char cmd[1024], out[4096];
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --text 'Hello, world!'",
-             bin());
+             tu_bin());
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect_str_eq(out, "101 7592 1010 2088 999 102\n"); // transformers: [CLS] hello , world ! [SEP]
     snprintf(cmd, sizeof cmd,
              "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --text 'Hello, world!' --offsets --no-special",
-             bin());
+             tu_bin());
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect(strncmp(out, "7592\t0\t5\tHello\n1010\t5\t6\t,\n", 25) == 0, "%s", out);
     snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --decode '101 7592 1010 2088 999 102' --no-special",
-             bin());
+             tu_bin());
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect_str_eq(out, "hello, world!\n");
-    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --decode '1 99999'", bin());
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer tests/fixtures/tokenizers/minilm-tokenizer.json.gz --decode '1 99999'", tu_bin());
     cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
-    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /nonexistent.json --text x", bin());
+    snprintf(cmd, sizeof cmd, "%s tokenize --tokenizer /nonexistent.json --text x", tu_bin());
     cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "/nonexistent.json") != NULL, "%s", out);
 }
@@ -117,7 +112,7 @@ Test(cli, eval_writes_result_line_and_predictions) {
     snprintf(cmd, sizeof cmd,
              "%s eval --model %s --model-name tiny --dataset ARC_E --data tests/fixtures/datasets/hf_arc_easy.jsonl"
              " --results %s --predictions %s --quiet",
-             bin(), dir, dir, preds);
+             tu_bin(), dir, dir, preds);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect(strstr(out, "ARC_E tiny: accuracy") != NULL, "%s", out);
     snprintf(res, sizeof res, "%s/tiny_ARC_E.txt", dir);
@@ -141,7 +136,7 @@ Test(cli, eval_writes_result_line_and_predictions) {
     snprintf(cmd, sizeof cmd,
              "%s eval --model %s --model-name tiny --dataset ARC_E --data tests/fixtures/datasets/hf_arc_easy.jsonl"
              " --results %s --predictions %s",
-             bin(), dir, dir, preds);
+             tu_bin(), dir, dir, preds);
     char out2[4096];
     cr_assert_eq(tu_run(cmd, out2, sizeof out2), 0, "%s", out2);
     cr_expect(strstr(out2, "resuming after 1 questions") != NULL, "%s", out2);
@@ -158,12 +153,12 @@ Test(cli, eval_writes_result_line_and_predictions) {
     fp = fopen(bad, "w");
     fprintf(fp, "{\"id\": \"x\", \"question\": \"q?\", \"choices\": {\"text\": [], \"label\": []}, \"answerKey\": \"A\"}\n");
     fclose(fp);
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet", bin(), dir, bad, dir);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet", tu_bin(), dir, bad, dir);
     cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "bad.jsonl:1") != NULL, "%s", out);
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet --skip-bad", bin(), dir, bad, dir);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset ARC_E --data %s --results %s --quiet --skip-bad", tu_bin(), dir, bad, dir);
     cr_expect_eq(tu_run(cmd, out, sizeof out), 1, "%s", out); // nothing left to score is still an error
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset NOPE", bin(), dir);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --dataset NOPE", tu_bin(), dir);
     cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
     tu_remove_dir(dir);
 }

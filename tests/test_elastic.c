@@ -19,8 +19,6 @@
 #include "runtime/rng.h"
 #include "test_util.h"
 
-static const Device CPU = {DEV_CPU, 0};
-
 typedef struct {
     LlamaModel m;
     SafetensorsFile g;
@@ -113,15 +111,6 @@ static void check_importance(const char *model) {
 Test(elastic, importance_mha) { check_importance("tiny-llama-mha"); }
 Test(elastic, importance_gqa) { check_importance("tiny-elastic-gqa"); }
 
-static void logits(const LlamaModel *m, const LlamaView *v, const int32_t *ids, int n_seq, int T, Tensor *out) {
-    LlamaSession s;
-    cr_assert_eq(llama_session_init(&s, m, n_seq, T, CPU), ST_OK);
-    cr_assert_eq(llama_session_set_view(&s, m, v), ST_OK, "%s", status_message());
-    cr_assert_eq(tensor_alloc_2d(out, DT_F32, CPU, (int64_t)n_seq * T, m->cfg.vocab_size), ST_OK);
-    cr_assert_eq(llama_forward(m, &s, ids, NULL, T, LOGITS_ALL, out), ST_OK);
-    llama_session_free(&s);
-}
-
 // The reordered full model computes the original's logits (<= 1e-5 relative),
 // for the importance order and for a random one; the weights did move.
 Test(elastic, permutation_keeps_the_function) {
@@ -154,10 +143,9 @@ Test(elastic, permutation_keeps_the_function) {
         rng_seed(&rng, 3);
         for (int i = 0; i < 20; i++) ids[i] = (int32_t)rng_below(&rng, 256);
         Tensor a, b;
-        logits(&m, NULL, ids, 2, 10, &a);
-        logits(&ref, NULL, ids, 2, 10, &b);
-        float scale = 0;
-        for (int64_t i = 0; i < tensor_numel(&b); i++) scale = fmaxf(scale, fabsf(((float *)b.data)[i]));
+        tu_logits(&m, NULL, ids, 2, 10, &a);
+        tu_logits(&ref, NULL, ids, 2, 10, &b);
+        float scale = tu_max_abs(b.data, (size_t)tensor_numel(&b));
         float d = tu_max_abs_diff(a.data, b.data, (size_t)tensor_numel(&a));
         cr_expect_leq(d, 1e-5f * scale, "reordered vs original logits: %g (scale %g)", d, scale);
         tensor_free(&a), tensor_free(&b);
@@ -247,8 +235,8 @@ Test(elastic, artifact_round_trip_and_errors) {
     cr_assert_eq(importance_compute(&gd.m, gd.ids, gd.n, gd.seq, a.anchor, &a.imp), ST_OK);
     cr_assert_eq(permutation_from_importance(&a.imp, a.anchor, &a.perm), ST_OK);
     a.n_levels = levels_default(a.levels, ARTIFACT_MAX_LEVELS);
-    char dir[] = "/tmp/elastilm-art-XXXXXX", path[64];
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[32], path[64];
+    tu_make_temp_dir(dir, sizeof dir, "art");
     snprintf(path, sizeof path, "%s/a.h5", dir);
     cr_assert_eq(artifact_write(path, c, &a), ST_OK, "%s", status_message());
     Artifact b;
@@ -299,8 +287,8 @@ Test(elastic, export_reloads_with_the_same_logits) {
     Permutation p;
     cr_assert_eq(permutation_random(6, m.cfg.n_kv_heads, m.cfg.ffn_dim, anchor, 11, &p), ST_OK);
     cr_assert_eq(permutation_apply(&m, &p), ST_OK);
-    char dir[] = "/tmp/elastilm-export-XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    tu_make_temp_dir(dir, sizeof dir, "export");
     cr_assert_eq(llama_export_hf(&m, dir), ST_OK, "%s", status_message());
     cr_assert_eq(llama_load(&back, dir), ST_OK, "%s", status_message());
     cr_expect(back.cfg.n_layers == 6 && back.cfg.n_kv_heads == 4 && back.cfg.head_dim == 8 && !back.cfg.tie_embeddings);
@@ -310,10 +298,9 @@ Test(elastic, export_reloads_with_the_same_logits) {
     int32_t ids[12];
     for (int i = 0; i < 12; i++) ids[i] = (int32_t)(7 + 19 * i) % 256;
     Tensor a, b;
-    logits(&back, NULL, ids, 1, 12, &a);
-    logits(&ref, NULL, ids, 1, 12, &b);
-    float scale = 0;
-    for (int64_t i = 0; i < tensor_numel(&b); i++) scale = fmaxf(scale, fabsf(((float *)b.data)[i]));
+    tu_logits(&back, NULL, ids, 1, 12, &a);
+    tu_logits(&ref, NULL, ids, 1, 12, &b);
+    float scale = tu_max_abs(b.data, (size_t)tensor_numel(&b));
     float d = tu_max_abs_diff(a.data, b.data, (size_t)tensor_numel(&a));
     cr_expect_leq(d, 1e-5f * scale, "exported vs original logits: %g", d);
     tensor_free(&a), tensor_free(&b);

@@ -19,8 +19,7 @@
 static char g_dir[256];
 
 static void setup(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/elastilm-h5-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
+    tu_make_temp_dir(g_dir, sizeof g_dir, "h5");
 }
 
 static void teardown(void) { tu_remove_dir(g_dir); }
@@ -48,14 +47,14 @@ static void expect_no_open_ids(void) {
     cr_expect_eq(n, 0, "%zd HDF5 ids left open", n);
 }
 
-// A failed call: the code, one line, and each needle in the message.
-static void expect_err(Status st, Status code, const char *n1, const char *n2, const char *n3) {
-    const char *msg = status_message();
-    cr_assert_eq(st, code, "expected %s, got %s: %s", status_name(code), status_name(st), msg);
-    const char *needles[] = {n1, n2, n3};
-    for (int i = 0; i < 3; i++)
-        if (needles[i]) cr_expect(strstr(msg, needles[i]) != NULL, "message lacks '%s': %s", needles[i], msg);
-    cr_expect(strchr(msg, '\n') == NULL, "message is not one line: %s", msg);
+// h5_list(group) gives exactly the n names of want, in order.
+static void expect_list(H5Store *f, const char *group, int n_want, const char *const *want) {
+    char **list;
+    int n;
+    OK(h5_list(f, group, &list, &n));
+    cr_assert_eq(n, n_want, "%s: %d names, expected %d", group, n, n_want);
+    for (int i = 0; i < n; i++) cr_expect_str_eq(list[i], want[i], "%s: name %d", group, i);
+    h5_free_names(list, n);
 }
 
 // A small file: x = float32 [2, 3], n = int64 [4], attribute "kind" on the root.
@@ -172,12 +171,12 @@ Test(h5, attributes_roundtrip_and_replace) {
     cr_expect(!h5_has_attr(f, "grp/ds", "step"));
     cr_expect(!h5_has_attr(f, "nope", "step"));
 
-    expect_err(h5_get_attr_i64(f, "grp/ds", "kind", &step), ST_FORMAT, path, "'kind'", "is a string, expected an integer");
-    expect_err(h5_get_attr_str(f, "grp", "step", &s), ST_FORMAT, path, "'step'", "is int64, expected a string");
-    expect_err(h5_get_attr_f64(f, "grp", "missing", &lr), ST_FORMAT, path, "attribute 'missing' of 'grp' is missing", NULL);
-    expect_err(h5_get_attr_f64(f, "", "missing", &lr), ST_FORMAT, path, "of '/' is missing", NULL);
-    expect_err(h5_get_attr_i64(f, "nope/x", "step", &step), ST_FORMAT, path, "object 'nope/x' is missing", NULL);
-    expect_err(h5_set_attr_i64(f, "grp", "step", 2), ST_USAGE, path, "read-only", NULL);
+    tu_expect_err(h5_get_attr_i64(f, "grp/ds", "kind", &step), ST_FORMAT, path, "'kind'", "is a string, expected an integer");
+    tu_expect_err(h5_get_attr_str(f, "grp", "step", &s), ST_FORMAT, path, "'step'", "is int64, expected a string");
+    tu_expect_err(h5_get_attr_f64(f, "grp", "missing", &lr), ST_FORMAT, path, "attribute 'missing' of 'grp' is missing", NULL);
+    tu_expect_err(h5_get_attr_f64(f, "", "missing", &lr), ST_FORMAT, path, "of '/' is missing", NULL);
+    tu_expect_err(h5_get_attr_i64(f, "nope/x", "step", &step), ST_FORMAT, path, "object 'nope/x' is missing", NULL);
+    tu_expect_err(h5_set_attr_i64(f, "grp", "step", 2), ST_USAGE, path, "read-only", NULL);
     h5_close(f);
     free(big);
     expect_no_open_ids();
@@ -201,25 +200,13 @@ Test(h5, nested_groups_exists_list_delete) {
     cr_expect(!h5_exists(f, "model/embed/under_a_dataset"));
     cr_expect(!h5_exists(f, "model//embed"));
 
+    expect_list(f, "model/layers", 3, (const char *[]){"0", "1", "10"});
+    expect_list(f, "/", 2, (const char *[]){"model", "opt"});
+    expect_list(f, "model/layers/0", 2, (const char *[]){"wk", "wq"});
     char **list;
     int n;
-    OK(h5_list(f, "model/layers", &list, &n));
-    cr_assert_eq(n, 3);
-    cr_expect_str_eq(list[0], "0");
-    cr_expect_str_eq(list[1], "1");
-    cr_expect_str_eq(list[2], "10");
-    h5_free_names(list, n);
-    OK(h5_list(f, "/", &list, &n));
-    cr_assert_eq(n, 2);
-    cr_expect_str_eq(list[0], "model");
-    cr_expect_str_eq(list[1], "opt");
-    h5_free_names(list, n);
-    OK(h5_list(f, "model/layers/0", &list, &n));
-    cr_assert_eq(n, 2);
-    cr_expect(strcmp(list[0], "wk") == 0 && strcmp(list[1], "wq") == 0);
-    h5_free_names(list, n);
-    expect_err(h5_list(f, "model/embed", &list, &n), ST_FORMAT, path, "'model/embed' is not a group", NULL);
-    expect_err(h5_list(f, "model/none", &list, &n), ST_FORMAT, path, "group 'model/none' is missing", NULL);
+    tu_expect_err(h5_list(f, "model/embed", &list, &n), ST_FORMAT, path, "'model/embed' is not a group", NULL);
+    tu_expect_err(h5_list(f, "model/none", &list, &n), ST_FORMAT, path, "group 'model/none' is missing", NULL);
     cr_expect(list == NULL && n == 0);
 
     OK(h5_delete(f, "model/layers/10"));
@@ -229,18 +216,16 @@ Test(h5, nested_groups_exists_list_delete) {
     cr_expect(!h5_exists(f, "model/layers/10/wq"));
     cr_expect(!h5_exists(f, "model/embed"));
     cr_expect(h5_exists(f, "model/layers/1/wq"));
-    expect_err(h5_delete(f, "/"), ST_USAGE, path, "root", NULL);
-    expect_err(h5_write_f32(f, "a//b", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'a//b'", NULL);
-    expect_err(h5_write_f32(f, "../b", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'../b'", NULL);
-    expect_err(h5_write_f32(f, "opt/step/x", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'opt/step' is not a group", NULL);
-    expect_err(h5_write_f32(f, "model/layers", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'model/layers'", "group");
-    expect_err(h5_write_f32(f, "neg", 1, (int64_t[]){-1}, &w), ST_USAGE, path, "'neg'", "negative");
+    tu_expect_err(h5_delete(f, "/"), ST_USAGE, path, "root", NULL);
+    tu_expect_err(h5_write_f32(f, "a//b", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'a//b'", NULL);
+    tu_expect_err(h5_write_f32(f, "../b", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'../b'", NULL);
+    tu_expect_err(h5_write_f32(f, "opt/step/x", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'opt/step' is not a group", NULL);
+    tu_expect_err(h5_write_f32(f, "model/layers", 1, (int64_t[]){1}, &w), ST_USAGE, path, "'model/layers'", "group");
+    tu_expect_err(h5_write_f32(f, "neg", 1, (int64_t[]){-1}, &w), ST_USAGE, path, "'neg'", "negative");
     OK(h5_commit(f));
 
     OK(h5_open_read(&f, path));
-    OK(h5_list(f, "model/layers", &list, &n));
-    cr_expect(n == 2 && strcmp(list[1], "1") == 0);
-    h5_free_names(list, n);
+    expect_list(f, "model/layers", 2, (const char *[]){"0", "1"});
     h5_close(f);
     expect_no_open_ids();
 }
@@ -389,9 +374,9 @@ Test(h5, second_writer_is_refused) {
     H5Store *f, *g = (H5Store *)1;
     OK(h5_open_update(&f, path));
     OK(h5_write_i32(f, "mine", 1, (int64_t[]){1}, (int32_t[]){5}));
-    expect_err(h5_open_update(&g, path), ST_USAGE, path, "already open for writing", NULL);
+    tu_expect_err(h5_open_update(&g, path), ST_USAGE, path, "already open for writing", NULL);
     cr_expect_null(g);
-    expect_err(h5_create(&g, path), ST_USAGE, path, "already open for writing", NULL);
+    tu_expect_err(h5_create(&g, path), ST_USAGE, path, "already open for writing", NULL);
     OK(h5_commit(f));
     OK(h5_open_read(&f, path));
     cr_expect(h5_exists(f, "mine") && h5_exists(f, "x"));
@@ -423,24 +408,24 @@ Test(h5, dataset_errors_name_file_and_dataset) {
     int64_t shape[3];
     float *x = NULL;
     int32_t *xi = NULL;
-    expect_err(h5_read_f32(f, "g/missing", 1, shape, &x), ST_FORMAT, path, "dataset 'g/missing' is missing", NULL);
+    tu_expect_err(h5_read_f32(f, "g/missing", 1, shape, &x), ST_FORMAT, path, "dataset 'g/missing' is missing", NULL);
     cr_expect_null(x);
-    expect_err(h5_read_f32(f, "nope/deeper", 1, shape, &x), ST_FORMAT, path, "dataset 'nope/deeper' is missing", NULL);
-    expect_err(h5_read_f32(f, "g", 1, shape, &x), ST_FORMAT, path, "'g' is a group", NULL);
-    expect_err(h5_read_i32(f, "x", 2, shape, &xi), ST_FORMAT, path, "dataset 'x' is float32, expected int32", NULL);
-    expect_err(h5_read_f32(f, "g/n", 1, shape, &x), ST_FORMAT, path, "dataset 'g/n' is int64, expected float32", NULL);
-    expect_err(h5_read_f32(f, "x", 3, shape, &x), ST_FORMAT, path, "dataset 'x' has 2 dims, expected 3", NULL);
-    expect_err(h5_read_f32(f, "x", 0, shape, &x), ST_FORMAT, path, "dataset 'x' has 2 dims, expected 0", NULL);
+    tu_expect_err(h5_read_f32(f, "nope/deeper", 1, shape, &x), ST_FORMAT, path, "dataset 'nope/deeper' is missing", NULL);
+    tu_expect_err(h5_read_f32(f, "g", 1, shape, &x), ST_FORMAT, path, "'g' is a group", NULL);
+    tu_expect_err(h5_read_i32(f, "x", 2, shape, &xi), ST_FORMAT, path, "dataset 'x' is float32, expected int32", NULL);
+    tu_expect_err(h5_read_f32(f, "g/n", 1, shape, &x), ST_FORMAT, path, "dataset 'g/n' is int64, expected float32", NULL);
+    tu_expect_err(h5_read_f32(f, "x", 3, shape, &x), ST_FORMAT, path, "dataset 'x' has 2 dims, expected 3", NULL);
+    tu_expect_err(h5_read_f32(f, "x", 0, shape, &x), ST_FORMAT, path, "dataset 'x' has 2 dims, expected 0", NULL);
     cr_expect_null(x);
     float buf[6];
-    expect_err(h5_read_f32_into(f, "x", 2, (int64_t[]){3, 2}, buf), ST_FORMAT, path,
+    tu_expect_err(h5_read_f32_into(f, "x", 2, (int64_t[]){3, 2}, buf), ST_FORMAT, path,
                "dataset 'x' has shape [2, 3], expected [3, 2]", NULL);
-    expect_err(h5_read_f32_into(f, "x", 1, (int64_t[]){6}, buf), ST_FORMAT, path, "dataset 'x' has 2 dims, expected 1", NULL);
+    tu_expect_err(h5_read_f32_into(f, "x", 1, (int64_t[]){6}, buf), ST_FORMAT, path, "dataset 'x' has 2 dims, expected 1", NULL);
     int64_t nb[4];
-    expect_err(h5_read_i64_into(f, "g/n", 1, (int64_t[]){5}, nb), ST_FORMAT, path, "'g/n' has shape [4], expected [5]", NULL);
-    expect_err(h5_write_f32(f, "y", 1, (int64_t[]){1}, buf), ST_USAGE, path, "read-only", "'y'");
-    expect_err(h5_delete(f, "x"), ST_USAGE, path, "read-only", NULL);
-    expect_err(h5_commit(f), ST_USAGE, path, "read-only", NULL); // frees f
+    tu_expect_err(h5_read_i64_into(f, "g/n", 1, (int64_t[]){5}, nb), ST_FORMAT, path, "'g/n' has shape [4], expected [5]", NULL);
+    tu_expect_err(h5_write_f32(f, "y", 1, (int64_t[]){1}, buf), ST_USAGE, path, "read-only", "'y'");
+    tu_expect_err(h5_delete(f, "x"), ST_USAGE, path, "read-only", NULL);
+    tu_expect_err(h5_commit(f), ST_USAGE, path, "read-only", NULL); // frees f
     expect_no_open_ids();
 }
 
@@ -448,12 +433,12 @@ Test(h5, missing_file) {
     char path[512];
     in_dir(path, sizeof path, "absent.h5");
     H5Store *f = (H5Store *)1;
-    expect_err(h5_open_read(&f, path), ST_IO, path, "No such file", NULL);
+    tu_expect_err(h5_open_read(&f, path), ST_IO, path, "No such file", NULL);
     cr_expect_null(f);
     in_dir(path, sizeof path, "no/such/dir/x.h5");
-    expect_err(h5_create(&f, path), ST_IO, path, "cannot create", NULL);
-    expect_err(h5_open_update(&f, path), ST_IO, path, "cannot create", NULL);
-    expect_err(h5_open_read(&f, g_dir), ST_IO, g_dir, "not a regular file", NULL);
+    tu_expect_err(h5_create(&f, path), ST_IO, path, "cannot create", NULL);
+    tu_expect_err(h5_open_update(&f, path), ST_IO, path, "cannot create", NULL);
+    tu_expect_err(h5_open_read(&f, g_dir), ST_IO, g_dir, "not a regular file", NULL);
     expect_no_open_ids();
 }
 
@@ -461,9 +446,9 @@ static void expect_not_hdf5(const char *path) {
     char tmp[600];
     tmp_name(tmp, sizeof tmp, path);
     H5Store *f = NULL;
-    expect_err(h5_open_read(&f, path), ST_FORMAT, path, "not an HDF5 file or truncated", NULL);
+    tu_expect_err(h5_open_read(&f, path), ST_FORMAT, path, "not an HDF5 file or truncated", NULL);
     cr_expect_null(f);
-    expect_err(h5_open_update(&f, path), ST_FORMAT, path, "not an HDF5 file or truncated", NULL);
+    tu_expect_err(h5_open_update(&f, path), ST_FORMAT, path, "not an HDF5 file or truncated", NULL);
     cr_expect(!file_exists(tmp), "temporary file left behind");
     cr_expect_null(f);
     expect_no_open_ids();

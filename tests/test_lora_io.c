@@ -4,7 +4,6 @@
 // model and in prefix views, and every bad input must fail with one line naming
 // the file and the key or dataset at fault.
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,16 +31,10 @@
 static char g_dir[256];
 
 static void setup(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/elastilm-loraio-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
+    tu_make_temp_dir(g_dir, sizeof g_dir, "loraio");
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void teardown(void) { nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tu_remove_dir(g_dir); }
 
 TestSuite(lora_io, .init = setup, .fini = teardown);
 
@@ -56,16 +49,6 @@ static LlamaConfig model_config(const char *path) {
     LlamaConfig c = m.cfg;
     llama_free(&m);
     return c;
-}
-
-// A failed call: the code, one line, and each needle in the message.
-static void expect_err(Status st, Status code, const char *n1, const char *n2, const char *n3) {
-    const char *msg = status_message();
-    cr_assert_eq(st, code, "expected %s, got %s: %s", status_name(code), status_name(st), msg);
-    const char *needles[] = {n1, n2, n3};
-    for (int i = 0; i < 3; i++)
-        if (needles[i]) cr_expect(strstr(msg, needles[i]) != NULL, "message lacks '%s': %s", needles[i], msg);
-    cr_expect(strchr(msg, '\n') == NULL, "message is not one line: %s", msg);
 }
 
 // Fills every A and B of a set with distinct, awkward values (B is zero after lora_init).
@@ -133,10 +116,10 @@ Test(lora_io, parse_targets) {
     OK(lora_parse_targets("gate_proj,up,o_proj,k_proj", &m));
     cr_expect_eq(m, (1u << LORA_GATE) | (1u << LORA_UP) | (1u << LORA_O) | (1u << LORA_K), "mask %#x", m);
 
-    expect_err(lora_parse_targets("qq", &m), ST_USAGE, "'qq'", NULL, NULL);
-    expect_err(lora_parse_targets("q,lm_head", &m), ST_USAGE, "'lm_head'", NULL, NULL);
-    expect_err(lora_parse_targets("q_pro", &m), ST_USAGE, "'q_pro'", NULL, NULL);
-    expect_err(lora_parse_targets("", &m), ST_USAGE, "no LoRA targets", NULL, NULL);
+    tu_expect_err(lora_parse_targets("qq", &m), ST_USAGE, "'qq'", NULL, NULL);
+    tu_expect_err(lora_parse_targets("q,lm_head", &m), ST_USAGE, "'lm_head'", NULL, NULL);
+    tu_expect_err(lora_parse_targets("q_pro", &m), ST_USAGE, "'q_pro'", NULL, NULL);
+    tu_expect_err(lora_parse_targets("", &m), ST_USAGE, "no LoRA targets", NULL, NULL);
 
     char buf[64];
     cr_expect_str_eq(lora_targets_string(ALL_TARGETS, buf, sizeof buf), "q,k,v,o,gate,up,down");
@@ -249,14 +232,14 @@ Test(lora_io, init) {
 
     // Bad configurations.
     cfg = (LoraConfig){.rank = 0, .alpha = 16, .targets = ALL_TARGETS};
-    expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "rank", NULL, NULL);
+    tu_expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "rank", NULL, NULL);
     cfg.rank = 4;
     cfg.dropout = 1.0f;
-    expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "dropout", NULL, NULL);
+    tu_expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "dropout", NULL, NULL);
     cfg.dropout = -0.1f;
-    expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "dropout", NULL, NULL);
+    tu_expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "dropout", NULL, NULL);
     cfg.dropout = NAN;
-    expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "dropout", NULL, NULL);
+    tu_expect_err(lora_init(&s, &c, NULL, &cfg, 1), ST_USAGE, "dropout", NULL, NULL);
 }
 
 // ---- peft ---------------------------------------------------------------------------------------
@@ -328,7 +311,7 @@ Test(lora_io, peft_import_gqa_fixture) {
     expect_matches_file(&s, GQA_LORA "/adapter_model.safetensors");
     lora_free(&s);
     // The MHA adapter does not fit the GQA model: the first mismatching key is named.
-    expect_err(peft_import(&s, &c, NULL, MHA_LORA), ST_FORMAT, "adapter_model.safetensors", 
+    tu_expect_err(peft_import(&s, &c, NULL, MHA_LORA), ST_FORMAT, "adapter_model.safetensors", 
                "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "shape");
     cr_expect(s.params.data == NULL && s.ad == NULL);
 }
@@ -425,7 +408,7 @@ Test(lora_io, peft_roundtrip_prefix_and_subset) {
     cr_assert(same_bits(&s, &back), "the prefix round trip changed the weights");
     lora_free(&back);
     // The full model does not take the half model's adapter.
-    expect_err(peft_import(&back, &c, NULL, dir), ST_FORMAT, path,
+    tu_expect_err(peft_import(&back, &c, NULL, dir), ST_FORMAT, path,
                "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", "shape");
     lora_free(&s);
 
@@ -450,30 +433,16 @@ Test(lora_io, peft_roundtrip_prefix_and_subset) {
 
 // ---- peft_import errors -------------------------------------------------------------------------
 
-static void replace_in_file(const char *path, const char *from, const char *to) {
-    size_t len;
-    char *text = (char *)tu_read_file(path, &len);
-    char *at = strstr(text, from);
-    cr_assert_not_null(at, "%s: no '%s'", path, from);
-    FILE *fp = fopen(path, "wb");
-    cr_assert_not_null(fp);
-    fwrite(text, 1, (size_t)(at - text), fp);
-    fputs(to, fp);
-    fputs(at + strlen(from), fp);
-    fclose(fp);
-    free(text);
-}
-
 // A copy of the MHA fixture adapter whose config has `from` replaced by `to`; imports must fail.
 static void expect_config_err(const char *from, const char *to, Status code, const char *needle) {
     char dir[256], path[600];
     tu_copy_dir(MHA_LORA, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    replace_in_file(path, from, to);
+    tu_replace_in_file(path, from, to);
     LlamaConfig c = model_config(MHA);
     LoraSet s = {0};
     Status st = peft_import(&s, &c, NULL, dir);
-    expect_err(st, code ? code : (st ? st : ST_FORMAT), path, needle, NULL); // code 0: any failure
+    tu_expect_err(st, code ? code : (st ? st : ST_FORMAT), path, needle, NULL); // code 0: any failure
     cr_expect(s.params.data == NULL && s.ad == NULL, "a failed import left a set behind");
     tu_remove_dir(dir);
 }
@@ -489,15 +458,15 @@ Test(lora_io, peft_import_config_errors) {
 
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     cr_assert_eq(unlink(path), 0);
-    expect_err(peft_import(&s, &c, NULL, dir), ST_IO, path, NULL, NULL);
+    tu_expect_err(peft_import(&s, &c, NULL, dir), ST_IO, path, NULL, NULL);
     tu_remove_dir(dir);
 
     char line[700];
     tu_copy_dir(MHA_LORA, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    replace_in_file(path, "\"r\": 4,", "\"r\": 4,,");
+    tu_replace_in_file(path, "\"r\": 4,", "\"r\": 4,,");
     snprintf(line, sizeof line, "%s:31", path); // the line of "r"
-    expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, line, "malformed JSON", NULL);
+    tu_expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, line, "malformed JSON", NULL);
     tu_remove_dir(dir);
 
     expect_config_err("\"use_rslora\": false", "\"use_rslora\": true", ST_UNSUPPORTED, "rslora");
@@ -549,6 +518,20 @@ static void adapter_with_tensors(char *dir, size_t n, const char *drop, const ch
     safetensors_close(&f);
 }
 
+// adapter_with_tensors(drop, reshape, rows, cols) must fail to import (ST_FORMAT) naming the
+// safetensors file, key and needle, and leave no set behind.
+static void expect_tensor_err(const char *drop, const char *reshape, int64_t rows, int64_t cols, const char *key,
+                              const char *needle) {
+    char dir[256], path[600];
+    adapter_with_tensors(dir, sizeof dir, drop, reshape, rows, cols);
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    LlamaConfig c = model_config(MHA);
+    LoraSet s = {0};
+    tu_expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, path, key, needle);
+    cr_expect(s.params.data == NULL && s.ad == NULL, "a failed import left a set behind");
+    tu_remove_dir(dir);
+}
+
 Test(lora_io, peft_import_tensor_errors) {
     LlamaConfig c = model_config(MHA);
     LoraSet s;
@@ -562,38 +545,22 @@ Test(lora_io, peft_import_tensor_errors) {
     lora_free(&s);
     tu_remove_dir(dir);
 
-    adapter_with_tensors(dir, sizeof dir, key, NULL, 0, 0);
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, path, key, "missing");
-    cr_expect(s.params.data == NULL && s.ad == NULL);
-    tu_remove_dir(dir);
-
-    adapter_with_tensors(dir, sizeof dir, NULL, key, 79, 4);
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, path, key, "[79, 4]");
-    tu_remove_dir(dir);
-
+    expect_tensor_err(key, NULL, 0, 0, key, "missing");
+    expect_tensor_err(NULL, key, 79, 4, key, "[79, 4]");
     const char *keyA = "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight";
-    adapter_with_tensors(dir, sizeof dir, NULL, keyA, 4, 191);
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, path, keyA, "expected [4, 192]");
-    tu_remove_dir(dir);
-
-    adapter_with_tensors(dir, sizeof dir, NULL, keyA, 192, 4); // transposed
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    expect_err(peft_import(&s, &c, NULL, dir), ST_FORMAT, path, keyA, "shape");
-    tu_remove_dir(dir);
+    expect_tensor_err(NULL, keyA, 4, 191, keyA, "expected [4, 192]");
+    expect_tensor_err(NULL, keyA, 192, 4, keyA, "shape"); // transposed
 
     // No safetensors at all.
     tu_copy_dir(MHA_LORA, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     cr_assert_eq(unlink(path), 0);
-    expect_err(peft_import(&s, &c, NULL, dir), ST_IO, path, NULL, NULL);
+    tu_expect_err(peft_import(&s, &c, NULL, dir), ST_IO, path, NULL, NULL);
     tu_remove_dir(dir);
 
     // Not a directory at all.
     in_dir(path, sizeof path, "nowhere");
-    expect_err(peft_import(&s, &c, NULL, path), ST_IO, "nowhere/adapter_config.json", NULL, NULL);
+    tu_expect_err(peft_import(&s, &c, NULL, path), ST_IO, "nowhere/adapter_config.json", NULL, NULL);
 }
 
 // ---- HDF5 store -----------------------------------------------------------------------------------
@@ -666,12 +633,12 @@ Test(lora_io, store_roundtrip) {
     lora_free(&back);
 
     // A view that does not match what was stored: the dataset is named.
-    expect_err(lora_store_read(f, "lora/0.5", &c, NULL, &back), ST_FORMAT, path, "lora/0.5/0/k_proj/B", "shape");
+    tu_expect_err(lora_store_read(f, "lora/0.5", &c, NULL, &back), ST_FORMAT, path, "lora/0.5/0/k_proj/B", "shape");
     cr_expect(back.params.data == NULL && back.ad == NULL);
     LlamaWidth w_other[2] = {{2, 96}, {3, 65}};
-    expect_err(lora_store_read(f, "lora/0.5", &c, w_other, &back), ST_FORMAT, path, "lora/0.5/1/up_proj/B", NULL);
-    expect_err(lora_store_read(f, "lora/1", &c, w, &back), ST_FORMAT, path, "lora/1/0/q_proj/B", NULL);
-    expect_err(lora_store_read(f, "lora/0.25", &c, NULL, &back), ST_FORMAT, path, "lora/0.25", NULL);
+    tu_expect_err(lora_store_read(f, "lora/0.5", &c, w_other, &back), ST_FORMAT, path, "lora/0.5/1/up_proj/B", NULL);
+    tu_expect_err(lora_store_read(f, "lora/1", &c, w, &back), ST_FORMAT, path, "lora/1/0/q_proj/B", NULL);
+    tu_expect_err(lora_store_read(f, "lora/0.25", &c, NULL, &back), ST_FORMAT, path, "lora/0.25", NULL);
     h5_close(f);
 
     // Rewriting a group replaces the whole set (no stale matrices of the old targets).
@@ -706,8 +673,8 @@ Test(lora_io, store_bad_attributes) {
     OK(h5_open_read(&f, path));
     Status st = lora_store_read(f, "a", &c, NULL, &back);
     cr_assert_neq(st, ST_OK);
-    expect_err(st, st, path, "bogus", NULL);
-    expect_err(lora_store_read(f, "c", &c, NULL, &back), ST_FORMAT, path, "rank", NULL);
+    tu_expect_err(st, st, path, "bogus", NULL);
+    tu_expect_err(lora_store_read(f, "c", &c, NULL, &back), ST_FORMAT, path, "rank", NULL);
     OK(lora_store_read(f, "b", &c, NULL, &back));
     cr_assert(same_bits(&s, &back));
     lora_free(&back);
@@ -733,11 +700,11 @@ Test(lora_io, store_bad_rank_dropout_names_the_file) {
     OK(h5_open_read(&f, path));
     Status st = lora_store_read(f, "r0", &c, NULL, &back);
     cr_assert_neq(st, ST_OK);
-    expect_err(st, st, path, "r0", "rank");
+    tu_expect_err(st, st, path, "r0", "rank");
     cr_expect(back.params.data == NULL && back.ad == NULL);
     st = lora_store_read(f, "d1", &c, NULL, &back);
     cr_assert_neq(st, ST_OK);
-    expect_err(st, st, path, "d1", "dropout");
+    tu_expect_err(st, st, path, "d1", "dropout");
     lora_free(&back);
     h5_close(f);
     lora_free(&s);
@@ -776,13 +743,13 @@ Test(lora_io, level_widths) {
     cr_expect(w[0].n_kv == 2 && w[0].ffn == 96 && w[1].n_kv == 3 && w[1].ffn == 192, "level 0.5: {%d, %d} {%d, %d}",
               w[0].n_kv, w[0].ffn, w[1].n_kv, w[1].ffn);
 
-    expect_err(artifact_level_widths(f, "0.25", &c, w), ST_FORMAT, path, "level 0.25", "levels/0.25");
-    expect_err(artifact_level_widths(f, "0", &c, w), ST_FORMAT, path, "level 0,", "layer 0");
-    expect_err(artifact_level_widths(f, "big", &c, w), ST_FORMAT, path, "level big,", "layer 1");
-    expect_err(artifact_level_widths(f, "wide", &c, w), ST_FORMAT, path, "level wide,", "layer 0");
-    expect_err(artifact_level_widths(f, "nil", &c, w), ST_FORMAT, path, "level nil,", "layer 1");
-    expect_err(artifact_level_widths(f, "three", &c, w), ST_FORMAT, path, "levels/three/n_kv", NULL);
-    expect_err(artifact_level_widths(f, "half", &c, w), ST_FORMAT, path, "levels/half/ffn", NULL);
+    tu_expect_err(artifact_level_widths(f, "0.25", &c, w), ST_FORMAT, path, "level 0.25", "levels/0.25");
+    tu_expect_err(artifact_level_widths(f, "0", &c, w), ST_FORMAT, path, "level 0,", "layer 0");
+    tu_expect_err(artifact_level_widths(f, "big", &c, w), ST_FORMAT, path, "level big,", "layer 1");
+    tu_expect_err(artifact_level_widths(f, "wide", &c, w), ST_FORMAT, path, "level wide,", "layer 0");
+    tu_expect_err(artifact_level_widths(f, "nil", &c, w), ST_FORMAT, path, "level nil,", "layer 1");
+    tu_expect_err(artifact_level_widths(f, "three", &c, w), ST_FORMAT, path, "levels/three/n_kv", NULL);
+    tu_expect_err(artifact_level_widths(f, "half", &c, w), ST_FORMAT, path, "levels/half/ffn", NULL);
     h5_close(f);
 
     // A file with no level table at all: level 1 only.
@@ -792,6 +759,6 @@ Test(lora_io, level_widths) {
     OK(h5_open_read(&f, path));
     OK(artifact_level_widths(f, "1", &c, w));
     cr_expect(w[0].n_kv == 4 && w[1].ffn == 192);
-    expect_err(artifact_level_widths(f, "0.5", &c, w), ST_FORMAT, path, "level 0.5", "elasticize");
+    tu_expect_err(artifact_level_widths(f, "0.5", &c, w), ST_FORMAT, path, "level 0.5", "elasticize");
     h5_close(f);
 }

@@ -126,24 +126,12 @@ static void write_file(const char *dir, const char *rel, const char *text) {
     fclose(f);
 }
 
-static void remove_tree(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_expect_eq(system(cmd), 0);
-}
-
-static char *make_dir(char *buf) {
-    strcpy(buf, "/tmp/elastilm-prompts-XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
-    return buf;
-}
-
 // pandas reading: BOM dropped, CRLF, quoted fields with "" and separators inside,
 // blank lines skipped, only the first 6 rows used; functions_simple.txt read with
 // universal newlines.
 Test(prompts, octopus_csv_reading) {
     char dir[64];
-    make_dir(dir);
+    tu_make_temp_dir(dir, sizeof dir, "prompts");
     write_file(dir, "Octopus_refined/functions_simple.txt", "function name: f\r\ndescription: d\r\n\r\nfunction name: g");
     write_file(dir, "Octopus_refined/dev/android_benchmark.csv",
                "\xEF\xBB\xBFq1,f,g,A\r\n"
@@ -162,12 +150,12 @@ Test(prompts, octopus_csv_reading) {
                      "\nQuestion: q4 Answer: f\nQuestion: q5 Answer: f\nQuestion: q6 Answer: g");
     cr_expect_str_eq(p.query, "\nQuestion: {question}Answer:");
     eval_prompt_free(&p);
-    remove_tree(dir);
+    cr_expect(tu_remove_dir(dir), "cannot remove %s", dir);
 }
 
 Test(prompts, llamatouch_tsv_reading) {
     char dir[64];
-    make_dir(dir);
+    tu_make_temp_dir(dir, sizeof dir, "prompts");
     write_file(dir, "LlamaTouch/dev/llamatouch_task_metadata.tsv",
                "\"Say \"\"hi\"\"\"\tMessages\nOpen it\tGoogle Play Store, Nova Launcher");
     EvalPrompt p;
@@ -178,7 +166,7 @@ Test(prompts, llamatouch_tsv_reading) {
     cr_expect(sl > tl && strcmp(p.system + sl - tl, tail) == 0, "%s", p.system);
     cr_expect(strstr(p.system, "Selectable apps:SettingsContactsGoogle Photos") != NULL);
     eval_prompt_free(&p);
-    remove_tree(dir);
+    cr_expect(tu_remove_dir(dir), "cannot remove %s", dir);
 }
 
 static void expect_failure(const char *dir, DatasetId ds, Status code, const char *needle) {
@@ -191,7 +179,7 @@ static void expect_failure(const char *dir, DatasetId ds, Status code, const cha
 
 Test(prompts, errors_name_the_file) {
     char dir[64];
-    make_dir(dir);
+    tu_make_temp_dir(dir, sizeof dir, "prompts");
     expect_failure(dir, DS_OCTOPUS, ST_IO, "Octopus_refined/functions_simple.txt");
     expect_failure(dir, DS_LLAMATOUCH, ST_IO, "LlamaTouch/dev/llamatouch_task_metadata.tsv");
     write_file(dir, "Octopus_refined/functions_simple.txt", "function name: f");
@@ -215,5 +203,5 @@ Test(prompts, errors_name_the_file) {
     // an empty file
     write_file(dir, "LlamaTouch/dev/llamatouch_task_metadata.tsv", "");
     expect_failure(dir, DS_LLAMATOUCH, ST_FORMAT, "llamatouch_task_metadata.tsv: no records");
-    remove_tree(dir);
+    cr_expect(tu_remove_dir(dir), "cannot remove %s", dir);
 }

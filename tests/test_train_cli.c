@@ -18,16 +18,6 @@
     TINY "--data tests/fixtures/train/alpaca.jsonl --batch 8 --micro-batch 2 --epochs 3 --warmup 2 --lr 1e-2 "     \
          "--eval-every 5 --save-every 4 --val-size 8 --quiet --threads 1 "
 
-static const char *bin(void) {
-    const char *b = getenv("ELASTILM_BIN");
-    return b ? b : "./elastilm";
-}
-
-static void temp_dir(char *buf, size_t n) {
-    snprintf(buf, n, "/tmp/elastilm-lora-XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
-}
-
 static char *read_text(const char *path) {
     size_t len;
     uint8_t *d = tu_read_file(path, &len);
@@ -63,12 +53,12 @@ static void check_same_file(const char *a, const char *b) {
 
 static void kill_and_resume(const char *extra) {
     char ref[64], cut[64], cmd[2048], out[8192], a[128], b[128];
-    temp_dir(ref, sizeof ref);
-    temp_dir(cut, sizeof cut);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s", bin(), extra, ref);
+    tu_make_temp_dir(ref, sizeof ref, "lora");
+    tu_make_temp_dir(cut, sizeof cut, "lora");
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s", tu_bin(), extra, ref);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     // killed after step 7: the checkpoint holds step 4, so steps 5-7 are redone
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --kill-after-step 7", bin(), extra, cut);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --kill-after-step 7", tu_bin(), extra, cut);
     int rc = tu_run(cmd, out, sizeof out);
     cr_assert_neq(rc, 0, "the run was to be killed: %s", out);
     snprintf(a, sizeof a, "%s/result.json", cut);
@@ -76,7 +66,7 @@ static void kill_and_resume(const char *extra) {
     double losses[32];
     snprintf(a, sizeof a, "%s/train_log.tsv", cut);
     cr_assert_eq(read_losses(a, losses, 32), 4, "the log of the last checkpoint has 4 steps");
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --resume", bin(), extra, cut);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --resume", tu_bin(), extra, cut);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     snprintf(a, sizeof a, "%s/train_log.tsv", ref);
     snprintf(b, sizeof b, "%s/train_log.tsv", cut);
@@ -102,10 +92,10 @@ Test(train_cli, kill_and_resume_with_dropout_and_recompute) { kill_and_resume("-
 
 Test(train_cli, resume_refuses_other_settings) {
     char dir[64], cmd[2048], out[8192];
-    temp_dir(dir, sizeof dir);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s --kill-after-step 5", bin(), dir);
+    tu_make_temp_dir(dir, sizeof dir, "lora");
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s --kill-after-step 5", tu_bin(), dir);
     cr_assert_neq(tu_run(cmd, out, sizeof out), 0);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s --resume --rank 4", bin(), dir);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s --resume --rank 4", tu_bin(), dir);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
     cr_expect(strstr(out, "checkpoint.h5 was written by a run with other settings") != NULL, "%s", out);
     tu_remove_dir(dir);
@@ -114,15 +104,15 @@ Test(train_cli, resume_refuses_other_settings) {
 // mpirun -np 2: each rank takes every other micro-batch; gradients are summed.
 Test(train_cli, two_ranks_match_one) {
     char one[64], two[64], cmd[2048], out[16384], path[128];
-    temp_dir(one, sizeof one);
-    temp_dir(two, sizeof two);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s", bin(), one);
+    tu_make_temp_dir(one, sizeof one, "lora");
+    tu_make_temp_dir(two, sizeof two, "lora");
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--out %s", tu_bin(), one);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     // root in CI containers; leak checking is off for the MPI runtime's own allocations
     snprintf(cmd, sizeof cmd,
              "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
              "mpirun --oversubscribe -np 2 %s lora " RUN_ARGS "--out %s",
-             bin(), two);
+             tu_bin(), two);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     double a[32], b[32];
     snprintf(path, sizeof path, "%s/train_log.tsv", one);
@@ -141,16 +131,16 @@ Test(train_cli, two_ranks_match_one) {
 // prefix view and stored as lora/<level>; forward --level applies it.
 Test(train_cli, artifact_storage_and_levels) {
     char dir[64], art[128], cmd[2048], out[8192];
-    temp_dir(dir, sizeof dir);
+    tu_make_temp_dir(dir, sizeof dir, "lora");
     snprintf(art, sizeof art, "%s/art.h5", dir);
     snprintf(cmd, sizeof cmd,
              "%s elasticize " TINY "--calib tests/fixtures/train/text.txt --samples 4 --seq 16 --keep 1 --out %s --quiet",
-             bin(), art);
+             tu_bin(), art);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.45", bin(), art);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.45", tu_bin(), art);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "no level 0.45") != NULL, "%s", out);
-    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.5", bin(), art);
+    snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "--max-steps 2 --artifact %s --level 0.5", tu_bin(), art);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     H5Store *f;
     cr_assert_eq(h5_open_read(&f, art), ST_OK);
@@ -178,9 +168,9 @@ Test(train_cli, artifact_storage_and_levels) {
     free(data);
     h5_close(f);
     char with[4096], without[4096];
-    snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5", bin(), art);
+    snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5", tu_bin(), art);
     cr_assert_eq(tu_run(cmd, with, sizeof with), 0, "%s", with);
-    snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5 --no-lora", bin(), art);
+    snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5 --no-lora", tu_bin(), art);
     cr_assert_eq(tu_run(cmd, without, sizeof without), 0, "%s", without);
     cr_expect(strcmp(with, without) != 0, "the level's adapter changes the logits");
     tu_remove_dir(dir);
@@ -188,7 +178,7 @@ Test(train_cli, artifact_storage_and_levels) {
 
 Test(train_cli, bad_input_is_reported) {
     char dir[64], cmd[2048], out[8192], path[128];
-    temp_dir(dir, sizeof dir);
+    tu_make_temp_dir(dir, sizeof dir, "lora");
     snprintf(path, sizeof path, "%s/bad.jsonl", dir);
     FILE *fp = fopen(path, "w");
     fprintf(fp, "{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"a\", \"output\": }\n");
@@ -205,7 +195,7 @@ Test(train_cli, bad_input_is_reported) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char args[1024];
         snprintf(args, sizeof args, cases[i].args, path);
-        snprintf(cmd, sizeof cmd, "%s lora %s --quiet", bin(), args);
+        snprintf(cmd, sizeof cmd, "%s lora %s --quiet", tu_bin(), args);
         int rc = tu_run(cmd, out, sizeof out);
         cr_expect_eq(rc, cases[i].rc, "case %zu: exit %d: %s", i, rc, out);
         cr_expect(strstr(out, cases[i].msg) != NULL, "case %zu: %s", i, out);

@@ -34,8 +34,7 @@ static char g_dir[256];
 static Tokenizer *g_tok;
 
 static void setup(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/elastilm-data-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
+    tu_make_temp_dir(g_dir, sizeof g_dir, "data");
     OK(tokenizer_load_json(&g_tok, DIR "byte-tokenizer.json"));
 }
 
@@ -96,22 +95,12 @@ static void expect_seq(const TokenData *d, int i, const char *text, int n_bytes,
     cr_assert_eq(d->n_masked[i], n_masked, "sequence %d: %d masked, expected %d", i, d->n_masked[i], n_masked);
 }
 
-// A failed call: the code, one line, and each needle in the message.
-static void expect_err(Status st, Status code, const char *n1, const char *n2, const char *n3) {
-    const char *msg = status_message();
-    cr_assert_eq(st, code, "expected %s, got %s: %s", status_name(code), status_name(st), msg);
-    const char *needles[] = {n1, n2, n3};
-    for (int i = 0; i < 3; i++)
-        if (needles[i]) cr_expect(strstr(msg, needles[i]) != NULL, "message lacks '%s': %s", needles[i], msg);
-    cr_expect(strchr(msg, '\n') == NULL, "message is not one line: %s", msg);
-}
-
 // Loading must fail; d must come back empty.
 static void expect_load_err(const char *path, const DataOptions *o, Status code, const char *n1, const char *n2,
                             const char *n3) {
     TokenData d;
     Status st = data_load(&d, path, g_tok, o);
-    expect_err(st, code, n1, n2, n3);
+    tu_expect_err(st, code, n1, n2, n3);
     cr_expect(d.ids == NULL && d.start == NULL && d.n_masked == NULL && d.n == 0, "a failed load left data behind");
 }
 
@@ -514,41 +503,29 @@ Test(train_data, bad_alpaca_lines) {
     DataOptions o = opts(DATA_AUTO, 256, false, EOS);
     char where[600];
 
-    write_text(path, sizeof path, "malformed.jsonl",
-               "{\"instruction\": \"a\", \"output\": \"b\"}\n\n{\"instruction\": \"a\", \"output\": \"b\"\n");
-    snprintf(where, sizeof where, "%s:3", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "malformed JSON", NULL);
-
-    write_text(path, sizeof path, "no-output.jsonl",
-               "{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"a\", \"input\": \"c\"}\n");
-    snprintf(where, sizeof where, "%s:2", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "\"output\"", NULL);
-
-    write_text(path, sizeof path, "null-output.jsonl", "{\"instruction\": \"a\", \"output\": null}\n");
-    snprintf(where, sizeof where, "%s:1", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "\"output\"", NULL);
-
-    write_text(path, sizeof path, "int-instruction.jsonl", "{\"instruction\": 5, \"output\": \"b\"}\n");
-    snprintf(where, sizeof where, "%s:1", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "\"instruction\" must be a string", NULL);
-
-    write_text(path, sizeof path, "list-input.jsonl", "\n{\"instruction\": \"a\", \"input\": [\"x\"], \"output\": \"b\"}\n");
-    snprintf(where, sizeof where, "%s:2", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "\"input\" must be a string", NULL);
-
-    write_text(path, sizeof path, "not-object.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}\n[1, 2]\n");
-    snprintf(where, sizeof where, "%s:2", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "JSON object", NULL);
-
-    // A JSON array: the record index (from 0) is named.
-    write_text(path, sizeof path, "array.json",
-               "[{\"instruction\": \"a\", \"output\": \"b\"},\n {\"instruction\": \"a\", \"input\": \"c\"}]\n");
-    snprintf(where, sizeof where, "%s: record 1", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "\"output\"", NULL);
-
-    write_text(path, sizeof path, "broken-array.json", "[{\"instruction\": \"a\",\n \"output\": \"b\"},\n {\"x\": ]\n");
-    snprintf(where, sizeof where, "%s:3", path);
-    expect_load_err(path, &o, ST_FORMAT, where, "malformed JSON", NULL);
+    // Each file must fail with ST_FORMAT naming the file, then `at` (its line, or a JSON array's
+    // record index from 0), and the needle.
+    static const struct {
+        const char *name, *content, *at, *needle;
+    } cases[] = {
+        {"malformed.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}\n\n{\"instruction\": \"a\", \"output\": \"b\"\n", ":3",
+         "malformed JSON"},
+        {"no-output.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"a\", \"input\": \"c\"}\n", ":2",
+         "\"output\""},
+        {"null-output.jsonl", "{\"instruction\": \"a\", \"output\": null}\n", ":1", "\"output\""},
+        {"int-instruction.jsonl", "{\"instruction\": 5, \"output\": \"b\"}\n", ":1", "\"instruction\" must be a string"},
+        {"list-input.jsonl", "\n{\"instruction\": \"a\", \"input\": [\"x\"], \"output\": \"b\"}\n", ":2",
+         "\"input\" must be a string"},
+        {"not-object.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}\n[1, 2]\n", ":2", "JSON object"},
+        {"array.json", "[{\"instruction\": \"a\", \"output\": \"b\"},\n {\"instruction\": \"a\", \"input\": \"c\"}]\n",
+         ": record 1", "\"output\""},
+        {"broken-array.json", "[{\"instruction\": \"a\",\n \"output\": \"b\"},\n {\"x\": ]\n", ":3", "malformed JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_text(path, sizeof path, cases[i].name, cases[i].content);
+        snprintf(where, sizeof where, "%s%s", path, cases[i].at);
+        expect_load_err(path, &o, ST_FORMAT, where, cases[i].needle, NULL);
+    }
 
     // Invalid UTF-8 in a record: the tokenizer's error, located.
     write_text(path, sizeof path, "utf8.jsonl", "{\"instruction\": \"a\", \"output\": \"b\"}\n{\"instruction\": \"a\", \"output\": \"\\udc80\"}\n");
@@ -556,7 +533,7 @@ Test(train_data, bad_alpaca_lines) {
     Status st = data_load(&d, path, g_tok, &o);
     if (st != ST_OK) { // jansson may refuse the lone surrogate itself; either way the line is named
         snprintf(where, sizeof where, "%s:2", path);
-        expect_err(st, ST_FORMAT, where, NULL, NULL);
+        tu_expect_err(st, ST_FORMAT, where, NULL, NULL);
     } else {
         data_free(&d);
     }
@@ -601,14 +578,14 @@ Test(train_data, bad_files) {
     TokenData dd;
     Status st = data_load(&dd, path, g_tok, &o);
     rmdir(path);
-    expect_err(st, ST_IO, path, NULL, NULL);
+    tu_expect_err(st, ST_IO, path, NULL, NULL);
 
     // Bad gzip data.
     static const char bad_gz[] = "\x1f\x8b\x08\x00garbage that is not deflate";
     write_file(path, sizeof path, "bad.jsonl.gz", bad_gz, sizeof bad_gz - 1);
     TokenData dg;
     st = data_load(&dg, path, g_tok, &o);
-    expect_err(st, ST_FORMAT, path, NULL, NULL);
+    tu_expect_err(st, ST_FORMAT, path, NULL, NULL);
 
     // Invalid UTF-8 in a text document: named with the document's first line.
     write_text(path, sizeof path, "bad-utf8.txt", "good doc\n\nline two\nbad \xff byte\n");
@@ -616,7 +593,7 @@ Test(train_data, bad_files) {
     TokenData du;
     st = data_load(&du, path, g_tok, &o);
     cr_assert_neq(st, ST_OK);
-    expect_err(st, st, where, "UTF-8", NULL); // the tokenizer's code (ST_USAGE today), the file and line added
+    tu_expect_err(st, st, where, "UTF-8", NULL); // the tokenizer's code (ST_USAGE today), the file and line added
 
     DataOptions tiny = opts(DATA_AUTO, 1, false, EOS);
     expect_load_err(DIR "alpaca.jsonl", &tiny, ST_USAGE, "cutoff", NULL, NULL);
@@ -670,9 +647,9 @@ Test(train_data, split) {
     expect_partition(&d, &a, 47);
     data_split_free(&a);
 
-    expect_err(data_split(&d, 48, 1, &a), ST_USAGE, "48", NULL, NULL);
+    tu_expect_err(data_split(&d, 48, 1, &a), ST_USAGE, "48", NULL, NULL);
     cr_expect(a.val == NULL && a.train == NULL);
-    expect_err(data_split(&d, 100, 1, &a), ST_USAGE, "100", NULL, NULL);
-    expect_err(data_split(&d, -1, 1, &a), ST_USAGE, NULL, NULL, NULL);
+    tu_expect_err(data_split(&d, 100, 1, &a), ST_USAGE, "100", NULL, NULL);
+    tu_expect_err(data_split(&d, -1, 1, &a), ST_USAGE, NULL, NULL, NULL);
     data_free(&d);
 }

@@ -63,8 +63,7 @@ static void check_tensor(const SafetensorsFile *g, const char *name, const Tenso
     cr_assert_eq(n, tensor_numel(ours), "%s: %lld elements, ours %lld", name, (long long)n,
                  (long long)tensor_numel(ours));
     const float *r = (const float *)ref->data;
-    float scale = 0;
-    for (int64_t i = 0; i < n; i++) scale = fmaxf(scale, fabsf(r[i]));
+    float scale = tu_max_abs(r, (size_t)n);
     float err = tu_max_abs_diff(r, ours->data, (size_t)n);
     cr_assert(err <= 1e-4f * scale + 1e-7f, "%s: max |diff| %g vs max |ref| %g", name, err, scale);
 }
@@ -124,45 +123,67 @@ Test(train_golden, full_grads_tied) {
     check_full_grads("tests/fixtures/tiny-smol-tied", DIR "tiny-smol-tied_grads.safetensors");
 }
 
-static void check_lora_grads(const char *name) {
+// LoRA training on a fixture model: the model, its fixture adapter (peft), the golden batch and the trainer.
+typedef struct {
+    LlamaModel m;
+    LoraSet s;
+    Batch b;
+    LlamaTrain t;
+} LoraRun;
+
+// Sets up r for tests/fixtures/<name> with DIR/<name>-lora; r must stay in place until lora_run_free.
+static void lora_run_init(LoraRun *r, const char *name) {
     char path[256];
     snprintf(path, sizeof path, "tests/fixtures/%s", name);
-    LlamaModel m;
-    cr_assert_eq(llama_load(&m, path), ST_OK, "%s", status_message());
-    LoraSet s;
+    cr_assert_eq(llama_load(&r->m, path), ST_OK, "%s", status_message());
     snprintf(path, sizeof path, DIR "%s-lora", name);
-    cr_assert_eq(peft_import(&s, &m.cfg, NULL, path), ST_OK, "%s", status_message());
-    cr_assert_float_eq(lora_scale(&s), 2.0f, 0);
-    Batch b;
-    load_batch(&b);
-    LlamaTrain t;
+    cr_assert_eq(peft_import(&r->s, &r->m.cfg, NULL, path), ST_OK, "%s", status_message());
+    load_batch(&r->b);
     TrainOptions o = {0};
-    cr_assert_eq(llama_train_init(&t, &m, NULL, &s, &o, 64), ST_OK, "%s", status_message());
-    cr_assert_null(t.grads.layers, "no base-weight gradient is formed for LoRA training");
+    cr_assert_eq(llama_train_init(&r->t, &r->m, NULL, &r->s, &o, 64), ST_OK, "%s", status_message());
+}
+
+// Frees what lora_run_init made.
+static void lora_run_free(LoraRun *r) {
+    llama_train_free(&r->t);
+    lora_free(&r->s);
+    llama_free(&r->m);
+}
+
+// Every adapter's A and B (or, with grads, their gradients) against g's "<prefix>.<peft key>".
+static void check_adapters(const SafetensorsFile *g, const LoraSet *s, int n_layers, const char *prefix, bool grads) {
+    char key[160], gkey[180];
+    for (int l = 0; l < n_layers; l++)
+        for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+            const LoraAdapter *a = lora_adapter(s, l, tg);
+            peft_key(key, sizeof key, l, tg, 'A');
+            snprintf(gkey, sizeof gkey, "%s.%s", prefix, key);
+            check_tensor(g, gkey, grads ? &a->gA : &a->A);
+            peft_key(key, sizeof key, l, tg, 'B');
+            snprintf(gkey, sizeof gkey, "%s.%s", prefix, key);
+            check_tensor(g, gkey, grads ? &a->gB : &a->B);
+        }
+}
+
+static void check_lora_grads(const char *name) {
+    LoraRun r;
+    lora_run_init(&r, name);
+    cr_assert_float_eq(lora_scale(&r.s), 2.0f, 0);
+    cr_assert_null(r.t.grads.layers, "no base-weight gradient is formed for LoRA training");
     int32_t cu[4];
-    TrainBatch tb = as_train_batch(&b, 0, b.n_seq, cu);
+    TrainBatch tb = as_train_batch(&r.b, 0, r.b.n_seq, cu);
     double loss = 0;
-    cr_assert_eq(llama_train_step(&t, &tb, 1.0f / (float)b.counted, 0, &loss, NULL), ST_OK, "%s", status_message());
+    cr_assert_eq(llama_train_step(&r.t, &tb, 1.0f / (float)r.b.counted, 0, &loss, NULL), ST_OK, "%s",
+                 status_message());
     SafetensorsFile g;
+    char path[256];
     snprintf(path, sizeof path, DIR "%s_lora.safetensors", name);
     tu_open_safetensors(&g, path);
     float ref = golden_scalar(&g, "loss");
-    cr_assert(fabs(loss / b.counted - ref) <= 1e-5 * fabs(ref), "loss %.7f vs peft %.7f", loss / b.counted, ref);
-    char key[160], gkey[170];
-    for (int l = 0; l < m.cfg.n_layers; l++)
-        for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
-            const LoraAdapter *a = lora_adapter(&s, l, tg);
-            peft_key(key, sizeof key, l, tg, 'A');
-            snprintf(gkey, sizeof gkey, "grad.%s", key);
-            check_tensor(&g, gkey, &a->gA);
-            peft_key(key, sizeof key, l, tg, 'B');
-            snprintf(gkey, sizeof gkey, "grad.%s", key);
-            check_tensor(&g, gkey, &a->gB);
-        }
+    cr_assert(fabs(loss / r.b.counted - ref) <= 1e-5 * fabs(ref), "loss %.7f vs peft %.7f", loss / r.b.counted, ref);
+    check_adapters(&g, &r.s, r.m.cfg.n_layers, "grad", true);
     safetensors_close(&g);
-    llama_train_free(&t);
-    lora_free(&s);
-    llama_free(&m);
+    lora_run_free(&r);
 }
 
 Test(train_golden, lora_grads_mha) { check_lora_grads("tiny-llama-mha"); }
@@ -171,23 +192,16 @@ Test(train_golden, lora_grads_gqa) { check_lora_grads("tiny-llama3-gqa"); }
 // 10 AdamW steps: micro-batches [seq0, seq1] and [seq2], loss normalised by the
 // global batch's label count, clipping, warm-up 3 of 10, wd 0.01 (metadata).
 static void check_adamw(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/fixtures/%s", name);
-    LlamaModel m;
-    cr_assert_eq(llama_load(&m, path), ST_OK, "%s", status_message());
-    LoraSet s;
-    snprintf(path, sizeof path, DIR "%s-lora", name);
-    cr_assert_eq(peft_import(&s, &m.cfg, NULL, path), ST_OK, "%s", status_message());
-    Batch b;
-    load_batch(&b);
-    LlamaTrain t;
-    TrainOptions o = {0};
-    cr_assert_eq(llama_train_init(&t, &m, NULL, &s, &o, 64), ST_OK, "%s", status_message());
+    LoraRun r;
+    lora_run_init(&r, name);
+    LoraSet *s = &r.s;
+    const Batch *b = &r.b;
     OptimConfig oc = optim_defaults();
     oc.lr = 5e-3f, oc.weight_decay = 0.01f, oc.max_grad_norm = 1.75f, oc.warmup = 3, oc.total = 10;
     AdamW opt;
-    cr_assert_eq(adamw_init(&opt, &oc, s.n_params), ST_OK);
+    cr_assert_eq(adamw_init(&opt, &oc, s->n_params), ST_OK);
     SafetensorsFile g;
+    char path[256];
     snprintf(path, sizeof path, DIR "%s_adamw.safetensors", name);
     tu_open_safetensors(&g, path);
     const float *losses = (const float *)tu_tensor(&g, "losses", DT_F32)->data;
@@ -195,38 +209,26 @@ static void check_adamw(const char *name) {
     const float *lrs = (const float *)tu_tensor(&g, "lrs", DT_F32)->data;
     int32_t cu[4];
     for (int step = 0; step < 10; step++) {
-        tensor_zero(&s.grads);
+        tensor_zero(&s->grads);
         double total = 0, part;
-        TrainBatch mb0 = as_train_batch(&b, 0, 2, cu);
-        cr_assert_eq(llama_train_step(&t, &mb0, 1.0f / (float)b.counted, 0, &part, NULL), ST_OK);
+        TrainBatch mb0 = as_train_batch(b, 0, 2, cu);
+        cr_assert_eq(llama_train_step(&r.t, &mb0, 1.0f / (float)b->counted, 0, &part, NULL), ST_OK);
         total += part;
-        TrainBatch mb1 = as_train_batch(&b, 2, 1, cu);
-        cr_assert_eq(llama_train_step(&t, &mb1, 1.0f / (float)b.counted, 0, &part, NULL), ST_OK);
+        TrainBatch mb1 = as_train_batch(b, 2, 1, cu);
+        cr_assert_eq(llama_train_step(&r.t, &mb1, 1.0f / (float)b->counted, 0, &part, NULL), ST_OK);
         total += part;
         float lr;
-        double norm = adamw_update(&opt, &s.params, &s.grads, &lr);
-        cr_assert(fabs(total / b.counted - losses[step]) <= 1e-5 * losses[step], "step %d: loss %.7f vs torch %.7f",
-                  step + 1, total / b.counted, losses[step]);
+        double norm = adamw_update(&opt, &s->params, &s->grads, &lr);
+        cr_assert(fabs(total / b->counted - losses[step]) <= 1e-5 * losses[step], "step %d: loss %.7f vs torch %.7f",
+                  step + 1, total / b->counted, losses[step]);
         cr_assert(fabs(norm - norms[step]) <= 1e-4 * norms[step], "step %d: grad norm %g vs %g", step + 1, norm,
                   norms[step]);
         cr_assert(fabsf(lr - lrs[step]) <= 1e-9f, "step %d: lr %g vs %g", step + 1, lr, lrs[step]);
     }
-    char key[160], gkey[170];
-    for (int l = 0; l < m.cfg.n_layers; l++)
-        for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
-            const LoraAdapter *a = lora_adapter(&s, l, tg);
-            peft_key(key, sizeof key, l, tg, 'A');
-            snprintf(gkey, sizeof gkey, "final.%s", key);
-            check_tensor(&g, gkey, &a->A);
-            peft_key(key, sizeof key, l, tg, 'B');
-            snprintf(gkey, sizeof gkey, "final.%s", key);
-            check_tensor(&g, gkey, &a->B);
-        }
+    check_adapters(&g, s, r.m.cfg.n_layers, "final", false);
     safetensors_close(&g);
     adamw_free(&opt);
-    llama_train_free(&t);
-    lora_free(&s);
-    llama_free(&m);
+    lora_run_free(&r);
 }
 
 Test(train_golden, adamw_trajectory_mha) { check_adamw("tiny-llama-mha"); }

@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +34,21 @@ float tu_max_abs_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
+float tu_max_abs(const float *a, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i]));
+    return m;
+}
+
+void tu_expect_err(Status st, Status code, const char *n1, const char *n2, const char *n3) {
+    const char *msg = status_message();
+    cr_assert_eq(st, code, "expected %s, got %s: %s", status_name(code), status_name(st), msg);
+    const char *needles[] = {n1, n2, n3};
+    for (int i = 0; i < 3; i++)
+        if (needles[i]) cr_expect(strstr(msg, needles[i]) != NULL, "message lacks '%s': %s", needles[i], msg);
+    cr_expect(strchr(msg, '\n') == NULL, "message is not one line: %s", msg);
+}
+
 const char *tu_write_temp(const void *data, size_t len, const char *suffix, char *buf, size_t n) {
     snprintf(buf, n, "/tmp/elastilm-test-XXXXXX%s", suffix);
     int fd = mkstemps(buf, (int)strlen(suffix));
@@ -56,9 +72,28 @@ uint8_t *tu_read_file(const char *path, size_t *len) {
     return buf;
 }
 
+void tu_replace_in_file(const char *path, const char *from, const char *to) {
+    size_t len;
+    char *text = (char *)tu_read_file(path, &len);
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "%s: no '%s'", path, from);
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp, "cannot rewrite %s", path);
+    fwrite(text, 1, (size_t)(at - text), fp);
+    fputs(to, fp);
+    fputs(at + strlen(from), fp);
+    cr_assert_eq(fclose(fp), 0, "cannot rewrite %s", path);
+    free(text);
+}
+
+void tu_make_temp_dir(char *buf, size_t n, const char *prefix) {
+    int len = snprintf(buf, n, "/tmp/elastilm-%s-XXXXXX", prefix);
+    cr_assert(len > 0 && (size_t)len < n, "temp dir name for '%s' does not fit in %zu bytes", prefix, n);
+    cr_assert_not_null(mkdtemp(buf), "mkdtemp %s failed", buf);
+}
+
 void tu_copy_dir(const char *src, char *buf, size_t n) {
-    snprintf(buf, n, "/tmp/elastilm-dir-XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
+    tu_make_temp_dir(buf, n, "dir");
     DIR *d = opendir(src);
     cr_assert_not_null(d, "cannot open %s", src);
     struct dirent *e;
@@ -79,18 +114,18 @@ void tu_copy_dir(const char *src, char *buf, size_t n) {
     closedir(d);
 }
 
-void tu_remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
+// nftw callback: removes one entry (files before their directory with FTW_DEPTH).
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+bool tu_remove_dir(const char *dir) {
+    static const char temp_prefix[] = "/tmp/elastilm-";
+    cr_assert(strncmp(dir, temp_prefix, sizeof temp_prefix - 1) == 0, "refusing to remove %s: not a test temp dir", dir);
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return false;
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0;
 }
 
 void tu_write_byte_tokenizer(const char *path) {
@@ -119,6 +154,21 @@ int tu_run(const char *cmd, char *out, size_t n) {
     out[used] = '\0';
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+void tu_logits(const LlamaModel *m, const LlamaView *view, const int32_t *ids, int n_seq, int T, Tensor *out) {
+    const Device cpu = {DEV_CPU, 0};
+    LlamaSession s;
+    cr_assert_eq(llama_session_init(&s, m, n_seq, T, cpu), ST_OK, "%s", status_message());
+    cr_assert_eq(llama_session_set_view(&s, m, view), ST_OK, "%s", status_message());
+    cr_assert_eq(tensor_alloc_2d(out, DT_F32, cpu, (int64_t)n_seq * T, m->cfg.vocab_size), ST_OK);
+    cr_assert_eq(llama_forward(m, &s, ids, NULL, T, LOGITS_ALL, out), ST_OK, "%s", status_message());
+    llama_session_free(&s);
+}
+
+const char *tu_bin(void) {
+    const char *b = getenv("ELASTILM_BIN");
+    return b ? b : "./elastilm";
 }
 
 // ---- tokenizer parity -----------------------------------------------------

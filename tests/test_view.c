@@ -21,15 +21,6 @@
 #define GQA "tests/fixtures/tiny-llama3-gqa"
 static const Device CPU = {DEV_CPU, 0};
 
-static void logits_of(const LlamaModel *m, const LlamaView *v, const int32_t *ids, int n_seq, int T, Tensor *out) {
-    LlamaSession s;
-    cr_assert_eq(llama_session_init(&s, m, n_seq, T, CPU), ST_OK);
-    cr_assert_eq(llama_session_set_view(&s, m, v), ST_OK, "%s", status_message());
-    cr_assert_eq(tensor_alloc_2d(out, DT_F32, CPU, (int64_t)n_seq * T, m->cfg.vocab_size), ST_OK);
-    cr_assert_eq(llama_forward(m, &s, ids, NULL, T, LOGITS_ALL, out), ST_OK, "%s", status_message());
-    llama_session_free(&s);
-}
-
 // rows [0, r) of src (a [R, C] tensor) or, with cols, columns [0, c)
 static Tensor copy_prefix(const Tensor *src, int64_t rows, int64_t cols) {
     Tensor t;
@@ -69,11 +60,10 @@ Test(view, prefix_view_equals_pruned_copy) {
     for (int i = 0; i < 18; i++) ids[i] = (int32_t)rng_below(&rng, (uint64_t)c->vocab_size);
     Tensor a, b, full;
     LlamaView v = {.widths = w};
-    logits_of(&m, &v, ids, 2, 9, &a);
-    logits_of(&p, NULL, ids, 2, 9, &b);
-    logits_of(&m, NULL, ids, 2, 9, &full);
-    float scale = 0;
-    for (int64_t i = 0; i < tensor_numel(&b); i++) scale = fmaxf(scale, fabsf(((float *)b.data)[i]));
+    tu_logits(&m, &v, ids, 2, 9, &a);
+    tu_logits(&p, NULL, ids, 2, 9, &b);
+    tu_logits(&m, NULL, ids, 2, 9, &full);
+    float scale = tu_max_abs(b.data, (size_t)tensor_numel(&b));
     float d = tu_max_abs_diff(a.data, b.data, (size_t)tensor_numel(&a));
     cr_expect_leq(d, 1e-5f * scale, "prefix view vs pruned copy: %g (scale %g)", d, scale);
     float df = tu_max_abs_diff(a.data, full.data, (size_t)tensor_numel(&a));
@@ -114,7 +104,7 @@ Test(view, lora_view_matches_training_forward) {
     for (int i = 0; i < NS * T; i++) targets[i] = i % T == T - 1 ? -1 : ids[i + 1];
     LlamaView v = {.widths = w, .lora = &set};
     Tensor logits;
-    logits_of(&m, &v, ids, NS, T, &logits);
+    tu_logits(&m, &v, ids, NS, T, &logits);
     double ce = 0;
     for (int i = 0; i < NS * T; i++) {
         if (targets[i] < 0) continue;
