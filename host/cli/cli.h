@@ -7,6 +7,7 @@
 #include "args.h"
 #include "elastic/artifact.h"
 #include "models/llama.h"
+#include "text/tokenizer.h"
 #include "runtime/tensor.h"
 
 int cmd_info(int argc, char **argv);
@@ -40,6 +41,10 @@ Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m);
 // With --level (needs --artifact): the level's widths and adapter in *lv and
 // *view = &lv->view; without: *view = NULL. Free lv with level_view_free.
 Status cli_level_view(const ArgOpt *opts, int n_opts, const LlamaModel *m, LevelView *lv, const LlamaView **view);
+
+// The tokenizer of --tokenizer (a tokenizer.json) if the command has that
+// option and it is given, else the model's own (HF directory or GGUF vocabulary).
+Status cli_load_tokenizer(const ArgOpt *opts, int n_opts, Tokenizer **tok);
 
 // Parses token ids: "1 2 3" is one sequence; "1 2 3; 4 5" several, left-padded
 // to the longest (pads get id 0 and mask 0). ids and mask are [n_seq*T], malloc'd.

@@ -42,6 +42,11 @@ Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
     return st;
 }
 
+Status cli_load_tokenizer(const ArgOpt *opts, int n_opts, Tokenizer **tok) {
+    const char *path = args_get(opts, n_opts, "tokenizer");
+    return path ? tokenizer_load_json(tok, path) : tokenizer_load_for_model(tok, args_get(opts, n_opts, "model"));
+}
+
 Status cli_level_view(const ArgOpt *opts, int n_opts, const LlamaModel *m, LevelView *lv, const LlamaView **view) {
     memset(lv, 0, sizeof *lv);
     *view = NULL;

@@ -42,8 +42,7 @@ static Status load_calib(const ArgOpt *opts, int n, const CalibArgs *a, LlamaMod
         return status_fail(ST_USAGE, "--artifact/--level: anchors and elasticize start from the original model");
     TRY(llama_load(m, args_get(opts, n, "model")));
     Tokenizer *tok = NULL;
-    const char *tp = args_get(opts, n, "tokenizer");
-    Status st = tp ? tokenizer_load_json(&tok, tp) : tokenizer_load_for_model(&tok, args_get(opts, n, "model"));
+    Status st = cli_load_tokenizer(opts, n, &tok);
     if (st == ST_OK) st = calib_sample(a->calib, tok, (int)a->samples, (int)a->seq, (uint64_t)a->seed, ids);
     tokenizer_free(tok);
     if (st != ST_OK) llama_free(m);

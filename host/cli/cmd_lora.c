@@ -239,8 +239,7 @@ static Status run(const Dist *dist) {
     DataSplit split = {0};
     LoraSet lora = {0};
     LlamaWidth *widths = NULL;
-    const char *tok_path = args_get(opts, N_OPTS, "tokenizer");
-    Status st = tok_path ? tokenizer_load_json(&tok, tok_path) : tokenizer_load_for_model(&tok, a.model);
+    Status st = cli_load_tokenizer(opts, N_OPTS, &tok);
     a.dopt.eos_id = m.cfg.eos_token_id;
     if (st == ST_OK) st = data_load(&data, a.data, tok, &a.dopt);
     const char *val_path = args_get(opts, N_OPTS, "val-data");

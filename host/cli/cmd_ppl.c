@@ -45,8 +45,7 @@ static Status run(void) {
     LevelView lv = {0};
     const LlamaView *view = NULL;
     LlamaTrain t = {0};
-    const char *tp = args_get(opts, N_OPTS, "tokenizer");
-    Status st = tp ? tokenizer_load_json(&tok, tp) : tokenizer_load_for_model(&tok, args_get(opts, N_OPTS, "model"));
+    Status st = cli_load_tokenizer(opts, N_OPTS, &tok);
     if (st == ST_OK) st = data_load(&d, data_path, tok, &dopt);
     if (st == ST_OK) st = cli_level_view(opts, N_OPTS, &m, &lv, &view);
     int n = d.n;
