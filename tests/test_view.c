@@ -132,3 +132,36 @@ Test(view, lora_view_matches_training_forward) {
     lora_free(&set);
     llama_free(&m);
 }
+
+// Switching levels between requests allocates nothing: once a session has run
+// its largest view, going back and forth keeps every scratch buffer in place.
+Test(view, switching_views_allocates_nothing) {
+    LlamaModel m;
+    cr_assert_eq(llama_load(&m, "tests/fixtures/tiny-llama3-gqa"), ST_OK, "%s", status_message());
+    const LlamaConfig *c = &m.cfg;
+    LlamaWidth w[8];
+    for (int l = 0; l < c->n_layers; l++) w[l] = (LlamaWidth){1, c->ffn_dim / 2};
+    LoraSet set;
+    LoraConfig lc = {.rank = 4, .alpha = 8, .targets = (1u << LORA_N_TARGETS) - 1};
+    cr_assert_eq(lora_init(&set, c, w, &lc, 1), ST_OK);
+    LlamaView small = {.widths = w, .lora = &set}, bare = {.widths = w};
+    const LlamaView *views[] = {&small, NULL, &bare, &small, NULL};
+    LlamaSession s;
+    cr_assert_eq(llama_session_init(&s, &m, 1, 8, (Device){DEV_CPU, 0}), ST_OK);
+    Tensor logits;
+    cr_assert_eq(tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, 1, c->vocab_size), ST_OK);
+    int32_t ids[6] = {3, 1, 4, 1, 5, 9};
+    void *x = NULL, *u = NULL, *k = NULL;
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) {
+        llama_session_reset(&s);
+        cr_assert_eq(llama_session_set_view(&s, &m, views[i]), ST_OK, "%s", status_message());
+        if (i > 0) cr_expect_geq(s.scratch_tokens, 6, "switch %zu schedules a new scratch", i);
+        cr_assert_eq(llama_forward(&m, &s, ids, NULL, 6, LOGITS_LAST, &logits), ST_OK);
+        if (i == 0) x = s.s.x.data, u = s.s.lora_u.data, k = s.k[0].data;
+        cr_expect(s.s.x.data == x && s.s.lora_u.data == u && s.k[0].data == k, "switch %zu reallocated", i);
+    }
+    tensor_free(&logits);
+    llama_session_free(&s);
+    lora_free(&set);
+    llama_free(&m);
+}

@@ -129,6 +129,7 @@ typedef struct LlamaSession {
     int base_n;            // its length in tokens
     Device dev;
     const LlamaView *view; // NULL = the full model; see llama_session_set_view
+    int lora_rank;         // adapter rank the scratch has room for (grows, never shrinks)
 } LlamaSession;
 
 Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev);

@@ -25,7 +25,8 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     TRY(tensor_alloc_2d(&sc->gate, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->up, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->last, DT_F32, s->dev, s->n_seq, D));
-    if (s->view && s->view->lora) TRY(tensor_alloc_1d(&sc->lora_u, DT_F32, s->dev, (int64_t)n * s->view->lora->cfg.rank));
+    if (s->view && s->view->lora && s->view->lora->cfg.rank > s->lora_rank) s->lora_rank = s->view->lora->cfg.rank;
+    if (s->lora_rank > 0) TRY(tensor_alloc_1d(&sc->lora_u, DT_F32, s->dev, (int64_t)n * s->lora_rank));
     s->scratch_tokens = n;
     return ST_OK;
 }
@@ -107,10 +108,9 @@ Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaV
                                        lora_target_names[t], a->out, a->in, out, in);
             }
     }
-    int rank_now = s->view && s->view->lora ? s->view->lora->cfg.rank : 0;
     int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
     s->view = v;
-    if (rank_new > rank_now) s->scratch_tokens = 0; // the adapter scratch grows at the next forward
+    if (rank_new > s->lora_rank) s->scratch_tokens = 0; // the adapter scratch grows at the next forward
     return ST_OK;
 }
 
