@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages listed in DESIGN.md that are missing
 #   make test       unit, golden and bad-input tests (criterion)
 #   make sanitize   the same tests built with ASan + UBSan (CPU only)
+#   make test-cuda  CPU<->CUDA parity of every op and the tiny models (on a GPU machine)
 #   make test-real  SmolLM2-135M parity against transformers (fetches the model into $ELASTILM_CACHE)
 #   make check      everything CI runs: test, sanitize, test-real
 #   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
@@ -48,7 +49,10 @@ CLI_MAIN := host/cli/main.c
 ifeq ($(CUDA),1)
   HOST_SRC := $(filter-out host/runtime/device_none.c,$(HOST_SRC))
   CUDA_SRC := $(shell find cuda -name '*.cu' | sort)
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -lstdc++ -ldl -lrt
+  CFLAGS_BASE += -DELASTILM_CUDA
+  # cuBLASLt has no static library in the toolkit: linked dynamically (rpath), it
+  # loads without a driver, so the binary still starts on GPU-less machines.
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -lstdc++ -ldl -lrt
 else
   CUDA_SRC :=
 endif
@@ -65,8 +69,10 @@ REAL_BIN := $(BUILD)/tests/run_real_tests
 BENCH_BIN := $(BUILD)/bench_llama
 TOKBENCH_BIN := $(BUILD)/bench_tokenizers
 SWITCH_BIN := $(BUILD)/bench_switch
+PARITY_BIN := $(BUILD)/tests/cuda_parity
+GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test sanitize test-real check demo bench bench-tokenizers clean fetch
+.PHONY: all deps test test-cuda sanitize test-real check demo bench bench-tokenizers clean fetch
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -87,6 +93,12 @@ $(REAL_BIN): $(LIB_OBJ) $(patsubst %.c,$(BUILD)/%.o,$(REAL_SRC))
 	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
 $(BENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_llama.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+$(PARITY_BIN): $(LIB_OBJ) $(BUILD)/tests/cuda/parity.o
+	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(GPUBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_gpu.o
 	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
 
 $(SWITCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_switch.o
@@ -114,9 +126,15 @@ deps:
 
 # The tests run from the repository root (fixtures are found by relative path)
 # and call ./elastilm for the command-line checks.
+# With CUDA the CPU<->CUDA parity binary is built too (CI compiles it); it runs
+# on a GPU machine: `make test-cuda` (it reports a skip without a GPU).
 test: deps
-	$(MAKE) $(BIN) $(TEST_BIN)
+	$(MAKE) $(BIN) $(TEST_BIN) $(if $(filter 1,$(CUDA)),$(PARITY_BIN))
 	ELASTILM_BIN=./$(BIN) $(TEST_BIN) --jobs 2
+
+test-cuda: deps
+	$(MAKE) CUDA=1 $(PARITY_BIN)
+	$(PARITY_BIN)
 
 sanitize: deps
 	$(MAKE) BUILD=build-san SAN=1 CUDA=0 build-san/elastilm build-san/tests/run_tests

@@ -35,8 +35,13 @@ int cmd_ppl(int argc, char **argv);
 
 // Applies --device, --threads and --quiet; checks --model is given.
 Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev);
+Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev); // the same without remembering the device
+// For CPU-only commands (training): an explicit --device cuda is refused, a
+// default GPU choice falls back to the CPU.
+Status cli_require_cpu(const ArgOpt *opts, int n_opts, Device *dev, const char *what);
 
-// Loads --model; with --artifact, reorders it by the artifact's permutation.
+// Loads --model; with --artifact, reorders it by the artifact's permutation;
+// on a CUDA --device, moves the weights there (bf16; f16 for f16 checkpoints).
 Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m);
 // With --level (needs --artifact): the level's widths and adapter in *lv and
 // *view = &lv->view; without: *view = NULL. Free lv with level_view_free.

@@ -13,7 +13,23 @@ int cli_fail(Status st) {
     return st == ST_USAGE ? 2 : 1;
 }
 
+static Device g_dev = {DEV_CPU, 0}; // the device cli_setup chose, for cli_load_model
+
 Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev) {
+    TRY(cli_setup_device(opts, n_opts, dev));
+    g_dev = *dev;
+    return ST_OK;
+}
+
+Status cli_require_cpu(const ArgOpt *opts, int n_opts, Device *dev, const char *what) {
+    if (dev->kind == DEV_CPU) return ST_OK;
+    if (args_get(opts, n_opts, "device"))
+        return status_fail(ST_UNSUPPORTED, "%s runs on the CPU in this build (use --device cpu)", what);
+    *dev = g_dev = (Device){DEV_CPU, 0}; // the default picked a GPU: training stays on the CPU
+    return ST_OK;
+}
+
+Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev) {
     if (!args_get(opts, n_opts, "model")) return status_fail(ST_USAGE, "--model is required");
     log_set_quiet(args_get(opts, n_opts, "quiet") != NULL);
     long threads = 0;
@@ -36,8 +52,9 @@ Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev) {
 Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
     TRY(llama_load(m, args_get(opts, n_opts, "model")));
     const char *art = args_get(opts, n_opts, "artifact");
-    if (!art) return ST_OK;
-    Status st = artifact_apply(m, art);
+    Status st = art ? artifact_apply(m, art) : ST_OK;
+    if (st == ST_OK && g_dev.kind != DEV_CPU) // bf16 weights on the GPU (f16 for f16 checkpoints)
+        st = llama_to_device(m, g_dev, strncmp(m->source_dtype, "f16", 3) == 0 ? DT_F16 : DT_BF16);
     if (st != ST_OK) llama_free(m);
     return st;
 }

@@ -38,6 +38,7 @@ static Status calib_args(const ArgOpt *opts, int n, CalibArgs *a) {
 static Status load_calib(const ArgOpt *opts, int n, const CalibArgs *a, LlamaModel *m, int32_t **ids) {
     Device dev;
     TRY(cli_setup(opts, n, &dev));
+    TRY(cli_require_cpu(opts, n, &dev, "anchors / elasticize"));
     if (args_get(opts, n, "artifact") || args_get(opts, n, "level"))
         return status_fail(ST_USAGE, "--artifact/--level: anchors and elasticize start from the original model");
     TRY(llama_load(m, args_get(opts, n, "model")));

@@ -92,7 +92,7 @@ static Status run_forward(const ArgOpt *opts, int n) {
     if (st == ST_OK) st = llama_session_init(&s, &m, n_seq, T, dev);
     if (st == ST_OK) {
         st = llama_session_set_view(&s, &m, view);
-        if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, dev, (int64_t)n_seq * T, m.cfg.vocab_size);
+        if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)n_seq * T, m.cfg.vocab_size);
         if (st == ST_OK) st = llama_forward(&m, &s, ids, mask, T, LOGITS_ALL, &logits);
         llama_session_free(&s);
     }

@@ -6,6 +6,7 @@
 //   mpirun -np 4 elastilm lora ...                                 (data parallel)
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ typedef struct {
     LoopOptions loop;
     long val_size; // -1 = default
     bool resume;
+    long kill_after; // --kill-after-step (tests)
 } LoraArgs;
 
 static Status get_int(const char *name, long lo, long hi, long def, long *out) {
@@ -129,8 +131,7 @@ static Status parse(LoraArgs *a) {
     a->loop.max_steps = v;
     TRY(get_int("seed", 0, 1L << 62, 42, &v));
     a->loop.seed = (uint64_t)v;
-    TRY(get_int("kill-after-step", 0, 1L << 40, 0, &v));
-    a->loop.kill_after = v;
+    TRY(get_int("kill-after-step", 0, 1L << 40, 0, &a->kill_after));
     a->loop.recompute = args_get(opts, N_OPTS, "recompute") != NULL;
     TRY(get_int("val-size", 0, 1L << 30, -1, &a->val_size));
     a->resume = args_get(opts, N_OPTS, "resume") != NULL;
@@ -142,17 +143,26 @@ static Status parse(LoraArgs *a) {
 }
 
 // Everything that decides the numbers of a run, to refuse resuming another run's checkpoint.
-static void fingerprint(const LoraArgs *a, char *buf, size_t n) {
+static Status fingerprint(const LoraArgs *a, char *buf, size_t n) {
     char targets[64];
-    snprintf(buf, n,
-             "model=%s data=%s format=%d cutoff=%d train_on_inputs=%d level=%s adapter=%s rank=%d alpha=%g "
-             "dropout=%g targets=%s lr=%g wd=%g clip=%g warmup=%" PRId64 " epochs=%d batch=%d micro=%d "
-             "max_steps=%" PRId64 " val=%ld val_data=%s seed=%" PRIu64 " recompute=%d",
-             a->model, a->data, a->dopt.format, a->dopt.cutoff, a->dopt.train_on_inputs, a->level,
-             a->adapter ? a->adapter : "-", a->lora.rank, a->lora.alpha, a->lora.dropout,
-             lora_targets_string(a->lora.targets, targets, sizeof targets), a->optim.lr, a->optim.weight_decay,
-             a->optim.max_grad_norm, a->optim.warmup, a->loop.epochs, a->loop.batch, a->loop.micro_batch,
-             a->loop.max_steps, a->val_size, args_get(opts, N_OPTS, "val-data") ? args_get(opts, N_OPTS, "val-data") : "-", a->loop.seed, a->loop.recompute);
+    const char *tok = args_get(opts, N_OPTS, "tokenizer");
+    int len = snprintf(buf, n,
+             "format=%d cutoff=%d train_on_inputs=%d level=%s rank=%d alpha=%g dropout=%g targets=%s lr=%g wd=%g "
+             "clip=%g warmup=%" PRId64 " epochs=%d batch=%d micro=%d max_steps=%" PRId64 " val=%ld seed=%" PRIu64
+             " recompute=%d model=%s data=%s val_data=%s artifact=%s adapter=%s tokenizer=%s",
+             a->dopt.format, a->dopt.cutoff, a->dopt.train_on_inputs, a->level, a->lora.rank, a->lora.alpha,
+             a->lora.dropout, lora_targets_string(a->lora.targets, targets, sizeof targets), a->optim.lr,
+             a->optim.weight_decay, a->optim.max_grad_norm, a->optim.warmup, a->loop.epochs, a->loop.batch,
+             a->loop.micro_batch, a->loop.max_steps, a->val_size, a->loop.seed, a->loop.recompute, a->model, a->data,
+             args_get(opts, N_OPTS, "val-data") ? args_get(opts, N_OPTS, "val-data") : "-",
+             a->artifact ? a->artifact : "-", a->adapter ? a->adapter : "-", tok ? tok : "-");
+    if (len < 0 || (size_t)len >= n) return status_fail(ST_USAGE, "lora: the paths given are too long");
+    return ST_OK;
+}
+
+// --kill-after-step: fault injection for the resume tests, a real SIGKILL.
+static void kill_after(void *ctx, int64_t steps) {
+    if (steps == *(const long *)ctx) raise(SIGKILL);
 }
 
 static Status write_result(const LoraArgs *a, const TrainResult *r, const TokenData *d, const DataSplit *sp) {
@@ -171,10 +181,13 @@ static Status write_result(const LoraArgs *a, const TrainResult *r, const TokenD
 }
 
 static Status save_outputs(const LoraArgs *a, const LoraSet *s) {
-    if (a->out) {
+    if (a->out && !a->artifact) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s/adapter", a->out);
         TRY(peft_export(s, dir, a->model));
+    } else if (a->out) { // trained on the reordered model: peft could not apply it to the original
+        log_info("the adapter is stored in %s as lora/%s (no peft export: it belongs to the reordered model; "
+                 "`elastilm elasticize --export` writes that model)", a->artifact, a->level);
     }
     if (a->artifact) {
         H5Store *f;
@@ -229,8 +242,8 @@ static Status run(const Dist *dist) {
     LoraArgs a;
     Device dev;
     TRY(cli_setup(opts, N_OPTS, &dev));
+    TRY(cli_require_cpu(opts, N_OPTS, &dev, "LoRA training"));
     TRY(parse(&a));
-    if (dev.kind != DEV_CPU) return status_fail(ST_UNSUPPORTED, "lora: training runs on the CPU in this build");
     if (dist->rank != 0) log_set_quiet(true);
     LlamaModel m;
     TRY(cli_load_model(opts, N_OPTS, &m)); // reordered by --artifact's permutation
@@ -254,12 +267,13 @@ static Status run(const Dist *dist) {
     if (st == ST_OK) st = a.adapter ? peft_import(&lora, &m.cfg, widths, a.adapter)
                                     : lora_init(&lora, &m.cfg, widths, &a.lora, a.loop.seed);
     if (st == ST_OK && a.adapter) lora.cfg.dropout = a.lora.dropout; // a loaded adapter trains with this run's dropout
-    char fp[2048];
-    fingerprint(&a, fp, sizeof fp);
+    static char fp[20000];
+    if (st == ST_OK) st = fingerprint(&a, fp, sizeof fp);
     TrainResult res;
     if (st == ST_OK) {
         TrainJob job = {.m = &m, .widths = widths, .lora = &lora, .data = &data, .split = &split, .optim = a.optim,
-                        .loop = a.loop, .out_dir = a.out, .resume = a.resume, .fingerprint = fp, .dist = dist};
+                        .loop = a.loop, .out_dir = a.out, .resume = a.resume, .fingerprint = fp, .dist = dist,
+                        .after_step = a.kill_after > 0 ? kill_after : NULL, .step_ctx = &a.kill_after};
         log_info("LoRA r=%d alpha=%g on %" PRId64 " parameters, %" PRId64 " steps, level %s, %d rank(s)", lora.cfg.rank,
                  lora.cfg.alpha, lora.n_params, trainer_total_steps(&job), a.level, dist->world);
         st = trainer_run(&job, &res);

@@ -24,6 +24,7 @@ static ArgOpt opts[] = {
 static Status run(void) {
     Device dev;
     TRY(cli_setup(opts, N_OPTS, &dev));
+    TRY(cli_require_cpu(opts, N_OPTS, &dev, "ppl (the training forward)"));
     const char *data_path = args_get(opts, N_OPTS, "data");
     if (!data_path) return status_fail(ST_USAGE, "ppl: --data is required");
     long cutoff = 256, batch = 8, limit = -1;
@@ -52,6 +53,8 @@ static Status run(void) {
     if (limit > 0 && limit < n) n = (int)limit;
     int max_len = 0;
     for (int i = 0; i < n; i++) max_len = data_len(&d, i) > max_len ? data_len(&d, i) : max_len;
+    if (st == ST_OK && (int64_t)max_len * batch > (1 << 30))
+        st = status_fail(ST_USAGE, "ppl: --batch %ld x %d tokens per sequence is too large", batch, max_len);
     TrainOptions to = {0};
     if (st == ST_OK)
         st = llama_train_init(&t, &m, view ? view->widths : NULL, view ? (LoraSet *)view->lora : NULL, &to,

@@ -232,8 +232,12 @@ Status level_view_load(const char *path, const LlamaModel *m, const char *level,
     v->widths = malloc((size_t)c->n_layers * sizeof *v->widths);
     if (!v->widths) return status_fail(ST_OOM, "out of memory");
     H5Store *f;
-    TRY(h5_open_read(&f, path));
-    Status st = check_identity(f, c);
+    Status st = h5_open_read(&f, path);
+    if (st != ST_OK) {
+        level_view_free(v);
+        return st;
+    }
+    st = check_identity(f, c);
     if (st == ST_OK) st = artifact_level_widths(f, name, c, v->widths);
     snprintf(group, sizeof group, "lora/%s", name);
     if (st == ST_OK && !without_lora && h5_exists(f, group)) {

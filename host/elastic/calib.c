@@ -11,6 +11,8 @@
 Status calib_sample(const char *path, const Tokenizer *tok, int n, int seq, uint64_t seed, int32_t **ids) {
     *ids = NULL;
     if (n < 1 || seq < 2) return status_fail(ST_USAGE, "calibration needs at least 1 sample of 2 tokens");
+    if ((int64_t)n * seq > (1 << 28))
+        return status_fail(ST_USAGE, "calibration: %d samples x %d tokens is too large", n, seq);
     // Documents as the text reader sees them, without windowing: cutoff large.
     DataOptions o = {.format = DATA_TEXT, .cutoff = 1 << 30, .eos_id = -1};
     TokenData d;

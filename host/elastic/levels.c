@@ -91,13 +91,6 @@ Status permutation_from_importance(const Importance *imp, const uint8_t *anchor,
     return ST_OK;
 }
 
-static void shuffle(int32_t *a, int n, Rng *rng) {
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(rng, (uint64_t)i + 1);
-        int32_t t = a[i];
-        a[i] = a[j], a[j] = t;
-    }
-}
 
 Status permutation_random(int n_layers, int n_kv, int ffn, const uint8_t *anchor, uint64_t seed, Permutation *p) {
     TRY(perm_alloc(p, n_layers, n_kv, ffn));
@@ -105,8 +98,8 @@ Status permutation_random(int n_layers, int n_kv, int ffn, const uint8_t *anchor
     rng_seed(&rng, seed);
     for (int l = 0; l < n_layers; l++) {
         if (anchor && anchor[l]) continue;
-        shuffle(p->attn + (size_t)l * n_kv, n_kv, &rng);
-        shuffle(p->mlp + (size_t)l * ffn, ffn, &rng);
+        rng_shuffle(&rng, p->attn + (size_t)l * n_kv, (size_t)n_kv, sizeof *p->attn);
+        rng_shuffle(&rng, p->mlp + (size_t)l * ffn, (size_t)ffn, sizeof *p->mlp);
     }
     return ST_OK;
 }

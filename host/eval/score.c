@@ -119,7 +119,7 @@ static Status score_unshared(Scorer *s, Candidate *cand, int n, const char *cons
         if (st == ST_OK) st = llama_session_init(&sess, s->model, m, T, s->dev);
         if (st == ST_OK && s->view) st = llama_session_set_view(&sess, s->model, s->view);
         if (st == ST_OK) {
-            st = tensor_alloc_2d(&logits, DT_F32, s->dev, (int64_t)m * T, V);
+            st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)m * T, V);
             if (st == ST_OK) st = llama_forward(s->model, &sess, ids, mask, T, LOGITS_ALL, &logits);
             llama_session_free(&sess);
         }
@@ -200,7 +200,7 @@ static Status score_shared(Scorer *s, Candidate *cand, int n, const char *const 
         if (st == ST_OK && s->view) st = llama_session_set_view(&sess, s->model, s->view);
         if (st == ST_OK) {
             st = llama_session_attach(&sess, &s->prefix, split);
-            if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, s->dev, (int64_t)m * R, V);
+            if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)m * R, V);
             if (st == ST_OK) st = llama_forward(s->model, &sess, ids, mask, R, LOGITS_ALL, &logits);
             llama_session_free(&sess);
         }

@@ -88,6 +88,7 @@ typedef struct {
     char source_dtype[16];// dtype(s) of the stored weights, e.g. "bf16", "q4_1+q8_0+f32"
     char tokenizer_kind[64]; // what the checkpoint carries, "" if none
     LlamaStorage *storage;
+    Device dev;           // where the weights are (llama_to_device); the CPU after loading
 } LlamaModel;
 
 // Loads from a Hugging Face directory (config.json + model.safetensors or a
@@ -95,6 +96,12 @@ typedef struct {
 // status message names the file and the tensor or key at fault.
 Status llama_load(LlamaModel *m, const char *path);
 void llama_free(LlamaModel *m);
+// Moves the weights to dev: matrices (embedding, projections, lm_head) in
+// weight_dtype (bf16 for bf16/f32 checkpoints, f16 for f16 ones), norms in f32.
+// The CPU copies are released. A no-op for the CPU.
+Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype);
+// A model of config c with random weights on the CPU (benchmarks and tests).
+Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed);
 // Writes the model (as it is in memory, e.g. reordered) as a Hugging Face
 // directory: config.json + model.safetensors in fp32.
 Status llama_export_hf(const LlamaModel *m, const char *dir);
@@ -113,6 +120,7 @@ typedef struct {
     Tensor gate, up;       // [N, F]
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
     Tensor lora_u;         // [N * r] adapter intermediate A x (grown when a view has adapters)
+    Tensor logits;         // device sessions: logits formed here before the copy to a host tensor
 } LlamaScratch;
 
 typedef struct LlamaSession {
@@ -155,7 +163,9 @@ typedef enum {
     LOGITS_NONE,     // only fill the cache
 } LogitsMode;
 
-// Appends T tokens per sequence and computes their logits.
+// Appends T tokens per sequence and computes their logits. logits may be on
+// the session's device or, for a device session, a contiguous host tensor
+// (formed on the device and copied back).
 //   ids  [n_seq*T] row-major (sequence-major); mask [n_seq*T] or NULL (all real).
 // Left padding: give pads mask 0 (any id in range). Positions are n_past + t
 // for every sequence, as Hugging Face computes them when position_ids are not

@@ -7,7 +7,7 @@
 #include "ops/ops.h"
 
 static void scratch_free(LlamaScratch *sc) {
-    Tensor *ts[] = {&sc->x, &sc->xn, &sc->q, &sc->att, &sc->tmp, &sc->gate, &sc->up, &sc->last, &sc->lora_u};
+    Tensor *ts[] = {&sc->x, &sc->xn, &sc->q, &sc->att, &sc->tmp, &sc->gate, &sc->up, &sc->last, &sc->lora_u, &sc->logits};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
 }
 
@@ -16,6 +16,7 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     if (n <= s->scratch_tokens) return ST_OK;
     LlamaScratch *sc = &s->s;
     scratch_free(sc);
+    s->scratch_tokens = 0; // until every buffer below exists again
     int64_t D = c->dim, QD = (int64_t)c->n_heads * c->head_dim;
     TRY(tensor_alloc_2d(&sc->x, DT_F32, s->dev, n, D));
     TRY(tensor_alloc_2d(&sc->xn, DT_F32, s->dev, n, D));
@@ -33,8 +34,11 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
 
 Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev) {
     memset(s, 0, sizeof *s);
-    if (dev.kind != DEV_CPU)
-        return status_fail(ST_UNSUPPORTED, "the llama forward pass runs on the CPU only in this build (the CUDA op backend is not there yet)");
+    if (!ops_backend_available(dev.kind))
+        return status_fail(ST_UNSUPPORTED, "no usable CUDA device or no CUDA backend in this build; use the CPU");
+    if (dev.kind != m->dev.kind || dev.index != m->dev.index)
+        return status_fail(ST_USAGE, "a session on %s needs the model's weights there (llama_to_device)",
+                           dev.kind == DEV_CPU ? "the CPU" : "a CUDA device");
     if (n_seq <= 0 || cap <= 0) return status_fail(ST_USAGE, "a session needs at least one sequence and one position");
     const LlamaConfig *c = &m->cfg;
     s->n_seq = n_seq;
@@ -95,6 +99,8 @@ Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaV
             v->widths[l].ffn > c->ffn_dim)
             return status_fail(ST_USAGE, "view: layer %d has %d KV heads and %d FFN channels; the model %d and %d", l,
                                v->widths[l].n_kv, v->widths[l].ffn, c->n_kv_heads, c->ffn_dim);
+    if (v && v->lora && s->dev.kind != DEV_CPU)
+        return status_fail(ST_UNSUPPORTED, "view: LoRA adapters run on the CPU only in this build");
     if (v && v->lora) {
         if (v->lora->n_layers != c->n_layers)
             return status_fail(ST_USAGE, "view: the adapters have %d layers, the model %d", v->lora->n_layers, c->n_layers);
@@ -110,7 +116,7 @@ Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaV
     }
     int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
     s->view = v;
-    if (rank_new > s->lora_rank) s->scratch_tokens = 0; // the adapter scratch grows at the next forward
+    if (rank_new > s->lora_rank) s->scratch_tokens = 0; // the first adapter of a larger rank: the scratch regrows once
     return ST_OK;
 }
 
@@ -226,9 +232,10 @@ static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int
     if (mode != LOGITS_NONE) {
         int64_t rows = mode == LOGITS_ALL ? N : s->n_seq;
         if (!logits || logits->ndim != 2 || logits->shape[0] != rows || logits->shape[1] != m->cfg.vocab_size ||
-            logits->dtype != DT_F32 || logits->dev.kind != s->dev.kind)
-            return status_fail(ST_USAGE, "forward: logits must be f32 [%lld, %d] on the session's device", (long long)rows,
-                               m->cfg.vocab_size);
+            logits->dtype != DT_F32 || (logits->dev.kind != s->dev.kind && logits->dev.kind != DEV_CPU) ||
+            (logits->dev.kind != s->dev.kind && !tensor_is_contiguous(logits)))
+            return status_fail(ST_USAGE, "forward: logits must be f32 [%lld, %d] on the session's device or the CPU",
+                               (long long)rows, m->cfg.vocab_size);
     }
     return ST_OK;
 }
@@ -248,17 +255,31 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
     Tensor x = tensor_rows(&sc->x, 0, N);
     op_embedding(&x, &m->tok_embd, ids);
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, s, l, T);
+    // Logits wanted on the host from a device session are formed on the device, then copied.
+    Tensor out = {0};
+    bool copy_back = mode != LOGITS_NONE && logits->dev.kind != s->dev.kind;
+    if (copy_back) {
+        int64_t rows = logits->shape[0];
+        if (tensor_numel(&sc->logits) < rows * c->vocab_size) {
+            tensor_free(&sc->logits);
+            TRY(tensor_alloc_1d(&sc->logits, DT_F32, s->dev, rows * c->vocab_size));
+        }
+        out = tensor_wrap(sc->logits.data, DT_F32, s->dev, 2, logits->shape);
+    } else if (mode != LOGITS_NONE) {
+        out = *logits;
+    }
     if (mode == LOGITS_ALL) {
         Tensor xn = tensor_rows(&sc->xn, 0, N);
         op_rmsnorm(&xn, &x, &m->final_norm, c->rms_eps);
-        op_matmul(logits, &xn, &m->lm_head);
+        op_matmul(&out, &xn, &m->lm_head);
     } else if (mode == LOGITS_LAST) {
         // The last new token of every sequence: rows T-1, 2T-1, ... as one strided view.
         Tensor last_x = tensor_rows(&x, T - 1, s->n_seq);
         last_x.stride[0] = (int64_t)T * x.stride[0];
         op_rmsnorm(&sc->last, &last_x, &m->final_norm, c->rms_eps);
-        op_matmul(logits, &sc->last, &m->lm_head);
+        op_matmul(&out, &sc->last, &m->lm_head);
     }
+    if (copy_back) op_copy_to_host(logits->data, &out);
     s->n_past += T;
     return ST_OK;
 }
@@ -294,7 +315,7 @@ Status llama_generate_greedy(const LlamaModel *m, const LlamaView *view, const i
     TRY(llama_session_init(&s, m, n_seq, T + n_steps, dev));
     Tensor logits = {0};
     Status st = llama_session_set_view(&s, m, view);
-    if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, dev, n_seq, m->cfg.vocab_size);
+    if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, n_seq, m->cfg.vocab_size);
     int32_t *next = malloc((size_t)n_seq * sizeof *next);
     if (st == ST_OK && !next) st = status_fail(ST_OOM, "out of memory");
     if (st == ST_OK) st = llama_forward(m, &s, ids, mask, T, LOGITS_LAST, &logits);

@@ -1,46 +1,63 @@
-// Device dispatch for ops.h. Only the CPU backend exists in this build of the
-// op layer; the model refuses a CUDA device before any op runs (see
-// llama_session_init), so reaching here with a CUDA tensor is a bug.
+// Device dispatch for ops.h: an op runs where its output tensor lives. The
+// CUDA backend (cuda/, ops_cuda.h) is compiled in when nvcc is found
+// (ELASTILM_CUDA) and implements the inference ops; the training ops are
+// CPU-only for now, so reaching one of them with a CUDA tensor is a bug.
 #include "ops.h"
 
 #include <assert.h>
 #include <cblas.h>
 #include <omp.h>
+#include <string.h>
 
 #include "ops_cpu.h"
+#include "runtime/device.h"
+#ifdef ELASTILM_CUDA
+#include "ops_cuda.h"
+#define ON_CUDA(t, call) do { if ((t)->dev.kind == DEV_CUDA) { call; return; } } while (0)
+#else
+#define ON_CUDA(t, call) do { } while (0)
+#endif
 
 #define CPU_ONLY(t) assert((t)->dev.kind == DEV_CPU && (t)->dtype == DT_F32)
 
 void op_embedding(Tensor *out, const Tensor *table, const int32_t *ids) {
+    ON_CUDA(out, cuda_embedding(out, table, ids));
     CPU_ONLY(out);
     cpu_embedding(out, table, ids);
 }
 void op_rmsnorm(Tensor *out, const Tensor *x, const Tensor *w, float eps) {
+    ON_CUDA(out, cuda_rmsnorm(out, x, w, eps));
     CPU_ONLY(out);
     cpu_rmsnorm(out, x, w, eps);
 }
 void op_matmul(Tensor *out, const Tensor *x, const Tensor *w) {
+    ON_CUDA(out, cuda_matmul(out, x, w));
     CPU_ONLY(out);
     cpu_matmul(out, x, w);
 }
 void op_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads, int head_dim) {
+    ON_CUDA(x, cuda_rope(x, pos, inv_freq, n_heads, head_dim));
     CPU_ONLY(x);
     cpu_rope(x, pos, inv_freq, n_heads, head_dim);
 }
 void op_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
                   const AttentionShape *s, const SharedKV *shared) {
+    ON_CUDA(out, cuda_attention(out, q, k, v, kmask, s, shared));
     CPU_ONLY(out);
     cpu_attention(out, q, k, v, kmask, s, shared);
 }
 void op_swiglu(Tensor *out, const Tensor *gate, const Tensor *up) {
+    ON_CUDA(out, cuda_swiglu(out, gate, up));
     CPU_ONLY(out);
     cpu_swiglu(out, gate, up);
 }
 void op_add(Tensor *out, const Tensor *a, const Tensor *b) {
+    ON_CUDA(out, cuda_add(out, a, b));
     CPU_ONLY(out);
     cpu_add(out, a, b);
 }
 void op_log_softmax(Tensor *out, const Tensor *x) {
+    ON_CUDA(out, cuda_log_softmax(out, x));
     CPU_ONLY(out);
     cpu_log_softmax(out, x);
 }
@@ -48,6 +65,7 @@ void op_log_softmax(Tensor *out, const Tensor *x) {
 // ---- training ----
 
 void op_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha) {
+    ON_CUDA(out, cuda_matmul_add(out, x, w, alpha));
     CPU_ONLY(out);
     cpu_matmul_add(out, x, w, alpha);
 }
@@ -103,7 +121,19 @@ void op_adamw(Tensor *p, const Tensor *g, Tensor *m, Tensor *v, const AdamWStep 
     cpu_adamw(p, g, m, v, h);
 }
 
-bool ops_backend_available(DeviceKind kind) { return kind == DEV_CPU; }
+void op_copy_to_host(float *dst, const Tensor *src) {
+    ON_CUDA(src, cuda_copy_to_host_f32(dst, src));
+    CPU_ONLY(src);
+    for (int64_t r = 0; r < src->shape[0]; r++)
+        memcpy(dst + r * src->shape[1], tensor_row_f32(src, r), (size_t)src->shape[1] * sizeof(float));
+}
+
+bool ops_backend_available(DeviceKind kind) {
+#ifdef ELASTILM_CUDA
+    if (kind == DEV_CUDA) return device_count() > 0;
+#endif
+    return kind == DEV_CPU;
+}
 
 static int g_threads = 0;
 

@@ -147,6 +147,9 @@ typedef struct {
 } AdamWStep;
 void op_adamw(Tensor *p, const Tensor *g, Tensor *m, Tensor *v, const AdamWStep *h);
 
+// Copies a 2-d f32 tensor (any device, any row stride) into a contiguous host array.
+void op_copy_to_host(float *dst, const Tensor *src);
+
 // Whether ops can run on tensors of this device kind in this build.
 bool ops_backend_available(DeviceKind kind);
 

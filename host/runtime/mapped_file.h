@@ -19,10 +19,10 @@ void mapped_file_close(MappedFile *f);
 // Reads a whole (small) file into a NUL-terminated malloc'd buffer.
 Status read_text_file(const char *path, char **out, size_t *len);
 
-// Writes bytes to path atomically: a temporary file beside it, then rename.
 // The whole file NUL-terminated, gunzipped when it is gzip (plain files are read as they are).
 Status read_file_maybe_gz(const char *path, char **out, size_t *len);
 
+// Writes bytes to path atomically: a temporary file beside it, then rename.
 Status write_file_atomic(const char *path, const void *data, size_t len);
 
 #endif

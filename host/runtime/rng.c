@@ -1,6 +1,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -39,4 +40,22 @@ uint64_t rng_below(Rng *r, uint64_t n) {
     uint64_t limit = UINT64_MAX - UINT64_MAX % n, x;
     do x = rng_u64(r); while (x >= limit);
     return x % n;
+}
+
+uint64_t rng_mix(uint64_t a, uint64_t b) {
+    uint64_t z = a + 0x9e3779b97f4a7c15ULL * (b + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rng_shuffle(Rng *r, void *base, size_t n, size_t size) {
+    unsigned char *p = base, tmp[64];
+    if (size > sizeof tmp) return; // elements are indices or pointers
+    for (size_t i = n; i-- > 1;) {
+        size_t j = (size_t)rng_below(r, (uint64_t)i + 1);
+        memcpy(tmp, p + i * size, size);
+        memcpy(p + i * size, p + j * size, size);
+        memcpy(p + j * size, tmp, size);
+    }
 }

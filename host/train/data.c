@@ -295,10 +295,7 @@ Status data_split(const TokenData *d, int n_val, uint64_t seed, DataSplit *s) {
     Rng rng;
     rng_seed(&rng, seed);
     for (int i = 0; i < d->n; i++) order[i] = i;
-    for (int i = d->n - 1; i > 0; i--) { // Fisher-Yates
-        int j = (int)rng_below(&rng, (uint64_t)i + 1), tmp = order[i];
-        order[i] = order[j], order[j] = tmp;
-    }
+    rng_shuffle(&rng, order, (size_t)d->n, sizeof *order);
     s->n_val = n_val;
     s->n_train = d->n - n_val;
     memcpy(s->val, order, (size_t)n_val * sizeof *order);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "runtime/rng.h"
 
 static const Device CPU = {DEV_CPU, 0};
 
@@ -164,8 +165,8 @@ static Status train_alloc(LlamaTrain *t) {
     TRY(alloc_flat(&t->xrows, chunk * D));
     TRY(alloc_flat(&t->drows, chunk * D));
     if (t->opt.full_grads) {
+        t->has_grads = true; // before the allocation: a partial one is freed by llama_train_free
         TRY(grads_alloc(&t->grads, t->m));
-        t->has_grads = true;
     }
     if (t->opt.on_weight_grad) TRY(alloc_flat(&t->wgrad, (QD > F ? QD : F) * D));
     t->skip = calloc((size_t)c->n_layers, 1);
@@ -268,12 +269,9 @@ Status llama_train_check_batch(const LlamaTrain *t, const TrainBatch *b) {
 
 // ---- adapters -------------------------------------------------------------------
 
-// Dropout seed of one adapter in one step (splitmix64 finaliser over both).
+// Dropout seed of one adapter in one step.
 static uint64_t adapter_seed(uint64_t step_seed, int layer, int target) {
-    uint64_t z = step_seed + 0x9E3779B97F4A7C15ull * (uint64_t)(layer * LORA_N_TARGETS + target + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return rng_mix(step_seed, (uint64_t)(layer * LORA_N_TARGETS + target));
 }
 
 static const LoraAdapter *adapter_of(const LlamaTrain *t, int l, LoraTarget tg) {

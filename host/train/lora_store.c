@@ -37,6 +37,10 @@ Status lora_store_read(H5Store *f, const char *group, const LlamaConfig *c, cons
     TRY(h5_get_attr_f64(f, group, "alpha", &alpha));
     TRY(h5_get_attr_f64(f, group, "dropout", &dropout));
     TRY(h5_get_attr_str(f, group, "targets", &targets));
+    if (rank < 1 || rank > 65536) {
+        free(targets);
+        return status_fail(ST_FORMAT, "%s: %s: rank %lld is out of range", h5_path(f), group, (long long)rank);
+    }
     LoraConfig cfg = {.rank = (int)rank, .alpha = (float)alpha, .dropout = (float)dropout};
     Status st = lora_parse_targets(targets, &cfg.targets);
     free(targets);

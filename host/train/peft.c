@@ -101,8 +101,8 @@ static Status read_config(const char *path, LoraConfig *cfg) {
     json_t *drop = json_object_get(root, "lora_dropout"), *targets = json_object_get(root, "target_modules");
     const char *bias = json_string_value(json_object_get(root, "bias"));
     if (!type || strcmp(type, "LORA")) st = status_fail(ST_UNSUPPORTED, "%s: peft_type is not \"LORA\"", path);
-    else if (!json_is_integer(r) || json_integer_value(r) <= 0)
-        st = status_fail(ST_FORMAT, "%s: key 'r' must be a positive integer", path);
+    else if (!json_is_integer(r) || json_integer_value(r) <= 0 || json_integer_value(r) > 65536)
+        st = status_fail(ST_FORMAT, "%s: key 'r' must be an integer in [1, 65536]", path);
     else if (!json_is_number(alpha)) st = status_fail(ST_FORMAT, "%s: key 'lora_alpha' must be a number", path);
     else if (json_is_true(json_object_get(root, "use_rslora")) || json_is_true(json_object_get(root, "use_dora")) ||
              json_is_true(json_object_get(root, "fan_in_fan_out")) || (bias && strcmp(bias, "none")))

@@ -85,11 +85,7 @@ Status textsets_from_boolq(const char *requests, uint64_t seed, int n_sets, cons
     if (st == ST_OK) {
         Rng rng;
         rng_seed(&rng, seed);
-        for (int i = p.n - 1; i > 0; i--) {
-            int j = (int)rng_below(&rng, (uint64_t)i + 1);
-            char *tmp = p.items[i];
-            p.items[i] = p.items[j], p.items[j] = tmp;
-        }
+        rng_shuffle(&rng, p.items, (size_t)p.n, sizeof *p.items);
         int at = 0;
         for (int s = 0; st == ST_OK && s < n_sets; s++) {
             int want = n[s] < 0 ? p.n - at : n[s];

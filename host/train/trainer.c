@@ -2,7 +2,6 @@
 #include "trainer.h"
 
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +41,6 @@ int64_t trainer_total_steps(const TrainJob *job) {
     return total;
 }
 
-static uint64_t mix64(uint64_t a, uint64_t b) {
-    uint64_t z = a + 0x9E3779B97F4A7C15ull * (b + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 // ---- setup ------------------------------------------------------------------------------
 
@@ -114,11 +107,8 @@ static const int *global_batch(Run *r, int64_t step, int *n) {
         int nt = job->split->n_train;
         memcpy(r->order, job->split->train, (size_t)nt * sizeof *r->order);
         Rng rng;
-        rng_seed(&rng, mix64(job->loop.seed, 1000 + (uint64_t)epoch));
-        for (int i = nt - 1; i > 0; i--) {
-            int j = (int)rng_below(&rng, (uint64_t)i + 1), tmp = r->order[i];
-            r->order[i] = r->order[j], r->order[j] = tmp;
-        }
+        rng_seed(&rng, rng_mix(job->loop.seed, 1000 + (uint64_t)epoch));
+        rng_shuffle(&rng, r->order, (size_t)nt, sizeof *r->order);
         r->order_epoch = epoch;
     }
     int64_t first = (step % r->steps_per_epoch) * job->loop.batch;
@@ -177,7 +167,7 @@ static Status train_step(Run *r, int64_t step, double *tokens_done) {
         if (k % job->dist->world != job->dist->rank) continue;
         TrainBatch b = pack(r, seqs + i, n - i < mb ? n - i : mb);
         double loss;
-        TRY(llama_train_step(&r->t, &b, scale, mix64(mix64(job->loop.seed, (uint64_t)step), (uint64_t)k), &loss, NULL));
+        TRY(llama_train_step(&r->t, &b, scale, rng_mix(rng_mix(job->loop.seed, (uint64_t)step), (uint64_t)k), &loss, NULL));
         acc[0] += loss, acc[1] += b.n_tokens;
     }
     TRY(dist_allreduce_sum_f32(job->dist, lora->grads.data, lora->n_params));
@@ -337,7 +327,7 @@ static Status run_loop(Run *r, TrainResult *res) {
         }
         if (job->out_dir && (last || (job->loop.save_every > 0 && (step + 1) % job->loop.save_every == 0)))
             TRY(save_checkpoint(r, step + 1));
-        if (job->loop.kill_after > 0 && step + 1 == job->loop.kill_after) raise(SIGKILL);
+        if (job->after_step) job->after_step(job->step_ctx, step + 1);
     }
     progress_end(&p);
     double dt = time_now() - t0;

@@ -29,7 +29,6 @@ typedef struct {
     int64_t max_steps;  // stop after this many steps; 0 = all epochs
     uint64_t seed;
     bool recompute;     // activation recomputation per layer
-    int64_t kill_after; // fault injection for tests: SIGKILL itself after this step; 0 = never
 } LoopOptions;
 
 typedef struct {
@@ -44,6 +43,9 @@ typedef struct {
     bool resume;                // continue from out_dir/checkpoint.h5 when it exists
     const char *fingerprint;    // the settings; a checkpoint from other settings is refused
     const Dist *dist;
+    // Called after each optimizer step (and its checkpoint) with the steps done; may be NULL.
+    void (*after_step)(void *ctx, int64_t steps);
+    void *step_ctx;
 } TrainJob;
 
 typedef struct {

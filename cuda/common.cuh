@@ -1,0 +1,123 @@
+// common.cuh: what the CUDA op files share: the checked-call macro, dtype
+// loads, strided 2-d views of Tensors, warp/block reductions and the
+// workspace slots.
+#ifndef ELASTILM_CUDA_COMMON_CUH
+#define ELASTILM_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "ops/ops_cuda.h"
+}
+
+// A failing CUDA call is a bug (ops_cuda.h): say what and where, then abort.
+#define CUDA_CHECK(call)                                                                              \
+    do {                                                                                              \
+        cudaError_t e_ = (call);                                                                      \
+        if (e_ != cudaSuccess) {                                                                      \
+            fprintf(stderr, "elastilm: CUDA error: %s: %s at %s:%d\n", #call, cudaGetErrorString(e_), \
+                    __FILE__, __LINE__);                                                              \
+            abort();                                                                                  \
+        }                                                                                             \
+    } while (0)
+
+// After every kernel launch (launch-configuration errors surface here).
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+// A shape or argument check of an op: a mismatch is a bug in the caller (ops.h),
+// checked in every build since a bad index on the device corrupts memory silently.
+#define REQUIRE(cond)                                                                                  \
+    do {                                                                                               \
+        if (!(cond)) {                                                                                 \
+            fprintf(stderr, "elastilm: CUDA op: check failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
+            abort();                                                                                   \
+        }                                                                                              \
+    } while (0)
+
+// Workspace slots (cuda_workspace): each use that may be live at the same time
+// as another needs its own slot. matmul.cu holds 6 (x converted to bf16/f16)
+// and 7 (the cuBLASLt workspace); the ops here take the others.
+enum {
+    WS_IDS = 0,      // int32 per row: token ids, positions, targets
+    WS_FREQ = 1,     // rope inv_freq [head_dim / 2]
+    WS_KMASK = 2,    // attention: each sequence's own key mask, compact [n_seq, n_own]
+    WS_SMASK = 3,    // attention: the shared prefix's key mask [n]
+    WS_PARTIAL = 4,  // attention: split-key partial outputs and (max, sum) pairs
+    WS_RESULT = 5,   // small per-row results copied back to the host (gather_logprob)
+    WS_STAGING = 8,  // copy_to_host_f32: the contiguous f32 copy
+    CUDA_WORKSPACE_SLOTS = 16,
+};
+
+static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static inline size_t dtype_bytes(DType dt) { return dt == DT_F16 || dt == DT_BF16 ? 2 : 4; }
+
+// Copies n host elements into workspace slot and returns the device copy (NULL when n == 0).
+template <typename T>
+static inline T *to_workspace(int slot, const T *host, int64_t n) {
+    if (n <= 0) return NULL;
+    T *dev = (T *)cuda_workspace(slot, (size_t)n * sizeof(T));
+    CUDA_CHECK(cudaMemcpy(dev, host, (size_t)n * sizeof(T), cudaMemcpyHostToDevice));
+    return dev;
+}
+
+// ---- element loads -----------------------------------------------------------
+
+__device__ __forceinline__ float load_f32(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float load_f32(const __half *p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float load_f32(const __nv_bfloat16 *p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ float load_f32(const int32_t *p, int64_t i) { return (float)p[i]; }
+
+// ---- strided 2-d views ------------------------------------------------------------
+
+// A 2-d f32 activation: element (r, c) at p[r * ld + c].
+struct Strided2d {
+    float *p;
+    int64_t rows, cols, ld;
+};
+
+// The view of a 2-d f32 device tensor whose innermost dimension is contiguous.
+static inline Strided2d strided2d(const Tensor *t) {
+    REQUIRE(t->ndim == 2 && t->dtype == DT_F32 && t->dev.kind == DEV_CUDA);
+    REQUIRE(t->shape[1] <= 1 || t->stride[1] == 1);
+    REQUIRE(t->shape[0] <= 1 || t->stride[0] >= t->shape[1]);
+    Strided2d s = {(float *)t->data, t->shape[0], t->shape[1], t->stride[0]};
+    return s;
+}
+
+static inline bool same_shape(const Strided2d &a, const Strided2d &b) { return a.rows == b.rows && a.cols == b.cols; }
+
+// ---- reductions (blockDim.x must be a multiple of 32) ---------------------------
+
+struct SumOp {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+struct MaxOp {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <typename T, typename Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
+    for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
+    return v;
+}
+
+// Every thread of the block gets the reduction of every thread's v.
+template <typename T, typename Op>
+__device__ T block_reduce(T v, Op op, T identity) {
+    __shared__ T part[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = (blockDim.x + 31) >> 5;
+    v = warp_reduce(v, op);
+    __syncthreads(); // part may still be read by a previous call
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? part[lane] : identity;
+    return warp_reduce(v, op);
+}
+
+#endif

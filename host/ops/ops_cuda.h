@@ -1,0 +1,51 @@
+// ops_cuda.h: the CUDA implementations behind ops.h (cuda/*.cu), built when
+// nvcc is found (ELASTILM_CUDA). The contract is ops.h's, with these choices:
+//  - activations (out, x, q, k, v, logits, ...) are f32 in device memory and
+//    may be strided views (row stride >= columns), exactly as on the CPU;
+//  - weights (matmul's w, the embedding table) are bf16, f16 or f32 device
+//    tensors; matmuls run on cuBLASLt with fp32 accumulation, the activation
+//    operand converted to the weight's dtype first (bf16 x bf16 -> f32);
+//  - norm weights are f32 device tensors;
+//  - small index arrays the model keeps on the host (token ids, positions,
+//    masks, rotary frequencies) are passed as host pointers, as on the CPU;
+//    the op copies them into a device workspace before its kernel runs;
+//  - every call is on the current device's default stream, ordered with the
+//    others; errors of the CUDA runtime abort with a message (a failing
+//    kernel launch is a bug, not a user error).
+#ifndef ELASTILM_OPS_CUDA_H
+#define ELASTILM_OPS_CUDA_H
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void cuda_embedding(Tensor *out, const Tensor *table, const int32_t *ids);
+void cuda_rmsnorm(Tensor *out, const Tensor *x, const Tensor *w, float eps);
+void cuda_matmul(Tensor *out, const Tensor *x, const Tensor *w);
+void cuda_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha);
+void cuda_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads, int head_dim);
+void cuda_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
+                    const AttentionShape *s, const SharedKV *shared);
+void cuda_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);
+void cuda_add(Tensor *out, const Tensor *a, const Tensor *b);
+void cuda_log_softmax(Tensor *out, const Tensor *x);
+// log p(target) of each row: out[r] = logits[r, targets[r]] - logsumexp(logits[r, :]);
+// out is a host array [rows]; targets a host array (negative = skip, out[r] = 0).
+void cuda_gather_logprob(float *out, const Tensor *logits, const int32_t *targets);
+
+// Copies a device tensor (any strides) to the host, converting to f32.
+void cuda_copy_to_host_f32(float *dst, const Tensor *src);
+// Sets a device tensor to zero.
+void cuda_zero(Tensor *t);
+
+// Device scratch shared by the ops (index copies, converted operands); grows on
+// demand and is kept for the process. Returns device memory of at least bytes.
+void *cuda_workspace(int slot, size_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

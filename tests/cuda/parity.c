@@ -1,0 +1,804 @@
+// CPU <-> CUDA parity: every op of ops_cuda.h against its CPU implementation
+// (ops_cpu.h) on random inputs, then whole models (the tiny fixtures) on both
+// backends. A standalone program, not a criterion test: it needs a GPU.
+//
+//   cuda_parity [FIXTURES_DIR]        (default tests/fixtures; run from the repository root)
+//   ELASTILM_PARITY_SEED=N            other random inputs (default: a fixed seed)
+//
+// Prints one line per check, "PASS|FAIL  <what>  err=<e>  tol=<t>", where err is
+// the relative error max|got - ref| / max|ref| over the checked region (NaN or
+// an unwritten element counts as infinite). Exit status: 0 all passed, 1 some
+// check failed or a setup step failed, 77 no usable CUDA device (skip).
+//
+// How the checks are built:
+//  - every operand lives in a bigger "parent" tensor and the op sees a strided
+//    view of it (rows and columns cut off on both sides), as the model's
+//    elastic prefixes and KV-cache rows are; after the op, the WHOLE parent is
+//    read back, so elements outside the view must be bit-identical to the
+//    reference (the op wrote nothing it should not) and outputs start
+//    NaN-poisoned (the op wrote every element it should, and did not read its
+//    output when it must not);
+//  - the device copies are made from the same host values; for bf16/f16
+//    device tensors the host values are rounded to that dtype first when the
+//    check is about exactness (embedding, "rounded operands" matmul), and kept
+//    in f32 when the check measures the precision loss against the fp32 CPU;
+//  - the CPU side calls cpu_* directly and the CUDA side cuda_*, so the check
+//    does not depend on the dispatch in ops.c; the model checks go through
+//    llama_forward and so through that dispatch.
+//
+// Tolerances (relative, as above):
+//  - f32 ops 1e-5: the same function in fp32 with another summation order
+//    (rows of up to a few hundred terms: ~1e-7..1e-6 expected);
+//    embedding, add, copies and zeroing are exact (0): no arithmetic or one rounding;
+//  - bf16 (f16) matmul against the CPU on the SAME rounded operands 1e-5: the
+//    product of two bf16/f16 numbers is exact in fp32, so only the fp32
+//    summation order differs -- this is the check of the layout and strides;
+//  - bf16 matmul against the fp32 CPU on the unrounded operands 1e-2: each
+//    operand carries a relative rounding error <= 2^-9 (bf16 has 8 significant
+//    bits), ~2e-3 relative for a dot product of random terms (both errors,
+//    random signs, summing like the terms themselves); f16 (11 bits) 2e-3.
+//    Measured with a host emulation of exactly this arithmetic (x and w rounded
+//    to nearest even, fp32-or-better sums) over 20 seeds: at most 3.8e-3 (bf16)
+//    and 5.5e-4 (f16), so 2.6x and 3.6x margin;
+//  - models with f32 weights 1e-4 (the golden tests' bound against
+//    transformers: a few layers of fp32 in another order; the same emulation
+//    gives < 1e-6);
+//  - models with bf16 weights 5e-2: every matmul rounds both operands (~2e-3
+//    each, as above), 7 per layer plus the head, through 2..6 layers whose
+//    norms and softmax pass relative errors on: sqrt(#matmuls) * 2e-3 ~ 1e-2.
+//    The emulation over 40 seeds gave means of 0.6e-2..1.5e-2 and a maximum of
+//    2.6e-2 (tiny-elastic-gqa, 6 layers; tiny-smol-tied 2.4e-2), so 5e-2 keeps
+//    ~2x margin over the worst case seen, while a layout, stride or indexing
+//    bug gives O(1).
+//  Greedy decode: the CPU picks each next token (argmax of its logits) and the
+//  same token is fed to every backend, so the logits stay comparable step by
+//  step; the device's argmax must equal the CPU's wherever the CPU's top-2
+//  margin exceeds twice the measured max|Δ| (elsewhere a tie may flip).
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/llama.h"
+#include "ops/ops.h"
+#include "ops/ops_cpu.h"
+#include "ops/ops_cuda.h"
+#include "runtime/device.h"
+#include "runtime/half.h"
+#include "runtime/log.h"
+#include "runtime/rng.h"
+
+static const Device CPU = {DEV_CPU, 0};
+static const Device GPU = {DEV_CUDA, 0};
+
+static int g_checks, g_failed;
+static Rng g_rng;
+
+// ---- reporting ------------------------------------------------------------
+
+static void report(bool pass, double err, double tol, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void report(bool pass, double err, double tol, const char *fmt, ...) {
+    char what[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    g_checks++;
+    if (!pass) g_failed++;
+    printf("%s  %-72s err=%.2e  tol=%.0e\n", pass ? "PASS" : "FAIL", what, err, tol);
+    fflush(stdout);
+}
+
+// err <= tol, with NaN failing.
+static void check(double err, double tol, const char *what) {
+    report(err <= tol, err, tol, "%s", what);
+}
+
+static void fail_setup(const char *what) {
+    g_checks++;
+    g_failed++;
+    printf("FAIL  %s: %s\n", what, status_message());
+    fflush(stdout);
+}
+
+static void must(Status st, const char *what) {
+    if (st != ST_OK) {
+        printf("FAIL  setup: %s: %s\n", what, status_message());
+        exit(1);
+    }
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "cuda_parity: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+// ---- buffers: a host parent (f32) and its device copy (any float dtype) -----
+
+typedef struct {
+    Tensor h;  // host, f32: the CPU op's operand
+    Tensor d;  // device, dtype dt: the CUDA op's operand
+    DType dt;
+} Buf;
+
+static Buf buf_new(int64_t rows, int64_t cols, DType dt) {
+    Buf b = {.dt = dt};
+    must(tensor_alloc_2d(&b.h, DT_F32, CPU, rows, cols), "host alloc");
+    must(tensor_alloc_2d(&b.d, dt, GPU, rows, cols), "device alloc");
+    return b;
+}
+
+static void buf_free(Buf *b) {
+    tensor_free(&b->h);
+    tensor_free(&b->d);
+}
+
+static float round_to(DType dt, float v) {
+    if (dt == DT_BF16) return bf16_to_f32(f32_to_bf16(v));
+    if (dt == DT_F16) return f16_to_f32(f32_to_f16(v));
+    return v;
+}
+
+// Copies the host values (converted to dt) to the device.
+static void buf_upload(Buf *b) {
+    if (b->dt == DT_F32) {
+        must(device_copy_to(GPU, b->d.data, b->h.data, (size_t)tensor_numel(&b->h) * 4), "upload");
+        return;
+    }
+    Tensor tmp;
+    must(tensor_alloc(&tmp, b->dt, CPU, 2, b->h.shape), "host alloc");
+    must(tensor_copy_convert(&tmp, &b->h), "convert");
+    must(device_copy_to(GPU, b->d.data, tmp.data, (size_t)tensor_numel(&tmp) * dtype_size(b->dt)), "upload");
+    tensor_free(&tmp);
+}
+
+// Fills the host parent (N(0, scale^2), rounded to dt when round_host) and uploads it.
+static void buf_normal(Buf *b, float scale, bool round_host) {
+    float *p = b->h.data;
+    for (int64_t i = 0; i < tensor_numel(&b->h); i++) {
+        p[i] = scale * rng_normal(&g_rng);
+        if (round_host) p[i] = round_to(b->dt, p[i]);
+    }
+    buf_upload(b);
+}
+
+static void buf_fill(Buf *b, float v) {
+    float *p = b->h.data;
+    for (int64_t i = 0; i < tensor_numel(&b->h); i++) p[i] = v;
+    buf_upload(b);
+}
+
+// The device parent, read back to a malloc'd f32 array.
+static float *buf_download(const Buf *b) {
+    int64_t n = tensor_numel(&b->d);
+    float *out = xmalloc((size_t)n * sizeof(float));
+    if (b->dt == DT_F32) {
+        must(device_copy_from(GPU, out, b->d.data, (size_t)n * 4), "download");
+        return out;
+    }
+    Tensor tmp, dst = tensor_wrap(out, DT_F32, CPU, 2, b->d.shape);
+    must(tensor_alloc(&tmp, b->dt, CPU, 2, b->d.shape), "host alloc");
+    must(device_copy_from(GPU, tmp.data, b->d.data, (size_t)n * dtype_size(b->dt)), "download");
+    must(tensor_copy_convert(&dst, &tmp), "convert");
+    tensor_free(&tmp);
+    return out;
+}
+
+// A copy of a host parent with every value rounded to dt (the operand as the device sees it).
+static Tensor host_rounded(const Tensor *h, DType dt) {
+    Tensor r;
+    must(tensor_alloc(&r, DT_F32, CPU, 2, h->shape), "host alloc");
+    const float *s = h->data;
+    float *d = r.data;
+    for (int64_t i = 0; i < tensor_numel(h); i++) d[i] = round_to(dt, s[i]);
+    return r;
+}
+
+typedef struct { int64_t r0, nr, c0, nc; } Rect;
+
+static Tensor view(const Tensor *parent, Rect v) {
+    Tensor t = tensor_rows(parent, v.r0, v.nr);
+    return tensor_cols(&t, v.c0, v.nc);
+}
+static Tensor vh(const Buf *b, Rect v) { return view(&b->h, v); }
+static Tensor vd(const Buf *b, Rect v) { return view(&b->d, v); }
+
+// A 1-d tensor over the first n elements of a parent.
+static Tensor flat(const Tensor *parent, int64_t n) {
+    return tensor_wrap(parent->data, parent->dtype, parent->dev, 1, &n);
+}
+
+// The relative error of got (a whole parent, read back) against ref (a host
+// parent of the same shape) inside rect; *outside gets the number of elements
+// outside rect that are not bit-identical (NaN payloads compared as bits).
+static double rel_err(const Tensor *ref, const float *got, Rect v, int64_t *outside) {
+    int64_t R = ref->shape[0], C = ref->shape[1];
+    double maxd = 0.0, maxr = 0.0;
+    *outside = 0;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t c = 0; c < C; c++) {
+            float a = tensor_row_f32(ref, r)[c], g = got[r * C + c];
+            bool in = r >= v.r0 && r < v.r0 + v.nr && c >= v.c0 && c < v.c0 + v.nc;
+            if (!in) {
+                if (memcmp(&a, &g, 4) != 0) (*outside)++;
+                continue;
+            }
+            double d = fabs((double)g - (double)a);
+            if (!isfinite(g) || !isfinite(d)) d = INFINITY;
+            if (d > maxd) maxd = d;
+            if (fabs(a) > maxr) maxr = fabs(a);
+        }
+    return maxr > 0 ? maxd / maxr : maxd;
+}
+
+// Compares an output buffer (device result against the host parent after the CPU op).
+static void check_buf(const Buf *out, Rect v, double tol, const char *what) {
+    float *got = buf_download(out);
+    int64_t outside;
+    double err = rel_err(&out->h, got, v, &outside);
+    if (outside) report(false, err, tol, "%s (%lld elements outside the view changed)", what, (long long)outside);
+    else check(err, tol, what);
+    free(got);
+}
+
+// ---- op checks ------------------------------------------------------------
+
+static void check_embedding(DType dt) {
+    int64_t V = 300, D = 96, N = 37;
+    Buf table = buf_new(V + 3, D + 5, dt);
+    buf_normal(&table, 1.0f, true); // exact: the reference sees the rounded table
+    Rect tv = {1, V, 2, D};
+    Buf out = buf_new(N + 4, D + 8, DT_F32);
+    buf_fill(&out, NAN);
+    Rect ov = {3, N, 5, D};
+    int32_t *ids = xmalloc((size_t)N * sizeof *ids);
+    for (int64_t i = 0; i < N; i++) ids[i] = (int32_t)rng_below(&g_rng, (uint64_t)V);
+    ids[0] = 0, ids[1] = (int32_t)V - 1;
+    Tensor oh = vh(&out, ov), th = vh(&table, tv), od = vd(&out, ov), td = vd(&table, tv);
+    cpu_embedding(&oh, &th, ids);
+    cuda_embedding(&od, &td, ids);
+    char what[96];
+    snprintf(what, sizeof what, "embedding %s table [%lld, %lld], %lld ids, strided", dtype_name(dt), (long long)V,
+             (long long)D, (long long)N);
+    check_buf(&out, ov, 0.0, what);
+    free(ids);
+    buf_free(&table), buf_free(&out);
+}
+
+static void check_rmsnorm(int64_t N, int64_t D) {
+    Buf x = buf_new(N + 2, D + 7, DT_F32), w = buf_new(1, D, DT_F32), out = buf_new(N + 3, D + 4, DT_F32);
+    buf_normal(&x, 2.0f, false);
+    float *wp = w.h.data;
+    for (int64_t j = 0; j < D; j++) wp[j] = 1.0f + 0.2f * rng_normal(&g_rng);
+    buf_upload(&w);
+    buf_fill(&out, NAN);
+    Rect xv = {1, N, 3, D}, ov = {2, N, 1, D};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
+    Tensor wh = flat(&w.h, D), wd = flat(&w.d, D);
+    cpu_rmsnorm(&oh, &xh, &wh, 1e-5f);
+    cuda_rmsnorm(&od, &xd, &wd, 1e-5f);
+    char what[96];
+    snprintf(what, sizeof what, "rmsnorm [%lld, %lld], strided", (long long)N, (long long)D);
+    check_buf(&out, ov, 1e-5, what);
+    buf_free(&x), buf_free(&w), buf_free(&out);
+}
+
+// One matmul case: out[M, N] (+)= x[M, K] @ w[N, K]^T with w of dtype wdt, every
+// operand a view at the given offsets in a parent padded by pad columns/rows.
+typedef struct {
+    int64_t M, N, K;
+    int x_c0, x_pad;     // x's column offset, extra columns of its parent (ld = K + x_c0 + x_pad)
+    int w_pad;           // extra columns of w's parent (a column-prefix view: ld > K)
+    int o_r0, o_c0, o_pad;
+    bool add;
+    float alpha;
+} MatmulCase;
+
+static void check_matmul(const MatmulCase *mc, DType wdt) {
+    int64_t M = mc->M, N = mc->N, K = mc->K;
+    Buf x = buf_new(M + 2, K + mc->x_c0 + mc->x_pad, DT_F32);
+    Buf w = buf_new(N + 1, K + mc->w_pad, wdt);
+    Buf out = buf_new(M + mc->o_r0 + 1, N + mc->o_c0 + mc->o_pad, DT_F32);
+    buf_normal(&x, 1.0f, false);
+    buf_normal(&w, 0.05f, false); // f32 on the host; the device copy is rounded to wdt
+    if (mc->add) buf_normal(&out, 1.0f, false);
+    else buf_fill(&out, NAN);
+    Rect xv = {1, M, mc->x_c0, K}, wv = {1, N, 0, K}, ov = {mc->o_r0, M, mc->o_c0, N};
+
+    // Reference on the operands as the device sees them (rounded to wdt), and, for
+    // 16-bit weights, the fp32 reference on the unrounded operands too.
+    Tensor xr = host_rounded(&x.h, wdt), wr = host_rounded(&w.h, wdt), out_r;
+    must(tensor_alloc(&out_r, DT_F32, CPU, 2, out.h.shape), "host alloc");
+    memcpy(out_r.data, out.h.data, (size_t)tensor_numel(&out.h) * 4);
+    Tensor xh = vh(&x, xv), wh = vh(&w, wv), oh = vh(&out, ov);
+    Tensor xrv = view(&xr, xv), wrv = view(&wr, wv), orv = view(&out_r, ov);
+    Tensor xd = vd(&x, xv), wd = vd(&w, wv), od = vd(&out, ov);
+    if (mc->add) {
+        cpu_matmul_add(&oh, &xh, &wh, mc->alpha);
+        cpu_matmul_add(&orv, &xrv, &wrv, mc->alpha);
+        cuda_matmul_add(&od, &xd, &wd, mc->alpha);
+    } else {
+        cpu_matmul(&oh, &xh, &wh);
+        cpu_matmul(&orv, &xrv, &wrv);
+        cuda_matmul(&od, &xd, &wd);
+    }
+    float *got = buf_download(&out);
+    char shape[160];
+    snprintf(shape, sizeof shape, "%s%s w [%lld x %lld] x [%lld] ld x/w/out %lld/%lld/%lld%s",
+             mc->add ? "matmul_add " : "matmul ", dtype_name(wdt), (long long)N, (long long)K, (long long)M,
+             (long long)tensor_ld(&xd), (long long)tensor_ld(&wd), (long long)tensor_ld(&od),
+             mc->x_c0 % 4 ? " (unaligned)" : "");
+    int64_t outside;
+    double err = rel_err(&out_r, got, ov, &outside);
+    double tol = 1e-5;
+    char what[220];
+    snprintf(what, sizeof what, "%s%s", shape, wdt == DT_F32 ? "" : " vs rounded operands");
+    if (outside) report(false, err, tol, "%s (%lld elements outside the view changed)", what, (long long)outside);
+    else check(err, tol, what);
+    if (wdt != DT_F32) {
+        double tol16 = wdt == DT_BF16 ? 1e-2 : 2e-3;
+        err = rel_err(&out.h, got, ov, &outside);
+        snprintf(what, sizeof what, "%s vs fp32", shape);
+        check(err, tol16, what);
+    }
+    free(got);
+    tensor_free(&xr), tensor_free(&wr), tensor_free(&out_r);
+    buf_free(&x), buf_free(&w), buf_free(&out);
+}
+
+static void check_matmuls(void) {
+    const MatmulCase cases[] = {
+        // M, N, K, x_c0, x_pad, w_pad, o_r0, o_c0, o_pad, add, alpha
+        {1, 45, 67, 0, 0, 0, 0, 0, 0, false, 1},        // decode, odd sizes, contiguous
+        {2, 96, 64, 0, 16, 32, 3, 0, 8, false, 1},       // column-prefix views of x and w
+        {37, 96, 130, 0, 6, 22, 5, 16, 3, false, 1},     // strided everything, out at a column offset
+        {64, 256, 128, 0, 0, 128, 0, 0, 0, false, 1},    // w a column prefix (ld 2K): wo / w_down of a level
+        {300, 512, 384, 0, 0, 0, 0, 0, 0, false, 1},     // big enough for tensor-core tiles
+        {1, 64, 96, 0, 0, 0, 0, 0, 0, true, 0.5f},       // LoRA-style updates
+        {19, 33, 8, 0, 8, 0, 1, 0, 5, true, -2.0f},
+        {128, 192, 256, 0, 64, 64, 4, 0, 64, true, 0.25f},
+    };
+    const DType dts[] = {DT_F32, DT_BF16, DT_F16};
+    for (size_t d = 0; d < sizeof dts / sizeof *dts; d++)
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_matmul(&cases[i], dts[d]);
+}
+
+// Views no model makes (dims are multiples of 8 there) but the contract allows:
+// x and out at odd column offsets (4-byte aligned), w with an odd row stride
+// (2-byte aligned rows in bf16/f16). Run last: were cuBLASLt to have no
+// algorithm for such operands, the matmul aborts (a bug by the contract) and
+// every other check has been printed already.
+static void check_matmul_edges(void) {
+    const MatmulCase cases[] = {
+        {13, 40, 72, 1, 3, 5, 2, 1, 1, false, 1},
+        {5, 24, 33, 3, 0, 0, 1, 3, 0, true, 0.5f},
+    };
+    const DType dts[] = {DT_F32, DT_BF16, DT_F16};
+    printf("note  edge cases: unaligned views (an abort here: cuBLASLt has no algorithm for them)\n");
+    fflush(stdout);
+    for (size_t d = 0; d < sizeof dts / sizeof *dts; d++)
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_matmul(&cases[i], dts[d]);
+}
+
+static void check_rope(const char *label, const float *inv_freq, int64_t N, int H, int hd, int extra_heads, int max_pos) {
+    Buf x = buf_new(N + 2, (int64_t)(H + extra_heads) * hd, DT_F32);
+    buf_normal(&x, 1.0f, false);
+    Rect v = {1, N, 0, (int64_t)H * hd};
+    int32_t *pos = xmalloc((size_t)N * sizeof *pos);
+    for (int64_t i = 0; i < N; i++) pos[i] = (int32_t)rng_below(&g_rng, (uint64_t)max_pos);
+    pos[0] = 0, pos[N - 1] = max_pos - 1;
+    Tensor xh = vh(&x, v), xd = vd(&x, v);
+    cpu_rope(&xh, pos, inv_freq, H, hd);
+    cuda_rope(&xd, pos, inv_freq, H, hd);
+    char what[128];
+    snprintf(what, sizeof what, "rope %s: %lld rows, %d heads x %d (of %d), positions < %d", label, (long long)N, H, hd,
+             H + extra_heads, max_pos);
+    check_buf(&x, v, 1e-5, what);
+    free(pos);
+    buf_free(&x);
+}
+
+static void check_ropes(void) {
+    LlamaConfig c;
+    memset(&c, 0, sizeof c);
+    float inv[64];
+    c.head_dim = 64, c.rope_theta = 10000.0f;
+    llama_rope_inv_freq(&c, inv);
+    check_rope("default theta 1e4", inv, 40, 4, 64, 2, 256);
+    check_rope("default theta 1e4", inv, 40, 4, 64, 0, 32768);
+    c.head_dim = 128, c.rope_theta = 500000.0f;
+    c.rope_scaling = (RopeScaling){ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 8192};
+    llama_rope_inv_freq(&c, inv);
+    check_rope("llama3 theta 5e5", inv, 33, 3, 128, 1, 8192);
+    c.head_dim = 16, c.rope_theta = 10000.0f;
+    c.rope_scaling = (RopeScaling){ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 32};
+    llama_rope_inv_freq(&c, inv);
+    check_rope("llama3 tiny (fixture's)", inv, 24, 4, 16, 0, 256);
+}
+
+typedef struct {
+    const char *label;
+    int n_seq, T, n_past, cap, H, KV, hd;
+    int pad_max;      // left padding of each sequence's own keys: up to this many (first sequence: exactly this)
+    int n_shared;     // keys from a SharedKV prefix (0 = none)
+    int extra_heads;  // the op sees a column prefix of wider q / k / v / out parents
+} AttnCase;
+
+static void check_attention(const AttnCase *ac) {
+    int n_seq = ac->n_seq, T = ac->T, H = ac->H, KV = ac->KV, hd = ac->hd, n_sh = ac->n_shared;
+    int64_t qd = (int64_t)H * hd, kvd = (int64_t)KV * hd, eq = (int64_t)ac->extra_heads * hd,
+            ekv = (int64_t)(ac->extra_heads ? 1 : 0) * hd, rows_q = (int64_t)n_seq * T, rows_kv = (int64_t)n_seq * ac->cap;
+    Buf q = buf_new(rows_q, qd + eq, DT_F32), out = buf_new(rows_q, qd + eq, DT_F32);
+    Buf k = buf_new(rows_kv, kvd + ekv, DT_F32), v = buf_new(rows_kv, kvd + ekv, DT_F32);
+    buf_normal(&q, 1.0f, false), buf_normal(&k, 1.0f, false), buf_normal(&v, 1.0f, false);
+    buf_fill(&out, NAN);
+    int32_t *kmask = xmalloc((size_t)rows_kv * sizeof *kmask);
+    for (int s = 0; s < n_seq; s++) {
+        int pad = s == 0 ? ac->pad_max : (int)rng_below(&g_rng, (uint64_t)ac->pad_max + 1);
+        for (int i = 0; i < ac->cap; i++) kmask[(int64_t)s * ac->cap + i] = (n_sh + i) >= pad ? 1 : 0;
+    }
+    // the shared prefix: rows [row0, row0 + n_sh) of other k / v / mask, its first key padding
+    int row0 = 3, rows_sh = row0 + n_sh + 2;
+    Buf sk = buf_new(rows_sh, kvd + ekv, DT_F32), sv = buf_new(rows_sh, kvd + ekv, DT_F32);
+    buf_normal(&sk, 1.0f, false), buf_normal(&sv, 1.0f, false);
+    int32_t *smask = xmalloc((size_t)rows_sh * sizeof *smask);
+    for (int i = 0; i < rows_sh; i++) smask[i] = i != row0;
+    Rect qv = {0, rows_q, 0, qd}, kvv = {0, rows_kv, 0, kvd}, skv = {0, rows_sh, 0, kvd};
+    Tensor qh = vh(&q, qv), qdv = vd(&q, qv), oh = vh(&out, qv), od = vd(&out, qv);
+    Tensor kh = vh(&k, kvv), kdv = vd(&k, kvv), vhh = vh(&v, kvv), vdv = vd(&v, kvv);
+    Tensor skh = vh(&sk, skv), skd = vd(&sk, skv), svh = vh(&sv, skv), svd = vd(&sv, skv);
+    SharedKV sh_h = {&skh, &svh, smask, row0, n_sh}, sh_d = {&skd, &svd, smask, row0, n_sh};
+    AttentionShape shape = {.n_seq = n_seq, .T = T, .n_past = ac->n_past, .cap = ac->cap,
+                            .n_heads = H, .n_kv_heads = KV, .head_dim = hd};
+    cpu_attention(&oh, &qh, &kh, &vhh, kmask, &shape, n_sh ? &sh_h : NULL);
+    cuda_attention(&od, &qdv, &kdv, &vdv, kmask, &shape, n_sh ? &sh_d : NULL);
+    char what[160];
+    snprintf(what, sizeof what, "attention %s: %d seq x T %d, n_past %d, H %d KV %d hd %d%s", ac->label, n_seq, T,
+             ac->n_past, H, KV, hd, ac->extra_heads ? ", strided" : "");
+    check_buf(&out, qv, 1e-5, what);
+    free(kmask), free(smask);
+    buf_free(&q), buf_free(&out), buf_free(&k), buf_free(&v), buf_free(&sk), buf_free(&sv);
+}
+
+static void check_attentions(void) {
+    const AttnCase cases[] = {
+        // label, n_seq, T, n_past, cap, H, KV, hd, pad_max, n_shared, extra_heads
+        {"prefill, left padding (pad queries see no key)", 3, 13, 0, 16, 4, 4, 16, 5, 0, 0},
+        {"prefill GQA over a cache", 2, 20, 5, 32, 8, 2, 64, 2, 0, 2},
+        {"prefill > 64 queries, hd 128", 1, 70, 0, 80, 4, 4, 128, 0, 0, 0},
+        {"decode GQA, padded", 4, 1, 27, 40, 6, 3, 32, 4, 0, 1},
+        {"decode hd 128, 300 keys", 2, 1, 300, 320, 8, 8, 128, 3, 0, 0},
+        {"decode hd 8 (tiny-elastic), GQA", 3, 1, 9, 16, 8, 4, 8, 2, 0, 0},
+        {"SharedKV prefix, prefill", 3, 5, 11, 12, 4, 2, 16, 0, 7, 1},
+        {"SharedKV prefix, decode", 2, 1, 9, 8, 6, 2, 64, 0, 6, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_attention(&cases[i]);
+}
+
+static void check_swiglu(void) {
+    int64_t N = 29, F = 150;
+    Buf g = buf_new(N + 1, F + 10, DT_F32), u = buf_new(N + 1, F + 3, DT_F32), out = buf_new(N + 2, F + 6, DT_F32);
+    buf_normal(&g, 3.0f, false), buf_normal(&u, 1.0f, false), buf_fill(&out, NAN);
+    Rect gv = {1, N, 0, F}, uv = {0, N, 2, F}, ov = {2, N, 5, F};
+    Tensor gh = vh(&g, gv), gd = vd(&g, gv), uh = vh(&u, uv), ud = vd(&u, uv), oh = vh(&out, ov), od = vd(&out, ov);
+    cpu_swiglu(&oh, &gh, &uh);
+    cuda_swiglu(&od, &gd, &ud);
+    check_buf(&out, ov, 1e-5, "swiglu [29, 150], strided");
+    // in place, as the model calls it: gate = silu(gate) * up
+    cpu_swiglu(&gh, &gh, &uh);
+    cuda_swiglu(&gd, &gd, &ud);
+    check_buf(&g, gv, 1e-5, "swiglu in place (out = gate)");
+    buf_free(&g), buf_free(&u), buf_free(&out);
+}
+
+static void check_add(void) {
+    int64_t N = 21, D = 200;
+    Buf a = buf_new(N + 1, D + 4, DT_F32), b = buf_new(N + 3, D, DT_F32), out = buf_new(N, D + 9, DT_F32);
+    buf_normal(&a, 1.0f, false), buf_normal(&b, 1.0f, false), buf_fill(&out, NAN);
+    Rect av = {1, N, 4, D}, bv = {3, N, 0, D}, ov = {0, N, 9, D};
+    Tensor ah = vh(&a, av), ad = vd(&a, av), bh = vh(&b, bv), bd = vd(&b, bv), oh = vh(&out, ov), od = vd(&out, ov);
+    cpu_add(&oh, &ah, &bh);
+    cuda_add(&od, &ad, &bd);
+    check_buf(&out, ov, 0.0, "add [21, 200], strided (exact)");
+    cpu_add(&ah, &ah, &bh); // the residual update: x = x + tmp
+    cuda_add(&ad, &ad, &bd);
+    check_buf(&a, av, 0.0, "add in place (out = a) (exact)");
+    buf_free(&a), buf_free(&b), buf_free(&out);
+}
+
+static void check_log_softmax(void) {
+    int64_t N = 5, V = 1000;
+    Buf x = buf_new(N + 1, V + 24, DT_F32), out = buf_new(N, V + 3, DT_F32);
+    buf_normal(&x, 4.0f, false), buf_fill(&out, NAN);
+    Rect xv = {1, N, 0, V}, ov = {0, N, 3, V};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
+    cpu_log_softmax(&oh, &xh);
+    cuda_log_softmax(&od, &xd);
+    check_buf(&out, ov, 1e-5, "log_softmax [5, 1000], strided");
+    cpu_log_softmax(&xh, &xh);
+    cuda_log_softmax(&xd, &xd);
+    check_buf(&x, xv, 1e-5, "log_softmax in place");
+    buf_free(&x), buf_free(&out);
+}
+
+static void check_gather_logprob(void) {
+    int64_t N = 6, V = 5000;
+    Buf x = buf_new(N + 2, V + 8, DT_F32);
+    buf_normal(&x, 3.0f, false);
+    Rect xv = {2, N, 8, V};
+    int32_t targets[6] = {0, 4999, 17, -100, 2500, 123};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), lsm;
+    must(tensor_alloc_2d(&lsm, DT_F32, CPU, N, V), "host alloc");
+    cpu_log_softmax(&lsm, &xh);
+    float ref[6], got[6];
+    for (int64_t r = 0; r < N; r++) {
+        ref[r] = targets[r] < 0 ? 0.0f : tensor_row_f32(&lsm, r)[targets[r]];
+        got[r] = NAN;
+    }
+    cuda_gather_logprob(got, &xd, targets);
+    double maxd = 0, maxr = 0;
+    for (int64_t r = 0; r < N; r++) {
+        double d = fabs((double)got[r] - ref[r]);
+        if (!isfinite(got[r])) d = INFINITY;
+        maxd = d > maxd ? d : maxd;
+        maxr = fabs(ref[r]) > maxr ? fabs(ref[r]) : maxr;
+    }
+    check(maxd / maxr, 1e-5, "gather_logprob [6, 5000], strided, a skipped target");
+    tensor_free(&lsm);
+    buf_free(&x);
+}
+
+static void check_copy_and_zero(void) {
+    const DType dts[] = {DT_F32, DT_BF16};
+    for (int i = 0; i < 2; i++) {
+        Buf x = buf_new(9, 70, dts[i]);
+        buf_normal(&x, 1.0f, true);
+        Rect v = {2, 5, 3, 60};
+        Tensor xd = vd(&x, v), xh = vh(&x, v);
+        float *got = xmalloc(5 * 60 * sizeof(float));
+        cuda_copy_to_host_f32(got, &xd);
+        double maxd = 0;
+        for (int r = 0; r < 5; r++)
+            for (int c = 0; c < 60; c++) {
+                double d = fabs((double)got[r * 60 + c] - tensor_row_f32(&xh, r)[c]);
+                if (!(d <= maxd)) maxd = d; // NaN sticks
+            }
+        char what[96];
+        snprintf(what, sizeof what, "copy_to_host_f32 %s view [5, 60] of [9, 70] (exact)", dtype_name(dts[i]));
+        check(maxd, 0.0, what);
+        free(got);
+        tensor_zero(&xh);
+        cuda_zero(&xd);
+        snprintf(what, sizeof what, "zero %s view [5, 60] of [9, 70] (exact)", dtype_name(dts[i]));
+        check_buf(&x, v, 0.0, what);
+        buf_free(&x);
+    }
+}
+
+// ---- models ---------------------------------------------------------------
+
+static bool g_noted_device_logits;
+
+// A forward whose logits land in a host tensor. The contract: a CUDA session
+// accepts host logits and copies them back. An older wiring that wants the
+// logits on the session's device is served through a device tensor.
+static Status forward_host(const LlamaModel *m, LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
+                           LogitsMode mode, Tensor *host_logits) {
+    Status st = llama_forward(m, s, ids, mask, T, mode, host_logits);
+    if (st != ST_USAGE || s->dev.kind == DEV_CPU) return st;
+    if (!g_noted_device_logits) {
+        printf("note  llama_forward refused host logits for a CUDA session (%s); using device logits\n", status_message());
+        g_noted_device_logits = true;
+    }
+    Tensor dl;
+    TRY(tensor_alloc(&dl, DT_F32, s->dev, 2, host_logits->shape));
+    st = llama_forward(m, s, ids, mask, T, mode, &dl);
+    if (st == ST_OK)
+        st = device_copy_from(s->dev, host_logits->data, dl.data, (size_t)tensor_numel(&dl) * sizeof(float));
+    tensor_free(&dl);
+    return st;
+}
+
+static double logits_err(const Tensor *ref, const Tensor *got) {
+    Rect all = {0, ref->shape[0], 0, ref->shape[1]};
+    int64_t outside;
+    return rel_err(ref, got->data, all, &outside);
+}
+
+static int32_t argmax_row(const float *row, int64_t V, float *margin) {
+    int32_t best = 0, second = -1;
+    for (int64_t j = 1; j < V; j++) {
+        if (row[j] > row[best]) second = best, best = (int32_t)j;
+        else if (second < 0 || row[j] > row[second]) second = (int32_t)j;
+    }
+    if (margin) *margin = second >= 0 ? row[best] - row[second] : INFINITY;
+    return best;
+}
+
+#define N_BACKENDS 3 // CPU fp32 (the reference), CUDA f32 weights, CUDA bf16 weights
+static const char *backend_names[N_BACKENDS] = {"cpu", "cuda f32", "cuda bf16"};
+static const double model_tol[N_BACKENDS] = {0, 1e-4, 5e-2};
+
+static void check_model(const char *fixtures, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fixtures, name);
+    LlamaModel m[N_BACKENDS];
+    memset(m, 0, sizeof m);
+    for (int b = 0; b < N_BACKENDS; b++) {
+        if (llama_load(&m[b], path) != ST_OK) {
+            fail_setup(path);
+            for (int j = 0; j < b; j++) llama_free(&m[j]);
+            return;
+        }
+    }
+    if (llama_to_device(&m[1], GPU, DT_F32) != ST_OK || llama_to_device(&m[2], GPU, DT_BF16) != ST_OK) {
+        fail_setup("llama_to_device");
+        for (int b = 0; b < N_BACKENDS; b++) llama_free(&m[b]);
+        return;
+    }
+    const LlamaConfig *c = &m[0].cfg;
+    int V = c->vocab_size, n_seq = 3, T = 12, steps = 6;
+    int32_t ids[3 * 12], mask[3 * 12];
+    const int pads[3] = {0, 3, 5};
+    for (int s = 0; s < n_seq; s++)
+        for (int t = 0; t < T; t++) {
+            ids[s * T + t] = (int32_t)rng_below(&g_rng, (uint64_t)V);
+            mask[s * T + t] = t >= pads[s];
+        }
+    LlamaSession ses[N_BACKENDS];
+    Tensor logits[N_BACKENDS], last[N_BACKENDS];
+    memset(ses, 0, sizeof ses);
+    bool ok = true;
+    for (int b = 0; b < N_BACKENDS && ok; b++) {
+        ok = llama_session_init(&ses[b], &m[b], n_seq, T + steps, b ? GPU : CPU) == ST_OK &&
+             tensor_alloc_2d(&logits[b], DT_F32, CPU, (int64_t)n_seq * T, V) == ST_OK &&
+             tensor_alloc_2d(&last[b], DT_F32, CPU, n_seq, V) == ST_OK;
+        if (!ok) fail_setup("session init");
+    }
+    // prefill of a left-padded batch, every position's logits
+    for (int b = 0; b < N_BACKENDS && ok; b++) {
+        Status st = forward_host(&m[b], &ses[b], ids, mask, T, LOGITS_ALL, &logits[b]);
+        if (st != ST_OK) {
+            char what[128];
+            snprintf(what, sizeof what, "%s %s prefill", name, backend_names[b]);
+            fail_setup(what);
+            ok = false;
+        }
+    }
+    for (int b = 1; b < N_BACKENDS && ok; b++) {
+        char what[160];
+        snprintf(what, sizeof what, "model %s, %s weights: prefill %dx%d left-padded, all logits", name,
+                 backend_names[b] + 5, n_seq, T);
+        check(logits_err(&logits[0], &logits[b]), model_tol[b], what);
+    }
+    // greedy decode, every backend fed the CPU's tokens
+    if (ok) {
+        int32_t next[3];
+        double err[N_BACKENDS] = {0};
+        int flips[N_BACKENDS] = {0}, clear_flips[N_BACKENDS] = {0};
+        for (int s = 0; s < n_seq; s++)
+            memcpy(tensor_row_f32(&last[0], s), tensor_row_f32(&logits[0], (int64_t)s * T + T - 1), (size_t)V * 4);
+        for (int b = 1; b < N_BACKENDS; b++)
+            for (int s = 0; s < n_seq; s++)
+                memcpy(tensor_row_f32(&last[b], s), tensor_row_f32(&logits[b], (int64_t)s * T + T - 1), (size_t)V * 4);
+        for (int step = 0; step <= steps && ok; step++) {
+            // compare this step's last-position logits and argmaxes
+            for (int b = 1; b < N_BACKENDS; b++) {
+                double e = logits_err(&last[0], &last[b]);
+                err[b] = e > err[b] || isnan(e) ? e : err[b];
+                float maxr = 0;
+                for (int64_t i = 0; i < (int64_t)n_seq * V; i++)
+                    maxr = fabsf(((float *)last[0].data)[i]) > maxr ? fabsf(((float *)last[0].data)[i]) : maxr;
+                for (int s = 0; s < n_seq; s++) {
+                    float margin;
+                    int32_t want = argmax_row(tensor_row_f32(&last[0], s), V, &margin);
+                    int32_t got = argmax_row(tensor_row_f32(&last[b], s), V, NULL);
+                    if (got != want) {
+                        flips[b]++;
+                        if (margin > 2.0 * e * maxr) clear_flips[b]++;
+                    }
+                }
+            }
+            if (step == steps) break;
+            for (int s = 0; s < n_seq; s++) next[s] = argmax_row(tensor_row_f32(&last[0], s), V, NULL);
+            for (int b = 0; b < N_BACKENDS && ok; b++)
+                if (forward_host(&m[b], &ses[b], next, NULL, 1, LOGITS_LAST, &last[b]) != ST_OK) {
+                    fail_setup("decode step");
+                    ok = false;
+                }
+        }
+        for (int b = 1; b < N_BACKENDS && ok; b++) {
+            char what[200];
+            snprintf(what, sizeof what, "model %s, %s weights: greedy decode %d steps (%d argmax flips, %d clear)",
+                     name, backend_names[b] + 5, steps, flips[b], clear_flips[b]);
+            report(err[b] <= model_tol[b] && clear_flips[b] == 0, err[b], model_tol[b], "%s", what);
+        }
+    }
+    // an elastic level: half the KV groups and FFN channels of every layer (strided weight views)
+    if (ok && strstr(name, "elastic")) {
+        LlamaWidth *w = xmalloc((size_t)c->n_layers * sizeof *w);
+        for (int l = 0; l < c->n_layers; l++) w[l] = (LlamaWidth){c->n_kv_heads > 1 ? c->n_kv_heads / 2 : 1, c->ffn_dim / 2};
+        LlamaView lv = {w, NULL};
+        for (int b = 0; b < N_BACKENDS && ok; b++) {
+            llama_session_reset(&ses[b]);
+            if (llama_session_set_view(&ses[b], &m[b], &lv) != ST_OK ||
+                forward_host(&m[b], &ses[b], ids, mask, T, LOGITS_ALL, &logits[b]) != ST_OK) {
+                fail_setup("elastic view forward");
+                ok = false;
+            }
+        }
+        for (int b = 1; b < N_BACKENDS && ok; b++) {
+            char what[160];
+            snprintf(what, sizeof what, "model %s, %s weights: half-width view (KV %d, FFN %d), all logits", name,
+                     backend_names[b] + 5, w[0].n_kv, w[0].ffn);
+            check(logits_err(&logits[0], &logits[b]), model_tol[b], what);
+        }
+        for (int b = 0; b < N_BACKENDS; b++) llama_session_set_view(&ses[b], &m[b], NULL);
+        free(w);
+    }
+    // the public greedy API on the device, f32 weights: the same tokens as the CPU
+    if (ok) {
+        int32_t out_cpu[3 * 6], out_gpu[3 * 6];
+        Status st = llama_generate_greedy(&m[0], NULL, ids, mask, n_seq, T, steps, CPU, out_cpu);
+        if (st == ST_OK) st = llama_generate_greedy(&m[1], NULL, ids, mask, n_seq, T, steps, GPU, out_gpu);
+        if (st != ST_OK) {
+            fail_setup("llama_generate_greedy");
+        } else {
+            int diff = 0;
+            for (int i = 0; i < n_seq * steps; i++) diff += out_cpu[i] != out_gpu[i];
+            char what[160];
+            snprintf(what, sizeof what, "model %s, f32 weights: llama_generate_greedy tokens differ at %d of %d", name,
+                     diff, n_seq * steps);
+            report(diff == 0, diff, 0, "%s", what);
+        }
+    }
+    for (int b = 0; b < N_BACKENDS; b++) {
+        llama_session_free(&ses[b]);
+        tensor_free(&logits[b]);
+        tensor_free(&last[b]);
+        llama_free(&m[b]);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
+    int n = device_count();
+    if (n == 0) {
+        printf("cuda_parity: SKIP: no usable CUDA device (%s)\n",
+               device_cuda_built() ? "built with CUDA, but no GPU or driver here" : "built without CUDA");
+        return 77;
+    }
+    char desc[160];
+    if (device_describe(0, desc, sizeof desc) != ST_OK) snprintf(desc, sizeof desc, "? (%s)", status_message());
+    printf("cuda_parity: cuda:0 = %s\n", desc);
+    fflush(stdout);
+    ops_set_threads(0);
+    const char *seed = getenv("ELASTILM_PARITY_SEED"); // fresh inputs on demand; the default is fixed
+    rng_seed(&g_rng, seed ? strtoull(seed, NULL, 10) : 20251124);
+    double t0 = time_now();
+
+    check_embedding(DT_F32);
+    check_embedding(DT_BF16);
+    check_rmsnorm(37, 96);
+    check_rmsnorm(3, 4096);
+    check_matmuls();
+    check_ropes();
+    check_attentions();
+    check_swiglu();
+    check_add();
+    check_log_softmax();
+    check_gather_logprob();
+    check_copy_and_zero();
+
+    const char *models[] = {"tiny-llama-mha", "tiny-llama3-gqa", "tiny-smol-tied", "tiny-elastic-gqa"};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model(fixtures, models[i]);
+    check_matmul_edges();
+
+    printf("cuda_parity: %d checks, %d failed (%.1f s)\n", g_checks, g_failed, time_now() - t0);
+    return g_failed ? 1 : 0;
+}
