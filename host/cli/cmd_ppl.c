@@ -55,7 +55,7 @@ static Status run(void) {
     for (int i = 0; i < n; i++) max_len = data_len(&d, i) > max_len ? data_len(&d, i) : max_len;
     if (st == ST_OK && (int64_t)max_len * batch > (1 << 30))
         st = status_fail(ST_USAGE, "ppl: --batch %ld x %d tokens per sequence is too large", batch, max_len);
-    TrainOptions to = {0};
+    TrainOptions to = {.eval_only = true};
     if (st == ST_OK)
         st = llama_train_init(&t, &m, view ? view->widths : NULL, view ? (LoraSet *)view->lora : NULL, &to,
                               max_len * (int)batch);

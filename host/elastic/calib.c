@@ -64,16 +64,21 @@ static Status calib_batch(CalibBatch *cb, const int32_t *ids, int n, int seq) {
 
 static void calib_batch_free(CalibBatch *cb) { free(cb->targets), free(cb->cu); }
 
+static Status eval_loss(LlamaTrain *t, const CalibBatch *cb, double *loss) {
+    double sum = 0;
+    int64_t counted = 0;
+    TRY(llama_train_eval(t, &cb->b, &sum, &counted));
+    *loss = sum / (double)counted;
+    return ST_OK;
+}
+
 Status calib_loss(const LlamaModel *m, const int32_t *ids, int n, int seq, const uint8_t *skip, double *loss) {
     CalibBatch cb = {0};
     LlamaTrain t = {0};
-    TrainOptions o = {.skip = skip};
+    TrainOptions o = {.skip = skip, .eval_only = true};
     Status st = calib_batch(&cb, ids, n, seq);
     if (st == ST_OK) st = llama_train_init(&t, m, NULL, NULL, &o, n * seq);
-    double sum = 0;
-    int64_t counted = 0;
-    if (st == ST_OK) st = llama_train_eval(&t, &cb.b, &sum, &counted);
-    if (st == ST_OK) *loss = sum / (double)counted;
+    if (st == ST_OK) st = eval_loss(&t, &cb, loss);
     llama_train_free(&t);
     calib_batch_free(&cb);
     return st;
@@ -83,16 +88,19 @@ Status anchors_select(const LlamaModel *m, const int32_t *ids, int n, int seq, i
                       double *skip_loss, int *order, uint8_t *anchor) {
     int L = m->cfg.n_layers;
     if (keep < 0 || keep > L) return status_fail(ST_USAGE, "--keep %d: the model has %d layers", keep, L);
-    TRY(calib_loss(m, ids, n, seq, NULL, base_loss));
-    uint8_t *skip = calloc((size_t)L, 1);
-    if (!skip) return status_fail(ST_OOM, "out of memory");
-    Status st = ST_OK;
-    for (int l = 0; st == ST_OK && l < L; l++) {
-        skip[l] = 1;
-        st = calib_loss(m, ids, n, seq, skip, &skip_loss[l]);
-        skip[l] = 0;
+    CalibBatch cb = {0};
+    LlamaTrain t = {0};
+    TrainOptions o = {.eval_only = true};
+    Status st = calib_batch(&cb, ids, n, seq);
+    if (st == ST_OK) st = llama_train_init(&t, m, NULL, NULL, &o, n * seq);
+    if (st == ST_OK) st = eval_loss(&t, &cb, base_loss);
+    for (int l = 0; st == ST_OK && l < L; l++) { // one trainer; only the skipped layer changes
+        t.skip[l] = 1;
+        st = eval_loss(&t, &cb, &skip_loss[l]);
+        t.skip[l] = 0;
     }
-    free(skip);
+    llama_train_free(&t);
+    calib_batch_free(&cb);
     TRY(st);
     for (int l = 0; l < L; l++) order[l] = l;
     for (int i = 1; i < L; i++) // stable insertion sort, ascending loss
@@ -135,13 +143,16 @@ static void reduce_grad(void *ctx, int l, LoraTarget proj, const Tensor *w, cons
             if (proj == LORA_GATE || proj == LORA_UP) mlp[r] += acc[r];
             else attn[r / per_unit] += acc[r];
         }
-    } else { // columns of W_o (per unit) or W_down (per channel)
-#pragma omp parallel for if (cols > 64)
-        for (int64_t j = 0; j < cols; j++) {
-            double s = 0;
-            for (int64_t r = 0; r < rows; r++)
-                s += fabs((double)tensor_row_f32(w, r)[j] * (double)tensor_row_f32(g, r)[j]);
-            acc[j] = s;
+    } else { // columns of W_o (per unit) or W_down (per channel), summed row by row in column blocks
+        int64_t n_blocks = (cols + 255) / 256;
+#pragma omp parallel for if (n_blocks > 1)
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            int64_t j0 = blk * 256, j1 = j0 + 256 < cols ? j0 + 256 : cols;
+            for (int64_t j = j0; j < j1; j++) acc[j] = 0;
+            for (int64_t r = 0; r < rows; r++) {
+                const float *wr = tensor_row_f32(w, r), *gr = tensor_row_f32(g, r);
+                for (int64_t j = j0; j < j1; j++) acc[j] += fabs((double)wr[j] * (double)gr[j]);
+            }
         }
         for (int64_t j = 0; j < cols; j++) {
             if (proj == LORA_DOWN) mlp[j] += acc[j];

@@ -43,7 +43,7 @@ typedef struct {
     int bos_token_id, eos_token_id; // -1 when unknown
 } LlamaConfig;
 
-typedef struct {
+struct LlamaLayer {
     Tensor attn_norm; // [D]
     Tensor wq;        // [H*hd, D]
     Tensor wk;        // [KV*hd, D]
@@ -53,7 +53,7 @@ typedef struct {
     Tensor w_gate;    // [F, D]
     Tensor w_up;      // [F, D]
     Tensor w_down;    // [D, F]
-} LlamaLayer;
+};
 
 // The active units of one layer when a model runs as a prefix view (an
 // elastic level after reordering): the first n_kv KV groups (with their
@@ -74,6 +74,15 @@ typedef struct {
 } LlamaView;
 
 typedef enum { FORMAT_HF = 0, FORMAT_GGUF } ModelFormat;
+
+typedef struct LlamaLayer LlamaLayer;
+// Layer weights in a view: rows of q/k/v/gate/up and columns of o/down, all
+// prefixes of the (reordered) full weights, with the widths they imply.
+typedef struct {
+    int nq, kv, ffn;    // active query heads, KV heads, FFN channels
+    int64_t qd, kvd;    // nq * head_dim, kv * head_dim
+    Tensor wq, wk, wv, wo, w_gate, w_up, w_down;
+} LlamaLayerView;
 
 typedef struct LlamaStorage LlamaStorage; // mapped files and owned buffers
 
@@ -106,6 +115,12 @@ Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed);
 // directory: config.json + model.safetensors in fp32.
 Status llama_export_hf(const LlamaModel *m, const char *dir);
 int64_t llama_param_count(const LlamaModel *m);
+
+// Layer weights ly (or anything shaped like them, e.g. gradients) seen with
+// widths w (NULL = the whole layer). No copies.
+LlamaLayerView llama_layer_view(const LlamaConfig *c, const LlamaLayer *ly, const LlamaWidth *w);
+// Widths within the model's and adapters shaped for them (either may be NULL).
+Status llama_view_check(const LlamaConfig *c, const LlamaWidth *widths, const struct LoraSet *lora);
 
 // Rotary inverse frequencies for a config (HF semantics): theta^(-2i/hd),
 // then the config's rope scaling. out has head_dim/2 entries.

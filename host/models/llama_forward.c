@@ -93,27 +93,9 @@ Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n) 
     return ST_OK;
 }
 Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaView *v) {
-    const LlamaConfig *c = &m->cfg;
-    for (int l = 0; v && v->widths && l < c->n_layers; l++)
-        if (v->widths[l].n_kv < 1 || v->widths[l].n_kv > c->n_kv_heads || v->widths[l].ffn < 1 ||
-            v->widths[l].ffn > c->ffn_dim)
-            return status_fail(ST_USAGE, "view: layer %d has %d KV heads and %d FFN channels; the model %d and %d", l,
-                               v->widths[l].n_kv, v->widths[l].ffn, c->n_kv_heads, c->ffn_dim);
     if (v && v->lora && s->dev.kind != DEV_CPU)
         return status_fail(ST_UNSUPPORTED, "view: LoRA adapters run on the CPU only in this build");
-    if (v && v->lora) {
-        if (v->lora->n_layers != c->n_layers)
-            return status_fail(ST_USAGE, "view: the adapters have %d layers, the model %d", v->lora->n_layers, c->n_layers);
-        for (int l = 0; l < c->n_layers; l++)
-            for (int t = 0; t < LORA_N_TARGETS; t++) {
-                const LoraAdapter *a = lora_adapter(v->lora, l, t);
-                int out, in;
-                lora_target_shape(c, v->widths ? &v->widths[l] : NULL, t, &out, &in);
-                if (a->in && (a->in != in || a->out != out))
-                    return status_fail(ST_USAGE, "view: layer %d %s adapter is [%d, %d], the view needs [%d, %d]", l,
-                                       lora_target_names[t], a->out, a->in, out, in);
-            }
-    }
+    if (v) TRY(llama_view_check(&m->cfg, v->widths, v->lora));
     int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
     s->view = v;
     if (rank_new > s->lora_rank) s->scratch_tokens = 0; // the first adapter of a larger rank: the scratch regrows once
@@ -130,36 +112,12 @@ static void apply_lora(const LlamaSession *s, int l, LoraTarget t, const Tensor 
     op_matmul_add(out, &u, &a->B, lora_scale(s->view->lora));
 }
 
-// The weights and widths of layer l in the session's view: rows of q/k/v/gate/up
-// and columns of o/down, all prefixes of the (reordered) full weights.
-typedef struct {
-    int nq, kv, ffn;
-    int64_t qd, kvd;
-    Tensor wq, wk, wv, wo, w_gate, w_up, w_down;
-} LayerView;
-
-static LayerView layer_view(const LlamaModel *m, const LlamaSession *s, int l) {
-    const LlamaConfig *c = &m->cfg;
-    const LlamaLayer *ly = &m->layers[l];
-    LayerView w;
-    const LlamaWidth *lw = s->view && s->view->widths ? &s->view->widths[l] : NULL;
-    w.kv = lw ? lw->n_kv : c->n_kv_heads;
-    w.ffn = lw ? lw->ffn : c->ffn_dim;
-    w.nq = w.kv * (c->n_heads / c->n_kv_heads);
-    w.qd = (int64_t)w.nq * c->head_dim;
-    w.kvd = (int64_t)w.kv * c->head_dim;
-    w.wq = tensor_rows(&ly->wq, 0, w.qd);
-    w.wk = tensor_rows(&ly->wk, 0, w.kvd);
-    w.wv = tensor_rows(&ly->wv, 0, w.kvd);
-    w.wo = tensor_cols(&ly->wo, 0, w.qd);
-    w.w_gate = tensor_rows(&ly->w_gate, 0, w.ffn);
-    w.w_up = tensor_rows(&ly->w_up, 0, w.ffn);
-    w.w_down = tensor_cols(&ly->w_down, 0, w.ffn);
-    return w;
+static LlamaLayerView layer_view(const LlamaModel *m, const LlamaSession *s, int l) {
+    return llama_layer_view(&m->cfg, &m->layers[l], s->view && s->view->widths ? &s->view->widths[l] : NULL);
 }
 
 // K and V of the new tokens go straight into the cache rows of each sequence.
-static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LayerView *w, const Tensor *xn, int T) {
+static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LlamaLayerView *w, const Tensor *xn, int T) {
     const LlamaConfig *c = &m->cfg;
     Tensor k = tensor_cols(&s->k[l], 0, w->kvd), v = tensor_cols(&s->v[l], 0, w->kvd);
     for (int b = 0; b < s->n_seq; b++) {
@@ -178,7 +136,7 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
     const LlamaConfig *c = &m->cfg;
     const LlamaLayer *ly = &m->layers[l];
     LlamaScratch *sc = &s->s;
-    LayerView w = layer_view(m, s, l);
+    LlamaLayerView w = layer_view(m, s, l);
     int64_t N = (int64_t)s->n_seq * T;
     Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N), tmp = tensor_rows(&sc->tmp, 0, N);
     Tensor q = tensor_cols(&sc->q, 0, w.qd), att = tensor_cols(&sc->att, 0, w.qd);

@@ -21,40 +21,14 @@ static Status alloc_flat(Tensor *t, int64_t n) { return tensor_alloc_1d(t, DT_F3
 
 // ---- widths and weight views -------------------------------------------------
 
-typedef struct {
-    int nq, kv, ffn;   // active query heads, KV heads, FFN channels
-    int64_t qd, kvd;   // nq * hd, kv * hd
-} Widths;
-
-static Widths layer_widths(const LlamaTrain *t, int l) {
-    const LlamaConfig *c = &t->m->cfg;
-    Widths w;
-    w.kv = t->widths[l].n_kv;
-    w.nq = w.kv * (c->n_heads / c->n_kv_heads);
-    w.ffn = t->widths[l].ffn;
-    w.qd = (int64_t)w.nq * c->head_dim;
-    w.kvd = (int64_t)w.kv * c->head_dim;
-    return w;
-}
-
-// The view's slice of each weight: rows of q/k/v/gate/up, columns of o/down.
-typedef struct { Tensor wq, wk, wv, wo, w_gate, w_up, w_down; } LayerView;
-
-static LayerView layer_view(const LlamaLayer *ly, const Widths *w) {
-    return (LayerView){
-        .wq = tensor_rows(&ly->wq, 0, w->qd),
-        .wk = tensor_rows(&ly->wk, 0, w->kvd),
-        .wv = tensor_rows(&ly->wv, 0, w->kvd),
-        .wo = tensor_cols(&ly->wo, 0, w->qd),
-        .w_gate = tensor_rows(&ly->w_gate, 0, w->ffn),
-        .w_up = tensor_rows(&ly->w_up, 0, w->ffn),
-        .w_down = tensor_cols(&ly->w_down, 0, w->ffn),
-    };
+// Layer l's widths and weights (or, with g, its gradients) in the trained view.
+static LlamaLayerView layer_view(const LlamaTrain *t, int l, const LlamaLayer *g) {
+    return llama_layer_view(&t->m->cfg, g ? g : &t->m->layers[l], &t->widths[l]);
 }
 
 // ---- allocation ----------------------------------------------------------------
 
-static Status acts_alloc(LayerActs *a, int64_t N, int64_t D, const Widths *w, const LoraSet *lora, int l,
+static Status acts_alloc(LayerActs *a, int64_t N, int64_t D, const LlamaLayerView *w, const LoraSet *lora, int l,
                          bool per_layer_only) {
     TRY(alloc_flat(&a->x, N * D));
     if (lora)
@@ -116,15 +90,6 @@ static void grads_free(LlamaGrads *g, int n_layers) {
     memset(g, 0, sizeof *g);
 }
 
-static Status check_widths(const LlamaModel *m, const LlamaWidth *w) {
-    const LlamaConfig *c = &m->cfg;
-    for (int l = 0; l < c->n_layers; l++)
-        if (w[l].n_kv < 1 || w[l].n_kv > c->n_kv_heads || w[l].ffn < 1 || w[l].ffn > c->ffn_dim)
-            return status_fail(ST_USAGE, "layer %d: view widths (%d KV heads, %d FFN channels) outside 1..%d, 1..%d", l,
-                               w[l].n_kv, w[l].ffn, c->n_kv_heads, c->ffn_dim);
-    return ST_OK;
-}
-
 static Status train_alloc(LlamaTrain *t) {
     const LlamaConfig *c = &t->m->cfg;
     int64_t N = t->max_tokens, D = c->dim;
@@ -133,9 +98,9 @@ static Status train_alloc(LlamaTrain *t) {
     t->pos = calloc((size_t)N, sizeof *t->pos);
     t->rows = calloc((size_t)N, sizeof *t->rows);
     if (!t->acts || !t->pos || !t->rows) return status_fail(ST_OOM, "out of memory for training buffers");
-    Widths full = {c->n_heads, c->n_kv_heads, c->ffn_dim, QD, KVD};
+    LlamaLayerView full = llama_layer_view(c, &t->m->layers[0], NULL);
     for (int l = 0; l < c->n_layers; l++) {
-        Widths w = layer_widths(t, l);
+        LlamaLayerView w = layer_view(t, l, NULL);
         TRY(acts_alloc(&t->acts[l], N, D, &w, t->lora, l, t->opt.recompute));
     }
     if (t->opt.recompute) {
@@ -147,6 +112,16 @@ static Status train_alloc(LlamaTrain *t) {
     if (F > wide) wide = F;
     TRY(alloc_flat(&t->xL, N * D));
     TRY(alloc_flat(&t->xf, N * D));
+    TRY(alloc_flat(&t->logits, chunk * c->vocab_size));
+    TRY(alloc_flat(&t->xrows, chunk * D));
+    t->skip = calloc((size_t)c->n_layers, 1);
+    t->grad_layers = malloc((size_t)c->n_layers);
+    if (!t->skip || !t->grad_layers) return status_fail(ST_OOM, "out of memory");
+    for (int l = 0; l < c->n_layers; l++) {
+        t->skip[l] = t->opt.skip ? t->opt.skip[l] : 0;
+        t->grad_layers[l] = t->opt.grad_layers ? t->opt.grad_layers[l] : 1;
+    }
+    if (t->opt.eval_only) return ST_OK;
     TRY(alloc_flat(&t->dres, N * D));
     TRY(alloc_flat(&t->dxn, N * D));
     TRY(alloc_flat(&t->dq, N * QD));
@@ -161,21 +136,12 @@ static Status train_alloc(LlamaTrain *t) {
         TRY(alloc_flat(&t->xd, N * wide));
         TRY(alloc_flat(&t->dxd, N * wide));
     }
-    TRY(alloc_flat(&t->logits, chunk * c->vocab_size));
-    TRY(alloc_flat(&t->xrows, chunk * D));
     TRY(alloc_flat(&t->drows, chunk * D));
     if (t->opt.full_grads) {
         t->has_grads = true; // before the allocation: a partial one is freed by llama_train_free
         TRY(grads_alloc(&t->grads, t->m));
     }
     if (t->opt.on_weight_grad) TRY(alloc_flat(&t->wgrad, (QD > F ? QD : F) * D));
-    t->skip = calloc((size_t)c->n_layers, 1);
-    t->grad_layers = malloc((size_t)c->n_layers);
-    if (!t->skip || !t->grad_layers) return status_fail(ST_OOM, "out of memory");
-    for (int l = 0; l < c->n_layers; l++) {
-        t->skip[l] = t->opt.skip ? t->opt.skip[l] : 0;
-        t->grad_layers[l] = t->opt.grad_layers ? t->opt.grad_layers[l] : 1;
-    }
     return ST_OK;
 }
 
@@ -184,8 +150,6 @@ Status llama_train_init(LlamaTrain *t, const LlamaModel *m, const LlamaWidth *wi
     memset(t, 0, sizeof *t);
     const LlamaConfig *c = &m->cfg;
     if (max_tokens <= 0) return status_fail(ST_USAGE, "training needs room for at least one token");
-    if (lora && lora->n_layers != c->n_layers)
-        return status_fail(ST_USAGE, "the LoRA set has %d layers, the model %d", lora->n_layers, c->n_layers);
     t->m = m;
     t->lora = lora;
     t->opt = opt ? *opt : (TrainOptions){0};
@@ -197,18 +161,7 @@ Status llama_train_init(LlamaTrain *t, const LlamaModel *m, const LlamaWidth *wi
     if (!t->widths) return status_fail(ST_OOM, "out of memory");
     for (int l = 0; l < c->n_layers; l++)
         t->widths[l] = widths ? widths[l] : (LlamaWidth){c->n_kv_heads, c->ffn_dim};
-    Status st = check_widths(m, t->widths);
-    for (int l = 0; st == ST_OK && lora && l < c->n_layers; l++)
-        for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
-            const LoraAdapter *a = lora_adapter(lora, l, tg);
-            int out, in;
-            lora_target_shape(c, &t->widths[l], tg, &out, &in);
-            if (a->in && (a->in != in || a->out != out)) {
-                st = status_fail(ST_USAGE, "layer %d %s: the adapter is shaped [%d, %d], the view needs [%d, %d]", l,
-                                 lora_target_names[tg], a->out, a->in, out, in);
-                break;
-            }
-        }
+    Status st = llama_view_check(c, t->widths, lora);
     if (st == ST_OK) st = train_alloc(t);
     if (st != ST_OK) llama_train_free(t);
     return st;
@@ -328,7 +281,7 @@ typedef struct {
     Tensor x, xn1, q, k, v, att, lse, x2, xn2, gate, up, h;
 } ActViews;
 
-static ActViews act_views(const LlamaTrain *t, int l, const Widths *w, int64_t N) {
+static ActViews act_views(const LlamaTrain *t, int l, const LlamaLayerView *w, int64_t N) {
     const LayerActs *a = &t->acts[l], *s = t->opt.recompute ? &t->shared : a;
     int64_t D = t->m->cfg.dim;
     return (ActViews){
@@ -339,7 +292,7 @@ static ActViews act_views(const LlamaTrain *t, int l, const Widths *w, int64_t N
     };
 }
 
-static VarlenShape varlen_shape(const LlamaTrain *t, const TrainBatch *b, const Widths *w) {
+static VarlenShape varlen_shape(const LlamaTrain *t, const TrainBatch *b, const LlamaLayerView *w) {
     return (VarlenShape){.cu = b->cu, .n_seq = b->n_seq, .n_heads = w->nq, .n_kv_heads = w->kv,
                          .head_dim = t->m->cfg.head_dim};
 }
@@ -347,8 +300,7 @@ static VarlenShape varlen_shape(const LlamaTrain *t, const TrainBatch *b, const 
 static void layer_forward(LlamaTrain *t, const TrainBatch *b, int l, Tensor *x_out, bool dropout, uint64_t seed) {
     const LlamaConfig *c = &t->m->cfg;
     const LlamaLayer *ly = &t->m->layers[l];
-    Widths w = layer_widths(t, l);
-    LayerView wv = layer_view(ly, &w);
+    LlamaLayerView w = layer_view(t, l, NULL), wv = w;
     LayerActs *a = &t->acts[l];
     ActViews v = act_views(t, l, &w, b->n_tokens);
     // attention block
@@ -405,15 +357,14 @@ static void proj_backward(LlamaTrain *t, int l, LoraTarget proj, Tensor *dx, con
 static void layer_backward(LlamaTrain *t, const TrainBatch *b, int l, uint64_t seed) {
     const LlamaConfig *c = &t->m->cfg;
     const LlamaLayer *ly = &t->m->layers[l];
-    Widths w = layer_widths(t, l);
-    LayerView wv = layer_view(ly, &w);
+    LlamaLayerView w = layer_view(t, l, NULL), wv = w;
     LayerActs *a = &t->acts[l];
     ActViews v = act_views(t, l, &w, b->n_tokens);
     int64_t N = b->n_tokens, D = c->dim;
     bool full = t->has_grads;
-    LayerView gv = {0};
+    LlamaLayerView gv = {0};
     LlamaLayer *g = full ? &t->grads.layers[l] : NULL;
-    if (full) gv = layer_view(g, &w);
+    if (full) gv = layer_view(t, l, g);
     Tensor dres = view2(&t->dres, N, D), dxn = view2(&t->dxn, N, D);
     Tensor dh = view2(&t->dh, N, w.ffn), dgate = view2(&t->dgate, N, w.ffn), dup = view2(&t->dup, N, w.ffn);
     Tensor datt = view2(&t->datt, N, w.qd), dq = view2(&t->dq, N, w.qd);
@@ -482,8 +433,11 @@ static double loss_head(LlamaTrain *t, const TrainBatch *b, bool backward, float
     int64_t N = b->n_tokens, D = c->dim, n_rows = 0;
     for (int i = 0; i < N; i++)
         if (b->targets[i] >= 0) t->rows[n_rows++] = i;
-    Tensor xf = view2(&t->xf, N, D), dxf = view2(&t->dxn, N, D);
-    if (backward) tensor_zero(&dxf);
+    Tensor xf = view2(&t->xf, N, D), dxf = {0};
+    if (backward) {
+        dxf = view2(&t->dxn, N, D);
+        tensor_zero(&dxf);
+    }
     int32_t tgt[1024];
     double total = 0;
     int64_t chunk = t->opt.logits_chunk < 1024 ? t->opt.logits_chunk : 1024;
@@ -510,6 +464,7 @@ static double loss_head(LlamaTrain *t, const TrainBatch *b, bool backward, float
 
 Status llama_train_step(LlamaTrain *t, const TrainBatch *b, float loss_scale, uint64_t dropout_seed,
                         double *loss_sum, int64_t *counted) {
+    if (t->opt.eval_only) return status_fail(ST_USAGE, "training step on a trainer made for evaluation only");
     TRY(llama_train_check_batch(t, b));
     const LlamaConfig *c = &t->m->cfg;
     int64_t N = b->n_tokens, D = c->dim;

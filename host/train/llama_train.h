@@ -40,6 +40,7 @@ typedef struct {
     void *grad_ctx;
     const uint8_t *grad_layers;  // [L] layers whose weight gradients the callback wants (NULL = all)
     const uint8_t *skip;         // [L] layers replaced by the identity (output = input); NULL = none
+    bool eval_only;              // forward only (llama_train_eval): no backward buffers are allocated
 } TrainOptions;
 
 // Everything a layer's backward needs from its forward. Widths are the view's:
@@ -84,7 +85,7 @@ typedef struct {
     Tensor wgrad;           // [max projection size] scratch for on_weight_grad
     int32_t *pos;           // [N] positions within each sequence
     int32_t *rows;          // [N] rows that have a target
-    uint8_t *skip;          // [L] copy of opt.skip (0 = run the layer)
+    uint8_t *skip;          // [L] copy of opt.skip (0 = run the layer); may be changed between calls
     uint8_t *grad_layers;   // [L] copy of opt.grad_layers
     bool has_grads;
     LlamaGrads grads;       // when opt.full_grads
