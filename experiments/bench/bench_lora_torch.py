@@ -35,6 +35,9 @@ accelerate not installed), so the shell bench can skip it; 2 usage error or no m
 import argparse
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_common import load_gguf_fp32, parse_threads, quiet_offline_hf  # noqa: E402
 import time
 import warnings
 from pathlib import Path
@@ -71,29 +74,15 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed optimizer steps per thread count")
     p.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps before them")
     args = p.parse_args()
-    try:
-        threads = [int(t) for t in args.threads.replace(" ", ",").split(",") if t]
-    except ValueError:
-        p.error(f"--threads: not a list of integers: {args.threads!r}")
-    if not threads or min(threads) < 1 or args.steps < 1 or args.warmup < 0:
-        p.error("need at least one thread count >= 1, --steps >= 1 and --warmup >= 0")
+    threads = parse_threads(p, args.threads)
+    if args.steps < 1 or args.warmup < 0:
+        p.error("need --steps >= 1 and --warmup >= 0")
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's bar; read at tqdm import
+    quiet_offline_hf()
     need_modules()
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
-
-    gguf = Path(args.gguf)
-    if not gguf.is_file():
-        print(f"bench_lora_torch: {gguf}: no such file (run datasets/fetch.sh smollm2)", file=sys.stderr)
-        sys.exit(2)
-    base = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
-                                                attn_implementation="sdpa")
+    base = load_gguf_fp32(args.gguf, "bench_lora_torch")
     cfg = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=DROPOUT, target_modules=TARGETS,
                      bias="none", task_type="CAUSAL_LM")
     model = get_peft_model(base, cfg)

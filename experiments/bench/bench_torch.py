@@ -28,6 +28,9 @@ accelerate not installed), so the shell bench can skip it; 2 usage error or no m
 import argparse
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_common import load_gguf_fp32, parse_threads, quiet_offline_hf  # noqa: E402
 import time
 from pathlib import Path
 
@@ -78,29 +81,15 @@ def main():
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
-    try:
-        threads = [int(t) for t in args.threads.split(",") if t]
-    except ValueError:
-        p.error(f"--threads: not a list of integers: {args.threads!r}")
-    if not threads or min(threads) < 1 or args.reps < 1:
-        p.error("need at least one thread count >= 1 and --reps >= 1")
+    threads = parse_threads(p, args.threads)
+    if args.reps < 1:
+        p.error("--reps must be >= 1")
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's bar; read at tqdm import
+    quiet_offline_hf()
     need_modules()
     import torch
-    from transformers import AutoModelForCausalLM, DynamicCache
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
-
-    gguf = Path(args.gguf)
-    if not gguf.is_file():
-        print(f"bench_torch: {gguf}: no such file (run datasets/fetch.sh smollm2)", file=sys.stderr)
-        sys.exit(2)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype=torch.float32,
-                                                 attn_implementation="sdpa").eval()
+    from transformers import DynamicCache
+    model = load_gguf_fp32(args.gguf, "bench_torch").eval()
     ids = torch.tensor([prompt_ids()], dtype=torch.long)
 
     for n in threads:
