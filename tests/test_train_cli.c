@@ -123,8 +123,22 @@ Test(train_cli, two_ranks_match_one) {
     for (int i = 0; i < n; i++)
         cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);
     cr_expect(fabs(a[n - 1] - a[0]) > 1.0, "the runs trained (%g -> %g)", a[0], a[n - 1]);
+    // killed under mpirun and resumed (rank 0 reads the checkpoint and sends it to rank 1):
+    // exactly the uninterrupted 2-rank run
+    char cut[64], log_a[128], log_b[128];
+    tu_make_temp_dir(cut, sizeof cut, "lora");
+    const char *mpi = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 "
+                      "mpirun --oversubscribe -np 2";
+    snprintf(cmd, sizeof cmd, "%s %s lora " RUN_ARGS "--out %s --kill-after-step 7", mpi, tu_bin(), cut);
+    cr_assert_neq(tu_run(cmd, out, sizeof out), 0, "the run was to be killed: %s", out);
+    snprintf(cmd, sizeof cmd, "%s %s lora " RUN_ARGS "--out %s --resume", mpi, tu_bin(), cut);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(log_a, sizeof log_a, "%s/train_log.tsv", two);
+    snprintf(log_b, sizeof log_b, "%s/train_log.tsv", cut);
+    check_same_file(log_a, log_b);
     tu_remove_dir(one);
     tu_remove_dir(two);
+    tu_remove_dir(cut);
 }
 
 // elasticize -> lora --artifact --level: the adapter is trained on the level's

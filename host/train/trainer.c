@@ -236,7 +236,7 @@ static Status save_checkpoint(Run *r, int64_t steps) {
 }
 
 // Restores the state of a checkpoint; *steps = the steps it had completed.
-static Status load_checkpoint(Run *r, int64_t *steps) {
+static Status read_checkpoint(Run *r, int64_t *steps) {
     const TrainJob *job = r->job;
     char path[4096];
     out_path(job, "checkpoint.h5", path, sizeof path);
@@ -274,6 +274,34 @@ static Status load_checkpoint(Run *r, int64_t *steps) {
     free(settings);
     h5_close(f);
     return st;
+}
+
+// Rank 0 reads the checkpoint and sends the state to the other ranks, so that
+// resuming under mpirun does not need the output directory on every node.
+static Status load_checkpoint(Run *r, int64_t *steps) {
+    const TrainJob *job = r->job;
+    const Dist *d = job->dist;
+    int64_t head[2] = {0, 0}; // read ok, steps
+    Status st = ST_OK;
+    *steps = 0;
+    if (d->rank == 0) {
+        st = read_checkpoint(r, steps);
+        head[0] = st == ST_OK, head[1] = *steps;
+    }
+    TRY(dist_broadcast(d, head, sizeof head, 0));
+    if (!head[0]) return d->rank == 0 ? st : status_fail(ST_IO, "rank %d: rank 0 could not read the checkpoint", d->rank);
+    *steps = head[1];
+    if (*steps == 0 || d->world == 1) return ST_OK;
+    size_t np = (size_t)job->lora->n_params * sizeof(float), nh = (size_t)r->total * sizeof(double);
+    void *bufs[] = {job->lora->params.data, r->opt.m.data, r->opt.v.data, r->best};
+    for (int i = 0; i < 4; i++) TRY(dist_broadcast(d, bufs[i], (int64_t)np, 0));
+    double *hist[] = {r->h.loss, r->h.lr, r->h.grad_norm, r->h.val_loss, r->h.tokens};
+    for (int i = 0; i < 5; i++) TRY(dist_broadcast(d, hist[i], (int64_t)nh, 0));
+    double scalars[4] = {(double)r->opt.step, r->first_val, r->best_val, (double)r->best_step};
+    TRY(dist_broadcast(d, scalars, sizeof scalars, 0));
+    r->opt.step = (int64_t)scalars[0], r->first_val = scalars[1], r->best_val = scalars[2];
+    r->best_step = (int64_t)scalars[3];
+    return ST_OK;
 }
 
 // ---- the loop ---------------------------------------------------------------------------------
