@@ -54,6 +54,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/strbuf.h"
+
 const char *const LLAMATOUCH_APPS[] = {
     "Settings",
     "Contacts",
@@ -189,41 +191,16 @@ static const char QUERY_APP[] = "\nQuestion: {question}Answer:";  // Octopus, Ll
 #define N_DEV_EXAMPLES 6
 
 // ---------------------------------------------------------------------------
-// A growable string.
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Buf;
-
-static bool buf_add(Buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) return false;
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return true;
-}
-
-static bool buf_puts(Buf *b, const char *s) { return buf_add(b, s, strlen(s)); }
-
-// ---------------------------------------------------------------------------
 // Files.
 
 static Status read_all(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return status_fail(ST_IO, "%s: cannot open: %s", path, strerror(errno));
-    Buf b = {0};
+    StrBuf b = {0};
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (!buf_add(&b, chunk, n)) {
+        if (!strbuf_add(&b, chunk, n)) {
             fclose(f);
             free(b.s);
             return status_fail(ST_OOM, "%s: out of memory", path);
@@ -235,7 +212,7 @@ static Status read_all(const char *path, char **out, size_t *len) {
         free(b.s);
         return status_fail(ST_IO, "%s: read error", path);
     }
-    if (!b.s && !buf_add(&b, "", 0)) return status_fail(ST_OOM, "%s: out of memory", path);
+    if (!b.s && !strbuf_add(&b, "", 0)) return status_fail(ST_OOM, "%s: out of memory", path);
     if (memchr(b.s, '\0', b.len)) {
         free(b.s);
         return status_fail(ST_FORMAT, "%s: contains a NUL byte", path);
@@ -309,8 +286,8 @@ static Status read_table(const char *path, char sep, Table *t) {
         nf = 0;
         bool blank = (*p == '\n' || *p == '\r');
         for (;;) {
-            Buf f = {0};
-            bool ok = buf_add(&f, "", 0);
+            StrBuf f = {0};
+            bool ok = strbuf_add(&f, "", 0);
             if (ok && p < end && *p == '"') {
                 p++;
                 for (;;) {
@@ -320,7 +297,7 @@ static Status read_table(const char *path, char sep, Table *t) {
                     }
                     if (*p == '"') {
                         if (p + 1 < end && p[1] == '"') {
-                            ok = ok && buf_add(&f, "\"", 1);
+                            ok = ok && strbuf_add(&f, "\"", 1);
                             p += 2;
                             continue;
                         }
@@ -328,18 +305,18 @@ static Status read_table(const char *path, char sep, Table *t) {
                         break;
                     }
                     if (*p == '\n') line++;
-                    ok = ok && buf_add(&f, p, 1);
+                    ok = ok && strbuf_add(&f, p, 1);
                     p++;
                 }
                 // pandas keeps characters after a closing quote up to the separator
                 while (st == ST_OK && p < end && *p != sep && *p != '\n' && *p != '\r') {
-                    ok = ok && buf_add(&f, p, 1);
+                    ok = ok && strbuf_add(&f, p, 1);
                     p++;
                 }
             } else if (ok) {
                 const char *q = p;
                 while (q < end && *q != sep && *q != '\n' && *q != '\r') q++;
-                ok = buf_add(&f, p, (size_t)(q - p));
+                ok = strbuf_add(&f, p, (size_t)(q - p));
                 p = q;
             }
             if (st == ST_OK && !ok) st = status_fail(ST_OOM, "%s: out of memory", path);
@@ -409,23 +386,23 @@ static Status read_table(const char *path, char sep, Table *t) {
 // field other than {question} is what Python would raise on.
 
 static char *py_format(const char *tmpl, const char *question, Status *st) {
-    Buf b = {0};
-    bool ok = buf_add(&b, "", 0);
+    StrBuf b = {0};
+    bool ok = strbuf_add(&b, "", 0);
     const char *p = tmpl;
     static const char field[] = "{question}";
     while (ok && *p) {
         const char *q = strpbrk(p, "{}");
         if (!q) {
-            ok = buf_puts(&b, p);
+            ok = strbuf_puts(&b, p);
             break;
         }
-        ok = buf_add(&b, p, (size_t)(q - p));
+        ok = strbuf_add(&b, p, (size_t)(q - p));
         if (!ok) break;
         if (q[0] == q[1]) {  // "{{" or "}}"
-            ok = buf_add(&b, q, 1);
+            ok = strbuf_add(&b, q, 1);
             p = q + 2;
         } else if (strncmp(q, field, sizeof field - 1) == 0) {
-            ok = buf_puts(&b, question);
+            ok = strbuf_puts(&b, question);
             p = q + sizeof field - 1;
         } else {
             free(b.s);
@@ -452,14 +429,14 @@ static Status dup_into(char **dst, const char *s) {
 }
 
 // Octopus.py:2066-2096
-static Status build_octopus(Buf *sys, const char *dir) {
+static Status build_octopus(StrBuf *sys, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/Octopus_refined/functions_simple.txt", dir);
     char *doc;
     size_t len;
     TRY(read_all(path, &doc, &len));
     universal_newlines(doc);
-    bool ok = buf_puts(sys, INTRO) && buf_puts(sys, "\n") && buf_puts(sys, doc) && buf_puts(sys, "\nExamples:");
+    bool ok = strbuf_puts(sys, INTRO) && strbuf_puts(sys, "\n") && strbuf_puts(sys, doc) && strbuf_puts(sys, "\nExamples:");
     free(doc);
     if (!ok) return status_fail(ST_OOM, "out of memory");
 
@@ -483,7 +460,7 @@ static Status build_octopus(Buf *sys, const char *dir) {
             st = status_fail(ST_FORMAT, "%s: record %d: a field pandas would read as NaN", path, r + 1);
             break;
         }
-        if (!(buf_puts(sys, "\nQuestion: ") && buf_puts(sys, q) && buf_puts(sys, " Answer: ") && buf_puts(sys, ans)))
+        if (!(strbuf_puts(sys, "\nQuestion: ") && strbuf_puts(sys, q) && strbuf_puts(sys, " Answer: ") && strbuf_puts(sys, ans)))
             st = status_fail(ST_OOM, "out of memory");
     }
     table_free(&t);
@@ -491,12 +468,12 @@ static Status build_octopus(Buf *sys, const char *dir) {
 }
 
 // LlamaTouch.py:2156-2174
-static Status build_llamatouch(Buf *sys, const char *dir) {
-    bool ok = buf_puts(sys, INTRO) &&
-              buf_puts(sys, "The following is an instruction to manipulate UI states. You should select apps to operate.") &&
-              buf_puts(sys, "\nSelectable apps:");
-    for (int i = 0; ok && i < LLAMATOUCH_N_APPS; i++) ok = buf_puts(sys, LLAMATOUCH_APPS[i]);
-    ok = ok && buf_puts(sys, "\nExamples:");
+static Status build_llamatouch(StrBuf *sys, const char *dir) {
+    bool ok = strbuf_puts(sys, INTRO) &&
+              strbuf_puts(sys, "The following is an instruction to manipulate UI states. You should select apps to operate.") &&
+              strbuf_puts(sys, "\nSelectable apps:");
+    for (int i = 0; ok && i < LLAMATOUCH_N_APPS; i++) ok = strbuf_puts(sys, LLAMATOUCH_APPS[i]);
+    ok = ok && strbuf_puts(sys, "\nExamples:");
     if (!ok) return status_fail(ST_OOM, "out of memory");
 
     char path[4096];
@@ -512,7 +489,7 @@ static Status build_llamatouch(Buf *sys, const char *dir) {
             st = status_fail(ST_FORMAT, "%s: record %d: a field pandas would read as NaN", path, r + 1);
             break;
         }
-        if (!(buf_puts(sys, "\nQuestion: ") && buf_puts(sys, q) && buf_puts(sys, " Answer: ") && buf_puts(sys, app)))
+        if (!(strbuf_puts(sys, "\nQuestion: ") && strbuf_puts(sys, q) && strbuf_puts(sys, " Answer: ") && strbuf_puts(sys, app)))
             st = status_fail(ST_OOM, "out of memory");
     }
     table_free(&t);
@@ -522,7 +499,7 @@ static Status build_llamatouch(Buf *sys, const char *dir) {
 Status eval_prompt_build(EvalPrompt *p, DatasetId ds, const char *artifact_dir) {
     memset(p, 0, sizeof *p);
     const char *sys = NULL, *query = QUERY_HF, *origin = NULL;
-    Buf b = {0};
+    StrBuf b = {0};
     Status st = ST_OK;
     switch (ds) {
     case DS_ARC_E: sys = SYS_ARC_E; break;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/strbuf.h"
 #include "tokenizer_internal.h"
 
 static char *dup_or_null(json_t *v) { return json_is_string(v) ? strdup(json_string_value(v)) : NULL; }
@@ -67,31 +68,10 @@ void decoder_free(Decoder *d) {
 
 // ---- a growable string ----------------------------------------------------------
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Buf;
+typedef StrBuf Buf;
 
 static Status buf_add(Buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 32;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *t = realloc(b->s, cap);
-        if (!t) return status_fail(ST_OOM, "out of memory in decode");
-        b->s = t;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return ST_OK;
-}
-
-static char *buf_take(Buf *b) {
-    if (!b->s) return strdup("");
-    char *s = b->s;
-    memset(b, 0, sizeof *b);
-    return s;
+    return strbuf_add(b, s, n) ? ST_OK : status_fail(ST_OOM, "out of memory in decode");
 }
 
 // Replaces every occurrence of `from` by `to` in t.
@@ -109,14 +89,14 @@ static Status replace_all(DStr *t, const char *from, const char *to) {
     }
     free(t->s);
     t->len = b.len;
-    t->s = buf_take(&b);
+    t->s = strbuf_take(&b);
     return t->s ? ST_OK : status_fail(ST_OOM, "out of memory in decode");
 }
 
 // Replaces tokens[0..n) with the single string in b.
 static Status fuse_into(DStr *tokens, size_t *n, Buf *b) {
     size_t len = b->len;
-    char *s = buf_take(b);
+    char *s = strbuf_take(b);
     if (!s) return status_fail(ST_OOM, "out of memory in decode");
     for (size_t i = 0; i < *n; i++) {
         free(tokens[i].s);
@@ -221,7 +201,7 @@ static Status decode_byte_fallback(DStr *tokens, size_t *n) {
         }
         for (size_t k = i; k < j; k++) free(tokens[k].s);
         size_t len = b.len;
-        tokens[w++] = (DStr){buf_take(&b), len};
+        tokens[w++] = (DStr){strbuf_take(&b), len};
         i = j;
     }
     for (size_t k = w; k < *n; k++) tokens[k] = (DStr){NULL, 0}; // moved or freed above
@@ -281,7 +261,7 @@ static Status decode_wordpiece(const Decoder *d, DStr *tokens, size_t n) {
             TRY(buf_add(&b, t->s, t->len));
             free(t->s);
             t->len = b.len;
-            t->s = buf_take(&b);
+            t->s = strbuf_take(&b);
         }
         if (d->cleanup) TRY(wordpiece_cleanup(t));
     }
