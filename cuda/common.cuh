@@ -43,10 +43,7 @@ extern "C" {
 // as another needs its own slot. matmul.cu holds 6 (x converted to bf16/f16)
 // and 7 (the cuBLASLt workspace); the ops here take the others.
 enum {
-    WS_IDS = 0,      // int32 per row: token ids, positions, targets
-    WS_FREQ = 1,     // rope inv_freq [head_dim / 2]
-    WS_KMASK = 2,    // attention: each sequence's own key mask, compact [n_seq, n_own]
-    WS_SMASK = 3,    // attention: the shared prefix's key mask [n]
+    WS_IDS = 0,      // int32 per row: gather_logprob's targets
     WS_PARTIAL = 4,  // attention: split-key partial outputs and (max, sum) pairs
     WS_RESULT = 5,   // small per-row results copied back to the host (gather_logprob)
     WS_STAGING = 8,  // copy_to_host_f32: the contiguous f32 copy
@@ -54,6 +51,16 @@ enum {
 };
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static inline int threads_for(int64_t cols, int max_threads) {
+    int64_t t = ceil_div(cols < max_threads ? cols : max_threads, 32) * 32;
+    return t < 32 ? 32 : (int)t;
+}
+
+static inline unsigned grid_for(int64_t n, int threads) {
+    int64_t g = ceil_div(n, threads);
+    return (unsigned)(g > (1 << 20) ? (1 << 20) : g);
+}
 
 static inline size_t dtype_bytes(DType dt) { return dt == DT_F16 || dt == DT_BF16 ? 2 : 4; }
 
@@ -72,6 +79,10 @@ __device__ __forceinline__ float load_f32(const float *p, int64_t i) { return p[
 __device__ __forceinline__ float load_f32(const __half *p, int64_t i) { return __half2float(p[i]); }
 __device__ __forceinline__ float load_f32(const __nv_bfloat16 *p, int64_t i) { return __bfloat162float(p[i]); }
 __device__ __forceinline__ float load_f32(const int32_t *p, int64_t i) { return (float)p[i]; }
+
+__device__ __forceinline__ void store_from_f32(float *p, float v) { *p = v; }
+__device__ __forceinline__ void store_from_f32(__half *p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store_from_f32(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
 // ---- strided 2-d views ------------------------------------------------------------
 

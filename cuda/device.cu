@@ -58,3 +58,11 @@ extern "C" Status device_copy_from(Device dev, void *dst, const void *src, size_
     CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
     return ST_OK;
 }
+
+extern "C" Status device_copy_to_2d(Device dev, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                                    size_t width, size_t rows) {
+    if (width == 0 || rows == 0) return ST_OK;
+    CUDA_TRY(cudaSetDevice(dev.index), "cudaSetDevice");
+    CUDA_TRY(cudaMemcpy2D(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyHostToDevice), "cudaMemcpy2D to device");
+    return ST_OK;
+}

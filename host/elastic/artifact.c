@@ -243,6 +243,7 @@ Status level_view_load(const char *path, const LlamaModel *m, const char *level,
     if (st == ST_OK && !without_lora && h5_exists(f, group)) {
         st = lora_store_read(f, group, c, v->widths, &v->lora);
         v->has_lora = st == ST_OK;
+        if (st == ST_OK) st = lora_to_device(&v->lora, m->dev); // where the model's weights are
     }
     h5_close(f);
     if (st != ST_OK) {

@@ -41,7 +41,8 @@ void level_name(double level, char *buf, size_t n);
 Status artifact_apply(LlamaModel *m, const char *path);
 
 // A level of a permuted model: its widths and (unless without_lora, or when
-// the artifact has none for it) its adapter, as a view for llama_session_set_view.
+// the artifact has none for it) its adapter, as a view for llama_session_set_view;
+// the adapter is put on the model's device (m->dev).
 typedef struct {
     LlamaWidth *widths;
     LoraSet lora;

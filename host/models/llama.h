@@ -93,6 +93,7 @@ typedef struct {
     Tensor final_norm;    // [D]
     Tensor lm_head;       // [V, D]; the same memory as tok_embd when tied
     float *inv_freq;      // [hd/2] rotary frequencies, scaling applied
+    Tensor inv_freq_dev;  // the same on the model's device when that is not the CPU (f32)
     ModelFormat format;
     char source_dtype[16];// dtype(s) of the stored weights, e.g. "bf16", "q4_1+q8_0+f32"
     char tokenizer_kind[64]; // what the checkpoint carries, "" if none
@@ -132,6 +133,7 @@ typedef struct {
     Tensor x, xn;          // [N, D] residual stream, normalised input
     Tensor q, att;         // [N, H*hd]
     Tensor tmp;            // [N, D] attention / MLP output before the residual add
+    Tensor k_new, v_new;   // [N, KV*hd] the new tokens' keys and values before they go into the cache
     Tensor gate, up;       // [N, F]
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
     Tensor lora_u;         // [N * r] adapter intermediate A x (grown when a view has adapters)
@@ -145,7 +147,9 @@ typedef struct LlamaSession {
     int n_layers;          // entries in k and v
     Tensor *k, *v;         // [L] each [n_seq*cap, KV*hd]
     int32_t *mask;         // [n_seq*cap] 1 = real token, 0 = padding
-    int32_t *pos;          // [n_seq*cap] scratch positions
+    int32_t *pos;          // [n_seq*cap] this forward's positions (its first n_seq*T)
+    Tensor mask_dev;       // device sessions: mask mirrored on the device [n_seq*cap] i32
+    Tensor idx_dev;        // device sessions: this forward's token ids, then positions [2*n_seq*cap] i32
     LlamaScratch s;
     int scratch_tokens;    // rows the scratch holds
     const struct LlamaSession *base; // shared prefix (llama_session_attach), or NULL

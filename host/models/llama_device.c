@@ -56,6 +56,11 @@ Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
             *ws[i] = on_dev;
         }
     }
+    if (st == ST_OK) { // the rotary frequencies where the ops read them (ops.h)
+        Tensor freq = tensor_wrap(m->inv_freq, DT_F32, CPU, 1, (int64_t[]){m->cfg.head_dim / 2});
+        tensor_free(&m->inv_freq_dev);
+        st = copy_to(dev, DT_F32, &freq, &m->inv_freq_dev);
+    }
     if (st == ST_OK && m->cfg.tie_embeddings) {
         m->lm_head = m->tok_embd;
         m->lm_head.owns = false;

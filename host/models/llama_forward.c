@@ -5,9 +5,11 @@
 #include "llama.h"
 #include "lora.h"
 #include "ops/ops.h"
+#include "runtime/device.h"
 
 static void scratch_free(LlamaScratch *sc) {
-    Tensor *ts[] = {&sc->x, &sc->xn, &sc->q, &sc->att, &sc->tmp, &sc->gate, &sc->up, &sc->last, &sc->lora_u, &sc->logits};
+    Tensor *ts[] = {&sc->x,    &sc->xn,   &sc->q,    &sc->att,    &sc->tmp,   &sc->k_new,
+                    &sc->v_new, &sc->gate, &sc->up, &sc->last, &sc->lora_u, &sc->logits};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
 }
 
@@ -23,6 +25,8 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     TRY(tensor_alloc_2d(&sc->q, DT_F32, s->dev, n, QD));
     TRY(tensor_alloc_2d(&sc->att, DT_F32, s->dev, n, QD));
     TRY(tensor_alloc_2d(&sc->tmp, DT_F32, s->dev, n, D));
+    TRY(tensor_alloc_2d(&sc->k_new, DT_F32, s->dev, n, (int64_t)c->n_kv_heads * c->head_dim));
+    TRY(tensor_alloc_2d(&sc->v_new, DT_F32, s->dev, n, (int64_t)c->n_kv_heads * c->head_dim));
     TRY(tensor_alloc_2d(&sc->gate, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->up, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->last, DT_F32, s->dev, s->n_seq, D));
@@ -55,6 +59,10 @@ Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int c
         st = tensor_alloc_2d(&s->k[l], DT_F32, dev, (int64_t)n_seq * cap, KVD);
         if (st == ST_OK) st = tensor_alloc_2d(&s->v[l], DT_F32, dev, (int64_t)n_seq * cap, KVD);
     }
+    if (st == ST_OK && dev.kind != DEV_CPU) {
+        st = tensor_alloc_1d(&s->mask_dev, DT_I32, dev, (int64_t)n_seq * cap);
+        if (st == ST_OK) st = tensor_alloc_1d(&s->idx_dev, DT_I32, dev, 2 * (int64_t)n_seq * cap);
+    }
     if (st != ST_OK) llama_session_free(s);
     return st;
 }
@@ -66,6 +74,8 @@ void llama_session_free(LlamaSession *s) {
     free(s->v);
     free(s->mask);
     free(s->pos);
+    tensor_free(&s->mask_dev);
+    tensor_free(&s->idx_dev);
     scratch_free(&s->s);
     memset(s, 0, sizeof *s);
 }
@@ -93,8 +103,8 @@ Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n) 
     return ST_OK;
 }
 Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaView *v) {
-    if (v && v->lora && s->dev.kind != DEV_CPU)
-        return status_fail(ST_UNSUPPORTED, "view: LoRA adapters run on the CPU only in this build");
+    if (v && v->lora && (v->lora->params.dev.kind != s->dev.kind || v->lora->params.dev.index != s->dev.index))
+        return status_fail(ST_USAGE, "view: the LoRA adapters must be on the session's device (lora_to_device)");
     if (v) TRY(llama_view_check(&m->cfg, v->widths, v->lora));
     int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
     s->view = v;
@@ -116,23 +126,46 @@ static LlamaLayerView layer_view(const LlamaModel *m, const LlamaSession *s, int
     return llama_layer_view(&m->cfg, &m->layers[l], s->view && s->view->widths ? &s->view->widths[l] : NULL);
 }
 
-// K and V of the new tokens go straight into the cache rows of each sequence.
-static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LlamaLayerView *w, const Tensor *xn, int T) {
+// The arrays the ops read beside the tensors, where they run (ops.h): the
+// session's host arrays on the CPU, their device copies (uploaded once per
+// forward by upload_index) otherwise.
+typedef struct {
+    const int32_t *ids, *pos; // [N] this forward's token ids and positions
+    const int32_t *mask;      // [n_seq*cap] the session's key mask
+    const float *freq;        // [hd/2] rotary frequencies
+} OpIndex;
+
+static const int32_t *session_mask(const LlamaSession *s) {
+    return s->dev.kind == DEV_CPU ? s->mask : (const int32_t *)s->mask_dev.data;
+}
+
+// K and V of the new tokens of every sequence in one projection each, then
+// into each sequence's cache rows [s*cap + n_past - base_n, ... + T).
+static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LlamaLayerView *w, const Tensor *xn, int T,
+                       const OpIndex *ix) {
     const LlamaConfig *c = &m->cfg;
-    Tensor k = tensor_cols(&s->k[l], 0, w->kvd), v = tensor_cols(&s->v[l], 0, w->kvd);
-    for (int b = 0; b < s->n_seq; b++) {
-        Tensor xb = tensor_rows(xn, (int64_t)b * T, T);
-        Tensor kb = tensor_rows(&k, (int64_t)b * s->cap + s->n_past - s->base_n, T);
-        Tensor vb = tensor_rows(&v, (int64_t)b * s->cap + s->n_past - s->base_n, T);
-        op_matmul(&kb, &xb, &w->wk);
-        apply_lora(s, l, LORA_K, &xb, &kb);
-        op_rope(&kb, s->pos + (int64_t)b * T, m->inv_freq, w->kv, c->head_dim);
-        op_matmul(&vb, &xb, &w->wv);
-        apply_lora(s, l, LORA_V, &xb, &vb);
+    int64_t N = (int64_t)s->n_seq * T;
+    Tensor kn = tensor_rows(&s->s.k_new, 0, N), vn = tensor_rows(&s->s.v_new, 0, N);
+    kn = tensor_cols(&kn, 0, w->kvd), vn = tensor_cols(&vn, 0, w->kvd);
+    op_matmul(&kn, xn, &w->wk);
+    apply_lora(s, l, LORA_K, xn, &kn);
+    op_rope(&kn, ix->pos, ix->freq, w->kv, c->head_dim);
+    op_matmul(&vn, xn, &w->wv);
+    apply_lora(s, l, LORA_V, xn, &vn);
+    // [n_seq, T, kvd] views: the new rows, and the cache rows they go to (sequence stride cap rows)
+    Tensor *caches[2] = {&s->k[l], &s->v[l]}, *news[2] = {&kn, &vn};
+    for (int i = 0; i < 2; i++) {
+        Tensor dst = tensor_rows(caches[i], s->n_past - s->base_n, T), src = *news[i];
+        int64_t ld_dst = caches[i]->stride[0], ld_src = src.stride[0];
+        dst.ndim = src.ndim = 3;
+        dst.shape[0] = src.shape[0] = s->n_seq, dst.shape[1] = src.shape[1] = T, dst.shape[2] = src.shape[2] = w->kvd;
+        dst.stride[0] = (int64_t)s->cap * ld_dst, dst.stride[1] = ld_dst, dst.stride[2] = 1;
+        src.stride[0] = (int64_t)T * ld_src, src.stride[1] = ld_src, src.stride[2] = 1;
+        op_copy(&dst, &src);
     }
 }
 
-static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
+static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, const OpIndex *ix) {
     const LlamaConfig *c = &m->cfg;
     const LlamaLayer *ly = &m->layers[l];
     LlamaScratch *sc = &s->s;
@@ -146,8 +179,8 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
     op_rmsnorm(&xn, &x, &ly->attn_norm, c->rms_eps);
     op_matmul(&q, &xn, &w.wq);
     apply_lora(s, l, LORA_Q, &xn, &q);
-    op_rope(&q, s->pos, m->inv_freq, w.nq, c->head_dim);
-    project_kv(m, s, l, &w, &xn, T);
+    op_rope(&q, ix->pos, ix->freq, w.nq, c->head_dim);
+    project_kv(m, s, l, &w, &xn, T, ix);
     AttentionShape shape = {.n_seq = s->n_seq, .T = T, .n_past = s->n_past, .cap = s->cap,
                             .n_heads = w.nq, .n_kv_heads = w.kv, .head_dim = c->head_dim};
     Tensor k = tensor_cols(&s->k[l], 0, w.kvd), v = tensor_cols(&s->v[l], 0, w.kvd);
@@ -155,9 +188,9 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T) {
     Tensor bk, bv;
     if (s->base) {
         bk = tensor_cols(&s->base->k[l], 0, w.kvd), bv = tensor_cols(&s->base->v[l], 0, w.kvd);
-        shared = (SharedKV){&bk, &bv, s->base->mask, 0, s->base_n};
+        shared = (SharedKV){&bk, &bv, session_mask(s->base), 0, s->base_n};
     }
-    op_attention(&att, &q, &k, &v, s->mask, &shape, s->base ? &shared : NULL);
+    op_attention(&att, &q, &k, &v, ix->mask, &shape, s->base ? &shared : NULL);
     op_matmul(&tmp, &att, &w.wo);
     apply_lora(s, l, LORA_O, &att, &tmp);
     op_add(&x, &x, &tmp);
@@ -198,6 +231,26 @@ static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int
     return ST_OK;
 }
 
+// This forward's index arrays where the ops read them: on a device, the ids,
+// the positions and the new tokens' mask entries (T per sequence, cap apart, in
+// one 2-d transfer); the rest of the device mask is already there.
+static Status upload_index(const LlamaModel *m, LlamaSession *s, const int32_t *ids, int T, OpIndex *ix) {
+    int64_t N = (int64_t)s->n_seq * T;
+    if (s->dev.kind == DEV_CPU) {
+        *ix = (OpIndex){ids, s->pos, s->mask, m->inv_freq};
+        return ST_OK;
+    }
+    int32_t *d = s->idx_dev.data;
+    TRY(device_copy_to(s->dev, d, ids, (size_t)N * sizeof *d));
+    TRY(device_copy_to(s->dev, d + N, s->pos, (size_t)N * sizeof *d));
+    int64_t first = s->n_past - s->base_n;
+    TRY(device_copy_to_2d(s->dev, (int32_t *)s->mask_dev.data + first, (size_t)s->cap * sizeof(int32_t),
+                          s->mask + first, (size_t)s->cap * sizeof(int32_t), (size_t)T * sizeof(int32_t),
+                          (size_t)s->n_seq));
+    *ix = (OpIndex){d, d + N, s->mask_dev.data, m->inv_freq_dev.data};
+    return ST_OK;
+}
+
 Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
                      LogitsMode mode, Tensor *logits) {
     TRY(check_inputs(m, s, ids, mask, T, mode, logits));
@@ -209,10 +262,12 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
             s->mask[(int64_t)b * s->cap + s->n_past - s->base_n + t] = mask ? mask[(int64_t)b * T + t] : 1;
             s->pos[(int64_t)b * T + t] = s->n_past + t;
         }
+    OpIndex ix;
+    TRY(upload_index(m, s, ids, T, &ix));
     LlamaScratch *sc = &s->s;
     Tensor x = tensor_rows(&sc->x, 0, N);
-    op_embedding(&x, &m->tok_embd, ids);
-    for (int l = 0; l < c->n_layers; l++) layer_forward(m, s, l, T);
+    op_embedding(&x, &m->tok_embd, ix.ids);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, s, l, T, &ix);
     // Logits wanted on the host from a device session are formed on the device, then copied.
     Tensor out = {0};
     bool copy_back = mode != LOGITS_NONE && logits->dev.kind != s->dev.kind;

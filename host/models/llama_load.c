@@ -143,6 +143,7 @@ void llama_free(LlamaModel *m) {
     tensor_free(&m->tok_embd);
     tensor_free(&m->final_norm);
     free(m->inv_freq);
+    tensor_free(&m->inv_freq_dev);
     if (m->storage) {
         for (int i = 0; i < m->storage->n_shards; i++) safetensors_close(&m->storage->shards[i]);
         free(m->storage->shards);

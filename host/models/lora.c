@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/device.h"
 #include "runtime/rng.h"
 
 const char *const lora_target_names[LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj",
@@ -112,4 +113,28 @@ void lora_free(LoraSet *s) {
     tensor_free(&s->grads);
     free(s->ad);
     memset(s, 0, sizeof *s);
+}
+
+Status lora_to_device(LoraSet *s, Device dev) {
+    if (dev.kind == s->params.dev.kind && dev.index == s->params.dev.index) return ST_OK;
+    if (s->params.dev.kind != DEV_CPU) return status_fail(ST_USAGE, "lora_to_device: the adapters are not on the CPU");
+    Tensor on_dev;
+    TRY(tensor_alloc_1d(&on_dev, DT_F32, dev, s->params.shape[0]));
+    Status st = device_copy_to(dev, on_dev.data, s->params.data, (size_t)s->params.shape[0] * sizeof(float));
+    if (st != ST_OK) {
+        tensor_free(&on_dev);
+        return st;
+    }
+    const float *old = s->params.data;
+    for (int i = 0; i < s->n_layers * LORA_N_TARGETS; i++) {
+        LoraAdapter *a = &s->ad[i];
+        if (!a->in) continue;
+        a->A.data = (float *)on_dev.data + ((const float *)a->A.data - old), a->A.dev = dev;
+        a->B.data = (float *)on_dev.data + ((const float *)a->B.data - old), a->B.dev = dev;
+        a->gA = a->gB = (Tensor){0};
+    }
+    tensor_free(&s->params);
+    tensor_free(&s->grads);
+    s->params = on_dev;
+    return ST_OK;
 }

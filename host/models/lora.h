@@ -57,6 +57,11 @@ static inline LoraAdapter *lora_adapter(const LoraSet *s, int layer, LoraTarget 
 }
 static inline float lora_scale(const LoraSet *s) { return s->cfg.alpha / (float)s->cfg.rank; }
 
+// Moves the adapters (for inference) to dev: the parameters go into one device
+// allocation and every A and B points into it; the gradients are released.
+// A no-op when they are there already.
+Status lora_to_device(LoraSet *s, Device dev);
+
 // The adapted projection's [out, in] shape in a view: e.g. q is [nq*hd, D].
 void lora_target_shape(const LlamaConfig *c, const LlamaWidth *w, LoraTarget t, int *out, int *in);
 

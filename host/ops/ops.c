@@ -46,6 +46,13 @@ void op_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v
     CPU_ONLY(out);
     cpu_attention(out, q, k, v, kmask, s, shared);
 }
+void op_copy(Tensor *dst, const Tensor *src) {
+    assert(dst->dev.kind == src->dev.kind && src->dtype == DT_F32);
+    ON_CUDA(dst, cuda_copy(dst, src));
+    Status st = tensor_copy_convert(dst, src);
+    assert(st == ST_OK);
+    (void)st;
+}
 void op_swiglu(Tensor *out, const Tensor *gate, const Tensor *up) {
     ON_CUDA(out, cuda_swiglu(out, gate, up));
     CPU_ONLY(out);

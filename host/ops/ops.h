@@ -8,7 +8,11 @@
 //
 // Conventions: activations are 2-d [rows, features] with rows = tokens; any
 // 2-d operand may be a strided view (row stride >= columns), which is how a
-// prefix of heads or FFN channels is used without a copy.
+// prefix of heads or FFN channels is used without a copy. The small arrays an
+// op reads beside its tensors (token ids, positions, rotary frequencies, key
+// masks) live on the device of the op's output: host memory for the CPU,
+// device memory for CUDA, so that a model uploads them once per forward and
+// every layer's ops read the same copy.
 #ifndef ELASTILM_OPS_H
 #define ELASTILM_OPS_H
 
@@ -55,6 +59,11 @@ typedef struct {
 // key n: row s*cap + i holds key n + i.
 void op_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
                   const AttentionShape *s, const SharedKV *shared);
+
+// dst = src element by element: the same shape (up to TENSOR_MAX_DIMS dims, any
+// strides) and device; src f32, dst f32 (or bf16/f16, rounded to nearest even).
+// How new keys and values land in each sequence's rows of a cache.
+void op_copy(Tensor *dst, const Tensor *src);
 
 // out = silu(gate) * up                          all [N, F]
 void op_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);

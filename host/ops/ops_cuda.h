@@ -6,9 +6,9 @@
 //    tensors; matmuls run on cuBLASLt with fp32 accumulation, the activation
 //    operand converted to the weight's dtype first (bf16 x bf16 -> f32);
 //  - norm weights are f32 device tensors;
-//  - small index arrays the model keeps on the host (token ids, positions,
-//    masks, rotary frequencies) are passed as host pointers, as on the CPU;
-//    the op copies them into a device workspace before its kernel runs;
+//  - the small arrays beside the tensors (token ids, positions, key masks,
+//    rotary frequencies) are device pointers (ops.h): the model uploads them
+//    once per forward; only cuda_gather_logprob takes and returns host arrays;
 //  - every call is on the current device's default stream, ordered with the
 //    others; errors of the CUDA runtime abort with a message (a failing
 //    kernel launch is a bug, not a user error).
@@ -28,6 +28,16 @@ void cuda_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha)
 void cuda_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads, int head_dim);
 void cuda_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
                     const AttentionShape *s, const SharedKV *shared);
+// Which attention kernel cuda_attention runs (attention.cu): the tensor-core
+// flash kernel (TF32 operands, fp32 accumulation; head_dim 16, 32, 64, 80, 96 or
+// 128 on sm_80+) when a (sequence, kv head) has at least 64 query rows, else the
+// CUDA-core kernel (fp32; decode, short prompts, other head sizes). The
+// environment variable ELASTILM_CUDA_ATTENTION=simt|mma, or cuda_attention_force
+// (tests, benchmarks), overrides the choice where the shape allows it.
+typedef enum { CUDA_ATTENTION_AUTO = 0, CUDA_ATTENTION_SIMT, CUDA_ATTENTION_MMA } CudaAttentionKernel;
+void cuda_attention_force(CudaAttentionKernel k);
+CudaAttentionKernel cuda_attention_kernel_for(const AttentionShape *s);
+void cuda_copy(Tensor *dst, const Tensor *src);
 void cuda_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);
 void cuda_add(Tensor *out, const Tensor *a, const Tensor *b);
 void cuda_log_softmax(Tensor *out, const Tensor *x);

@@ -22,6 +22,10 @@ Status device_alloc_zeroed(Device dev, void **ptr, size_t bytes);
 void device_free(Device dev, void *ptr);
 Status device_copy_to(Device dev, void *dst, const void *host_src, size_t bytes);
 Status device_copy_from(Device dev, void *host_dst, const void *src, size_t bytes);
+// rows host rows of width bytes each, src_pitch bytes apart, to dst_pitch bytes
+// apart on the device: one transfer for a strided set of rows.
+Status device_copy_to_2d(Device dev, void *dst, size_t dst_pitch, const void *host_src, size_t src_pitch,
+                         size_t width, size_t rows);
 
 // Parses "cpu", "cuda" or "cuda:N" (N < device_count()). "auto" picks cuda:0
 // when a GPU is usable, else the CPU.

@@ -26,3 +26,8 @@ Status device_copy_from(Device dev, void *dst, const void *src, size_t bytes) {
     (void)dev; (void)dst; (void)src; (void)bytes;
     return no_cuda();
 }
+Status device_copy_to_2d(Device dev, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                         size_t rows) {
+    (void)dev; (void)dst; (void)dst_pitch; (void)src; (void)src_pitch; (void)width; (void)rows;
+    return no_cuda();
+}

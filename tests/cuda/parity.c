@@ -61,6 +61,7 @@
 #include <string.h>
 
 #include "models/llama.h"
+#include "models/lora.h"
 #include "ops/ops.h"
 #include "ops/ops_cpu.h"
 #include "ops/ops_cuda.h"
@@ -115,6 +116,15 @@ static void *xmalloc(size_t n) {
         fprintf(stderr, "cuda_parity: out of memory\n");
         exit(1);
     }
+    return p;
+}
+
+// A device copy of a small host array (ids, positions, masks, frequencies: ops.h
+// wants them where the op runs); free with device_free(GPU, p).
+static void *dev_copy(const void *host, size_t bytes) {
+    void *p;
+    must(device_alloc_zeroed(GPU, &p, bytes ? bytes : 1), "device_alloc_zeroed");
+    if (bytes) must(device_copy_to(GPU, p, host, bytes), "device_copy_to");
     return p;
 }
 
@@ -260,8 +270,10 @@ static void check_embedding(DType dt) {
     for (int64_t i = 0; i < N; i++) ids[i] = (int32_t)rng_below(&g_rng, (uint64_t)V);
     ids[0] = 0, ids[1] = (int32_t)V - 1;
     Tensor oh = vh(&out, ov), th = vh(&table, tv), od = vd(&out, ov), td = vd(&table, tv);
+    int32_t *ids_d = dev_copy(ids, (size_t)N * sizeof *ids);
     cpu_embedding(&oh, &th, ids);
-    cuda_embedding(&od, &td, ids);
+    cuda_embedding(&od, &td, ids_d);
+    device_free(GPU, ids_d);
     char what[96];
     snprintf(what, sizeof what, "embedding %s table [%lld, %lld], %lld ids, strided", dtype_name(dt), (long long)V,
              (long long)D, (long long)N);
@@ -393,8 +405,11 @@ static void check_rope(const char *label, const float *inv_freq, int64_t N, int 
     for (int64_t i = 0; i < N; i++) pos[i] = (int32_t)rng_below(&g_rng, (uint64_t)max_pos);
     pos[0] = 0, pos[N - 1] = max_pos - 1;
     Tensor xh = vh(&x, v), xd = vd(&x, v);
+    int32_t *pos_d = dev_copy(pos, (size_t)N * sizeof *pos);
+    float *freq_d = dev_copy(inv_freq, (size_t)(hd / 2) * sizeof *inv_freq);
     cpu_rope(&xh, pos, inv_freq, H, hd);
-    cuda_rope(&xd, pos, inv_freq, H, hd);
+    cuda_rope(&xd, pos_d, freq_d, H, hd);
+    device_free(GPU, pos_d), device_free(GPU, freq_d);
     char what[128];
     snprintf(what, sizeof what, "rope %s: %lld rows, %d heads x %d (of %d), positions < %d", label, (long long)N, H, hd,
              H + extra_heads, max_pos);
@@ -421,6 +436,13 @@ static void check_ropes(void) {
     check_rope("llama3 tiny (fixture's)", inv, 24, 4, 16, 0, 256);
 }
 
+// The tensor-core attention rounds Q, K, P and V to TF32 (11 significant bits,
+// relative error <= 2^-11 each): a score of ~1 (unit-variance q, k, 1/sqrt(hd))
+// moves by ~sqrt(hd) * 2^-11 / sqrt(hd) ~ 5e-4, so p by ~5e-4 relative, and the
+// output by that plus P's and V's rounding: ~1e-3 expected, 4e-3 allowed (an
+// indexing, masking or rescaling bug gives O(1)).
+#define ATTN_MMA_TOL 4e-3
+
 typedef struct {
     const char *label;
     int n_seq, T, n_past, cap, H, KV, hd;
@@ -429,7 +451,12 @@ typedef struct {
     int extra_heads;  // the op sees a column prefix of wider q / k / v / out parents
 } AttnCase;
 
-static void check_attention(const AttnCase *ac) {
+static const char *attention_kernel_name(CudaAttentionKernel k) {
+    return k == CUDA_ATTENTION_MMA ? "tensor cores" : k == CUDA_ATTENTION_SIMT ? "CUDA cores" : "auto";
+}
+
+// One case on one kernel (forced; AUTO = the dispatcher's choice).
+static void check_attention_on(const AttnCase *ac, CudaAttentionKernel kernel) {
     int n_seq = ac->n_seq, T = ac->T, H = ac->H, KV = ac->KV, hd = ac->hd, n_sh = ac->n_shared;
     int64_t qd = (int64_t)H * hd, kvd = (int64_t)KV * hd, eq = (int64_t)ac->extra_heads * hd,
             ekv = (int64_t)(ac->extra_heads ? 1 : 0) * hd, rows_q = (int64_t)n_seq * T, rows_kv = (int64_t)n_seq * ac->cap;
@@ -452,19 +479,32 @@ static void check_attention(const AttnCase *ac) {
     Tensor qh = vh(&q, qv), qdv = vd(&q, qv), oh = vh(&out, qv), od = vd(&out, qv);
     Tensor kh = vh(&k, kvv), kdv = vd(&k, kvv), vhh = vh(&v, kvv), vdv = vd(&v, kvv);
     Tensor skh = vh(&sk, skv), skd = vd(&sk, skv), svh = vh(&sv, skv), svd = vd(&sv, skv);
-    SharedKV sh_h = {&skh, &svh, smask, row0, n_sh}, sh_d = {&skd, &svd, smask, row0, n_sh};
+    int32_t *kmask_d = dev_copy(kmask, (size_t)rows_kv * sizeof *kmask);
+    int32_t *smask_d = dev_copy(smask, (size_t)rows_sh * sizeof *smask);
+    SharedKV sh_h = {&skh, &svh, smask, row0, n_sh}, sh_d = {&skd, &svd, smask_d, row0, n_sh};
     AttentionShape shape = {.n_seq = n_seq, .T = T, .n_past = ac->n_past, .cap = ac->cap,
                             .n_heads = H, .n_kv_heads = KV, .head_dim = hd};
+    cuda_attention_force(kernel);
+    CudaAttentionKernel ran = cuda_attention_kernel_for(&shape);
     cpu_attention(&oh, &qh, &kh, &vhh, kmask, &shape, n_sh ? &sh_h : NULL);
-    cuda_attention(&od, &qdv, &kdv, &vdv, kmask, &shape, n_sh ? &sh_d : NULL);
-    char what[160];
-    snprintf(what, sizeof what, "attention %s: %d seq x T %d, n_past %d, H %d KV %d hd %d%s", ac->label, n_seq, T,
-             ac->n_past, H, KV, hd, ac->extra_heads ? ", strided" : "");
-    check_buf(&out, qv, 1e-5, what);
+    cuda_attention(&od, &qdv, &kdv, &vdv, kmask_d, &shape, n_sh ? &sh_d : NULL);
+    cuda_attention_force(CUDA_ATTENTION_AUTO);
+    char what[200];
+    snprintf(what, sizeof what, "attention %s: %d seq x T %d, n_past %d, H %d KV %d hd %d%s [%s]", ac->label, n_seq, T,
+             ac->n_past, H, KV, hd, ac->extra_heads ? ", strided" : "", attention_kernel_name(ran));
+    if (kernel != CUDA_ATTENTION_AUTO && ran != kernel) {
+        report(false, INFINITY, 0, "%s: asked for %s", what, attention_kernel_name(kernel));
+    } else {
+        check_buf(&out, qv, ran == CUDA_ATTENTION_MMA ? ATTN_MMA_TOL : 1e-5, what);
+    }
+    device_free(GPU, kmask_d), device_free(GPU, smask_d);
     free(kmask), free(smask);
     buf_free(&q), buf_free(&out), buf_free(&k), buf_free(&v), buf_free(&sk), buf_free(&sv);
 }
 
+// Every case on both kernels where the tensor-core one takes the head size
+// (it is forced below its 64-row threshold too: partial warps and blocks), and
+// once through the dispatcher.
 static void check_attentions(void) {
     const AttnCase cases[] = {
         // label, n_seq, T, n_past, cap, H, KV, hd, pad_max, n_shared, extra_heads
@@ -476,8 +516,22 @@ static void check_attentions(void) {
         {"decode hd 8 (tiny-elastic), GQA", 3, 1, 9, 16, 8, 4, 8, 2, 0, 0},
         {"SharedKV prefix, prefill", 3, 5, 11, 12, 4, 2, 16, 0, 7, 1},
         {"SharedKV prefix, decode", 2, 1, 9, 8, 6, 2, 64, 0, 6, 0},
+        // shapes the dispatcher sends to the tensor cores
+        {"prefill 7B-like, MHA, padding > a warp's rows", 2, 200, 0, 200, 4, 4, 128, 37, 0, 0},
+        {"prefill GQA 4:1 over a cache, strided", 2, 100, 45, 160, 8, 2, 64, 9, 0, 1},
+        {"prefill hd 80, keys not a multiple of 32", 1, 97, 3, 100, 2, 2, 80, 0, 0, 0},
+        {"prefill hd 96 GQA 3:1", 2, 33, 0, 40, 6, 2, 96, 4, 0, 0},
+        {"prefill hd 32, one warp of rows", 1, 16, 0, 16, 1, 1, 32, 0, 0, 0},
+        {"SharedKV prefix 70 keys, prefill 64", 2, 64, 70, 64, 4, 4, 64, 0, 70, 1},
+        {"prefill whole sequence padding", 3, 65, 0, 65, 2, 1, 16, 65, 0, 0},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_attention(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const AttnCase *ac = &cases[i];
+        check_attention_on(ac, CUDA_ATTENTION_SIMT);
+        bool mma_hd = ac->hd == 16 || ac->hd == 32 || ac->hd == 64 || ac->hd == 80 || ac->hd == 96 || ac->hd == 128;
+        if (mma_hd) check_attention_on(ac, CUDA_ATTENTION_MMA);
+        check_attention_on(ac, CUDA_ATTENTION_AUTO);
+    }
 }
 
 static void check_swiglu(void) {
@@ -738,6 +792,33 @@ static void check_model(const char *fixtures, const char *name) {
                      backend_names[b] + 5, w[0].n_kv, w[0].ffn);
             check(logits_err(&logits[0], &logits[b]), model_tol[b], what);
         }
+        // the same level with a LoRA adapter on all seven projections (B non-zero), one copy per backend
+        LoraSet ls[N_BACKENDS];
+        memset(ls, 0, sizeof ls);
+        LoraConfig lc = {.rank = 4, .alpha = 8.0f, .dropout = 0.0f, .targets = (1u << LORA_N_TARGETS) - 1};
+        for (int b = 0; b < N_BACKENDS && ok; b++) {
+            Rng r;
+            rng_seed(&r, 77);
+            must(lora_init(&ls[b], c, w, &lc, 5), "lora_init");
+            float *p = ls[b].params.data;
+            for (int64_t i = 0; i < ls[b].n_params; i++) p[i] += 0.05f * rng_normal(&r);
+            must(lora_to_device(&ls[b], m[b].dev), "lora_to_device");
+            LlamaView lvl = {w, &ls[b]};
+            llama_session_reset(&ses[b]);
+            if (llama_session_set_view(&ses[b], &m[b], &lvl) != ST_OK ||
+                forward_host(&m[b], &ses[b], ids, mask, T, LOGITS_ALL, &logits[b]) != ST_OK) {
+                fail_setup("elastic view + LoRA forward");
+                ok = false;
+            }
+            llama_session_set_view(&ses[b], &m[b], NULL); // lvl goes out of scope
+        }
+        for (int b = 1; b < N_BACKENDS && ok; b++) {
+            char what[160];
+            snprintf(what, sizeof what, "model %s, %s weights: half-width view + LoRA r 4 on 7 projections", name,
+                     backend_names[b] + 5);
+            check(logits_err(&logits[0], &logits[b]), model_tol[b], what);
+        }
+        for (int b = 0; b < N_BACKENDS; b++) lora_free(&ls[b]);
         for (int b = 0; b < N_BACKENDS; b++) llama_session_set_view(&ses[b], &m[b], NULL);
         free(w);
     }
@@ -763,6 +844,70 @@ static void check_model(const char *fixtures, const char *name) {
         tensor_free(&last[b]);
         llama_free(&m[b]);
     }
+}
+
+// A long left-padded prompt, so that the dispatcher picks the tensor-core
+// attention (>= 64 query rows per kv head), then a few decode steps on the
+// CUDA-core kernel over that cache. Tolerances: f32 weights 1e-2 (TF32
+// attention, ATTN_MMA_TOL per layer through 2..6 layers), bf16 as above.
+static void check_model_long_prompt(const char *fixtures, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fixtures, name);
+    LlamaModel m[N_BACKENDS];
+    memset(m, 0, sizeof m);
+    for (int b = 0; b < N_BACKENDS; b++) must(llama_load(&m[b], path), path);
+    must(llama_to_device(&m[1], GPU, DT_F32), "llama_to_device");
+    must(llama_to_device(&m[2], GPU, DT_BF16), "llama_to_device");
+    const LlamaConfig *c = &m[0].cfg;
+    const double tol[N_BACKENDS] = {0, 1e-2, 5e-2};
+    int V = c->vocab_size, n_seq = 2, T = 96, steps = 3;
+    int32_t *ids = xmalloc((size_t)n_seq * T * sizeof *ids), *mask = xmalloc((size_t)n_seq * T * sizeof *mask);
+    for (int i = 0; i < n_seq * T; i++) {
+        ids[i] = (int32_t)rng_below(&g_rng, (uint64_t)V);
+        mask[i] = i >= T || i % T >= 21; // the first sequence left-padded by 21
+    }
+    AttentionShape shape = {.n_seq = n_seq, .T = T, .cap = T + steps, .n_heads = c->n_heads,
+                            .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim};
+    const char *kernel = attention_kernel_name(cuda_attention_kernel_for(&shape));
+    Tensor logits[N_BACKENDS], last[N_BACKENDS];
+    LlamaSession ses[N_BACKENDS];
+    for (int b = 0; b < N_BACKENDS; b++) {
+        must(llama_session_init(&ses[b], &m[b], n_seq, T + steps, b ? GPU : CPU), "session init");
+        must(tensor_alloc_2d(&logits[b], DT_F32, CPU, (int64_t)n_seq * T, V), "logits");
+        must(tensor_alloc_2d(&last[b], DT_F32, CPU, n_seq, V), "logits");
+        must(forward_host(&m[b], &ses[b], ids, mask, T, LOGITS_ALL, &logits[b]), "long prefill");
+    }
+    for (int b = 1; b < N_BACKENDS; b++) {
+        char what[200];
+        snprintf(what, sizeof what, "model %s, %s weights: prefill %dx%d left-padded, all logits [%s attention]", name,
+                 backend_names[b] + 5, n_seq, T, kernel);
+        check(logits_err(&logits[0], &logits[b]), tol[b], what);
+    }
+    double err[N_BACKENDS] = {0};
+    int32_t next[2];
+    for (int step = 0; step < steps; step++) {
+        for (int s = 0; s < n_seq; s++)
+            next[s] = argmax_row(tensor_row_f32(&logits[0], step ? s : (int64_t)s * T + T - 1), V, NULL);
+        for (int b = 0; b < N_BACKENDS; b++)
+            must(forward_host(&m[b], &ses[b], next, NULL, 1, LOGITS_LAST, &last[b]), "decode step");
+        for (int b = 1; b < N_BACKENDS; b++) {
+            double e = logits_err(&last[0], &last[b]);
+            err[b] = e > err[b] || isnan(e) ? e : err[b];
+        }
+        memcpy(logits[0].data, last[0].data, (size_t)n_seq * V * sizeof(float)); // rows 0..n_seq-1: this step's
+    }
+    for (int b = 1; b < N_BACKENDS; b++) {
+        char what[200];
+        snprintf(what, sizeof what, "model %s, %s weights: %d decode steps after the long prompt", name,
+                 backend_names[b] + 5, steps);
+        check(err[b], tol[b], what);
+    }
+    for (int b = 0; b < N_BACKENDS; b++) {
+        llama_session_free(&ses[b]);
+        tensor_free(&logits[b]), tensor_free(&last[b]);
+        llama_free(&m[b]);
+    }
+    free(ids), free(mask);
 }
 
 int main(int argc, char **argv) {
@@ -797,6 +942,7 @@ int main(int argc, char **argv) {
 
     const char *models[] = {"tiny-llama-mha", "tiny-llama3-gqa", "tiny-smol-tied", "tiny-elastic-gqa"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model(fixtures, models[i]);
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model_long_prompt(fixtures, models[i]);
     check_matmul_edges();
 
     printf("cuda_parity: %d checks, %d failed (%.1f s)\n", g_checks, g_failed, time_now() - t0);
