@@ -17,7 +17,8 @@ endif
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 CUDA    ?= $(if $(NVCC),1,0)
-NVCC_ARCH ?= -arch=sm_90
+# Ampere (sm_80: A100, A40's sm_86 runs it) and Hopper machine code, plus PTX for newer GPUs.
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
 
 BUILD   ?= build
 SAN     ?= 0
@@ -84,7 +85,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -std=c++17 $(NVCC_ARCH) -Ihost -Xcompiler -Wall -c $< -o $@
+	$(NVCC) -O2 -std=c++17 $(NVCC_ARCH) -Ihost -Xcompiler -Wall -MMD -MP -c $< -o $@
 
 $(TEST_BIN): $(LIB_OBJ) $(TEST_OBJ)
 	$(CC) $(CFLAGS) -fopenmp $(LDFLAGS_SAN) -o $@ $^ -lcriterion $(LDLIBS)

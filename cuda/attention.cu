@@ -346,7 +346,7 @@ __global__ void attention_combine_kernel(AttnArgs a) {
 
 // ---- dispatch -----------------------------------------------------------------------------
 
-#define MAX_DEVICES 64
+#define MAX_DEVICES DEVICE_MAX_CUDA
 
 static int current_device(void) {
     int dev = 0;
@@ -397,8 +397,14 @@ CudaAttentionKernel cuda_attention_kernel_for(const AttentionShape *s) {
     const bool mma_ok = mma_head_dim(s->head_dim) && device_attr(cudaDevAttrComputeCapabilityMajor) >= 8;
     if (g_forced == CUDA_ATTENTION_SIMT || !mma_ok) return CUDA_ATTENTION_SIMT;
     if (g_forced == CUDA_ATTENTION_MMA) return CUDA_ATTENTION_MMA;
-    // A block of 64 rows per (sequence, kv head) at least: prefill and long speculative steps.
-    return (int64_t)s->T * (s->n_heads / s->n_kv_heads) >= MMA_BQ ? CUDA_ATTENTION_MMA : CUDA_ATTENTION_SIMT;
+    // A block of 64 rows per (sequence, kv head) at least, and either a prompt of 64 tokens or
+    // blocks enough to fill the GPU: a short step (T = 16, group 4) over a long cache goes to the
+    // CUDA-core kernel, which splits the keys across blocks (the tensor-core one does not).
+    const int64_t rows = (int64_t)s->T * (s->n_heads / s->n_kv_heads);
+    const int64_t blocks = ceil_div(rows, MMA_BQ) * s->n_kv_heads * s->n_seq;
+    return rows >= MMA_BQ && (s->T >= MMA_BQ || blocks >= device_attr(cudaDevAttrMultiProcessorCount))
+               ? CUDA_ATTENTION_MMA
+               : CUDA_ATTENTION_SIMT;
 }
 
 static void check_kv(const Strided2d &k, const Strided2d &v, int64_t cols, int64_t rows_needed) {
@@ -453,6 +459,7 @@ static void launch_simt(AttnArgs &a, const AttentionShape *s) {
 
 extern "C" void cuda_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v, const int32_t *kmask,
                                const AttentionShape *s, const SharedKV *shared) {
+    use_device(out);
     const int n_sh = shared ? shared->n : 0, hd = s->head_dim;
     REQUIRE(s->n_seq >= 0 && s->T >= 0 && s->n_past >= 0 && s->n_heads > 0 && s->n_kv_heads > 0);
     REQUIRE(s->n_heads % s->n_kv_heads == 0 && hd > 0 && hd <= ATT_MAX_HD);

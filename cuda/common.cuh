@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "ops/ops_cuda.h"
+#include "runtime/device.h"
 }
 
 // A failing CUDA call is a bug (ops_cuda.h): say what and where, then abort.
@@ -49,6 +50,14 @@ enum {
     WS_STAGING = 8,  // copy_to_host_f32: the contiguous f32 copy
     CUDA_WORKSPACE_SLOTS = 16,
 };
+
+// Every op runs on its output tensor's device: made current at the op's entry,
+// since allocations and copies on another device (device.cu) switch it.
+static inline void use_device(const Tensor *t) {
+    int cur = -1;
+    CUDA_CHECK(cudaGetDevice(&cur));
+    if (cur != t->dev.index) CUDA_CHECK(cudaSetDevice(t->dev.index));
+}
 
 static inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

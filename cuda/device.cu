@@ -19,7 +19,7 @@ extern "C" bool device_cuda_built(void) { return true; }
 extern "C" int device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); // clear the sticky "no driver" error
+        cudaGetLastError(); // the initialisation error may persist; nothing else calls CUDA when the count is 0
         return 0;
     }
     return n;

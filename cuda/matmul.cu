@@ -53,6 +53,7 @@
 // with the other ops. CUDA and cuBLAS errors abort with a message.
 extern "C" {
 #include "ops/ops_cuda.h"
+#include "runtime/device.h"
 }
 
 #include <cublasLt.h>
@@ -69,7 +70,7 @@ extern "C" {
 #define MM_X_SLOT 6   // x converted to bf16/f16
 #define MM_LT_SLOT 7  // cuBLASLt workspace
 #define MM_LT_WORKSPACE ((size_t)32 << 20)
-#define MM_MAX_DEVICES 64
+#define MM_MAX_DEVICES DEVICE_MAX_CUDA
 
 static void mm_die(const char *file, int line, const char *what, const char *msg) {
     fprintf(stderr, "elastilm: %s:%d: %s failed: %s\n", file, line, what, msg);

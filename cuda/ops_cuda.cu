@@ -24,27 +24,29 @@
 // ---- embedding -----------------------------------------------------------------
 
 template <typename T>
-__global__ void embedding_kernel(Strided2d out, const T *table, int64_t ld_table, const int32_t *ids) {
+__global__ void embedding_kernel(Strided2d out, const T *table, int64_t ld_table, int64_t n_rows, const int32_t *ids) {
     int64_t r = blockIdx.x;
-    const T *src = table + (int64_t)ids[r] * ld_table;
+    const int32_t id = ids[r];
+    if (id < 0 || id >= n_rows) __trap(); // a caller's bug (llama_forward checks ids): fail loudly, read nothing
+    const T *src = table + (int64_t)id * ld_table;
     float *dst = out.p + r * out.ld;
     for (int64_t c = threadIdx.x; c < out.cols; c += blockDim.x) dst[c] = load_f32(src, c);
 }
 
 extern "C" void cuda_embedding(Tensor *out, const Tensor *table, const int32_t *ids) {
+    use_device(out);
     Strided2d o = strided2d(out);
     REQUIRE(table->ndim == 2 && table->dev.kind == DEV_CUDA && table->shape[1] == o.cols);
     REQUIRE(table->shape[1] <= 1 || table->stride[1] == 1);
     if (o.rows == 0 || o.cols == 0) return;
-    // ids are on the device: the caller checked them against the vocabulary (llama_forward does)
-    const int32_t *d_ids = ids;
+    const int32_t *d_ids = ids; // on the device (ops.h); an id outside the table traps the kernel
     int threads = threads_for(o.cols, 256);
-    int64_t ld = table->stride[0];
+    int64_t ld = table->stride[0], V = table->shape[0];
     switch (table->dtype) {
-    case DT_F32: embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const float *)table->data, ld, d_ids); break;
-    case DT_F16: embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const __half *)table->data, ld, d_ids); break;
+    case DT_F32: embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const float *)table->data, ld, V, d_ids); break;
+    case DT_F16: embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const __half *)table->data, ld, V, d_ids); break;
     case DT_BF16:
-        embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const __nv_bfloat16 *)table->data, ld, d_ids);
+        embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const __nv_bfloat16 *)table->data, ld, V, d_ids);
         break;
     default: REQUIRE(!"embedding table must be f32, f16 or bf16");
     }
@@ -65,6 +67,7 @@ __global__ void rmsnorm_kernel(Strided2d out, Strided2d x, const float *w, float
 }
 
 extern "C" void cuda_rmsnorm(Tensor *out, const Tensor *x, const Tensor *w, float eps) {
+    use_device(out);
     Strided2d o = strided2d(out), xv = strided2d(x);
     REQUIRE(same_shape(o, xv));
     REQUIRE(w->dtype == DT_F32 && w->dev.kind == DEV_CUDA && w->shape[0] == xv.cols);
@@ -96,6 +99,7 @@ __global__ void rope_kernel(Strided2d x, const int32_t *pos, const float *inv_fr
 }
 
 extern "C" void cuda_rope(Tensor *x, const int32_t *pos, const float *inv_freq, int n_heads, int head_dim) {
+    use_device(x);
     Strided2d xv = strided2d(x);
     REQUIRE(n_heads >= 0 && head_dim > 0 && head_dim % 2 == 0 && xv.cols == (int64_t)n_heads * head_dim);
     if (xv.rows == 0 || n_heads == 0) return;
@@ -120,6 +124,7 @@ __global__ void swiglu_kernel(Strided2d out, Strided2d gate, Strided2d up) {
 }
 
 extern "C" void cuda_swiglu(Tensor *out, const Tensor *gate, const Tensor *up) {
+    use_device(out);
     Strided2d o = strided2d(out), g = strided2d(gate), u = strided2d(up);
     REQUIRE(same_shape(o, g) && same_shape(o, u));
     const int64_t n = o.rows * o.cols;
@@ -138,6 +143,7 @@ __global__ void add_kernel(Strided2d out, Strided2d a, Strided2d b) {
 }
 
 extern "C" void cuda_add(Tensor *out, const Tensor *a, const Tensor *b) {
+    use_device(out);
     Strided2d o = strided2d(out), av = strided2d(a), bv = strided2d(b);
     REQUIRE(same_shape(o, av) && same_shape(o, bv));
     const int64_t n = o.rows * o.cols;
@@ -175,6 +181,7 @@ __global__ void log_softmax_kernel(Strided2d out, Strided2d x) {
 static int softmax_threads(int64_t cols) { return cols >= 8192 ? 1024 : threads_for(cols, 256); }
 
 extern "C" void cuda_log_softmax(Tensor *out, const Tensor *x) {
+    use_device(out);
     Strided2d o = strided2d(out), xv = strided2d(x);
     REQUIRE(same_shape(o, xv));
     if (xv.rows == 0 || xv.cols == 0) return;
@@ -197,6 +204,7 @@ __global__ void gather_logprob_kernel(float *res, Strided2d x, const int32_t *ta
 }
 
 extern "C" void cuda_gather_logprob(float *out, const Tensor *logits, const int32_t *targets) {
+    use_device(logits);
     Strided2d xv = strided2d(logits);
     if (xv.rows == 0) return;
     for (int64_t r = 0; r < xv.rows; r++) REQUIRE(targets[r] < xv.cols);
@@ -262,6 +270,7 @@ __global__ void gather_f32_kernel(float *dst, TensorDesc src, int64_t n) {
 }
 
 extern "C" void cuda_copy_to_host_f32(float *dst, const Tensor *src) {
+    use_device(src);
     TensorDesc d = tensor_desc(src);
     const int64_t n = numel(src);
     if (n == 0) return;
@@ -295,6 +304,7 @@ __global__ void copy_kernel(TensorDesc dst, TensorDesc src, int64_t n) {
 }
 
 extern "C" void cuda_copy(Tensor *dst, const Tensor *src) {
+    use_device(dst);
     REQUIRE(dst->ndim == src->ndim && src->dtype == DT_F32);
     for (int i = 0; i < src->ndim; i++) REQUIRE(dst->shape[i] == src->shape[i]);
     TensorDesc d = tensor_desc(dst), sd = tensor_desc(src);
@@ -316,6 +326,7 @@ __global__ void zero_kernel(TensorDesc t, int64_t n) {
 }
 
 extern "C" void cuda_zero(Tensor *t) {
+    use_device(t);
     TensorDesc d = tensor_desc(t);
     const int64_t n = numel(t);
     const size_t es = dtype_bytes(t->dtype);

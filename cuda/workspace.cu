@@ -6,7 +6,7 @@
 // Not locked: one host thread per device drives the ops.
 #include "common.cuh"
 
-#define WS_MAX_DEVICES 64
+#define WS_MAX_DEVICES DEVICE_MAX_CUDA
 #define WS_ROUND ((size_t)1 << 20)
 
 typedef struct {

@@ -6,6 +6,9 @@
 //    tensors; matmuls run on cuBLASLt with fp32 accumulation, the activation
 //    operand converted to the weight's dtype first (bf16 x bf16 -> f32);
 //  - norm weights are f32 device tensors;
+//  - everything else computes in fp32, except the prefill attention on the
+//    tensor cores (cuda_attention_kernel_for below), whose operands are TF32:
+//    ~1e-3 relative against the fp32 CPU, below the bf16 weights' own error;
 //  - the small arrays beside the tensors (token ids, positions, key masks,
 //    rotary frequencies) are device pointers (ops.h): the model uploads them
 //    once per forward; only cuda_gather_logprob takes and returns host arrays;

@@ -13,6 +13,9 @@
 #include "status.h"
 #include "tensor.h"
 
+// The most CUDA devices a process drives (the CUDA ops keep per-device state up to it).
+#define DEVICE_MAX_CUDA 64
+
 bool device_cuda_built(void); // true when the CUDA objects are linked in
 int device_count(void);       // usable CUDA devices; 0 without a GPU or driver
 // A one-line description of device `index` ("NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB").

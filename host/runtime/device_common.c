@@ -18,8 +18,9 @@ Status device_parse(const char *spec, Device *out) {
     if (spec[4] == ':') {
         char *end;
         long v = strtol(spec + 5, &end, 10);
-        if (end == spec + 5 || *end != '\0' || v < 0 || v > 1024)
-            return status_fail(ST_USAGE, "--device: bad device number in '%s'", spec);
+        if (end == spec + 5 || *end != '\0' || v < 0 || v >= DEVICE_MAX_CUDA)
+            return status_fail(ST_USAGE, "--device: bad device number in '%s' (cuda:0 ... cuda:%d)", spec,
+                               DEVICE_MAX_CUDA - 1);
         index = (int)v;
     }
     if (!device_cuda_built())
