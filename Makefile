@@ -133,9 +133,11 @@ test: deps
 	$(MAKE) $(BIN) $(TEST_BIN) $(if $(filter 1,$(CUDA)),$(PARITY_BIN))
 	ELASTILM_BIN=./$(BIN) $(TEST_BIN) --jobs 2
 
-test-cuda: deps
+# No `deps` here: the GPU machine has no network; a missing library fails the link
+# with its name. Exit 77 from the binary (no GPU) is reported as a skip.
+test-cuda:
 	$(MAKE) CUDA=1 $(PARITY_BIN)
-	$(PARITY_BIN)
+	@$(PARITY_BIN); rc=$$?; if [ $$rc = 77 ]; then echo "test-cuda: skipped (no usable GPU)"; exit 0; fi; exit $$rc
 
 sanitize: deps
 	$(MAKE) BUILD=build-san SAN=1 CUDA=0 build-san/elastilm build-san/tests/run_tests

@@ -296,5 +296,9 @@ int main(int argc, char **argv) {
     free(times);
     free(ids);
     llama_free(&m);
+    if (!isfinite(absmax) || absmax == 0.0f) { // timings of a broken forward mean nothing
+        fprintf(stderr, "bench_gpu: the prefill logits are %s\n", absmax == 0.0f ? "all zero" : "not finite");
+        return 1;
+    }
     return 0;
 }

@@ -4,7 +4,8 @@
 #   2. runs the CPU<->CUDA parity binary (every op, the tiny models)
 #   3. measures elastilm (bench_gpu) on the LLaMA-2-7B and SmolLM2-135M shapes with
 #      random bf16 weights: prefill 8 x 512 tokens (tok/s, MFU), decode batch 1
-#      (ms/token after a 128-token prompt)
+#      (ms/token after a 128-token prompt); the prefill again with the CUDA-core
+#      attention kernel (ELASTILM_CUDA_ATTENTION=simt), to show the tensor-core one's gain
 #   4. measures the same with PyTorch/transformers on the same GPU (bench_gpu_torch.py:
 #      LlamaForCausalLM random init, bf16, SDPA, eager)
 #   5. writes a markdown table (for docs/perf.md) with the ratios to the file named
@@ -14,7 +15,8 @@
 #                                  [--use-bundle FILE]
 #   experiments/bench/bench_gpu.sh --bundle FILE
 #
-# Run from anywhere; it works in the repository root. --no-build uses binaries
+# Run from anywhere; it works in the repository root (relative FILE paths are
+# taken from there). --no-build uses binaries
 # already in $BUILD (default build).
 # Bundles, for a GPU machine whose image lacks the Debian libraries the build links
 # (OpenBLAS, HDF5, Open MPI, jansson, pcre2, utf8proc): --bundle FILE, run on a
@@ -71,13 +73,16 @@ if [ -n "$bundle_in" ]; then
   parity_bin=$unpacked/bin/cuda_parity
   bench_bin=$unpacked/bin/bench_gpu
   libpath=$unpacked/lib
-  if ldd "$parity_bin" | grep -q 'libcublasLt.* not found'; then # not in /usr/local/cuda/lib64: look elsewhere
+  # (grep >/dev/null, not -q: an early grep exit would SIGPIPE ldd and, under pipefail, hide the match)
+  if ldd "$parity_bin" 2>&1 | grep 'libcublasLt.* not found' > /dev/null; then # not in the toolkit's lib64
     lt=$( (ls /usr/local/cuda*/lib64/libcublasLt.so.13 /usr/lib/x86_64-linux-gnu/libcublasLt.so.13 2>/dev/null;
            python3 -c 'import glob, os, site; [print(p) for d in site.getsitepackages() for p in glob.glob(os.path.join(d, "nvidia", "**", "libcublasLt.so.13"), recursive=True)]' 2>/dev/null) | head -1)
-    [ -n "$lt" ] && libpath=$libpath:$(dirname "$lt")
+    if [ -n "$lt" ]; then libpath=$libpath:$(dirname "$lt")
+    else echo "bench_gpu.sh: libcublasLt.so.13 is not on this machine (toolkit lib64 or a pip nvidia-cublas wheel)" >&2; fi
   fi
-  export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+# The bundle's libraries for the two binaries only, not for python3 and torch.
+cbin() { LD_LIBRARY_PATH=${libpath:-}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$@"; }
 
 mkdir -p "$(dirname "$out")"
 log="${out%.*}.log"
@@ -105,7 +110,7 @@ fi
 
 # ---- 2. parity ----
 say "## parity ($parity_bin)"
-"$parity_bin" 2>&1 | tee -a "$log"
+cbin "$parity_bin" 2>&1 | tee -a "$log"
 parity_rc=${PIPESTATUS[0]}
 parity_line=$(grep -E '^cuda_parity: [0-9]+ checks' "$log" | tail -1)
 case "$parity_rc" in
@@ -121,13 +126,21 @@ results=$(mktemp)
 trap 'rm -f "$results"; [ -z "${unpacked:-}" ] || rm -rf "$unpacked"' EXIT
 for shape in $shapes; do
   say "## elastilm $shape"
-  "$bench_bin" "$shape" --reps "$reps" 2>&1 | tee -a "$log" "$results"
+  cbin "$bench_bin" "$shape" --reps "$reps" 2>&1 | tee -a "$log" "$results"
   rc=${PIPESTATUS[0]}
-  if [ "$rc" != 0 ]; then say "bench_gpu.sh: bench_gpu $shape failed (exit $rc)"; status=1; fi
+  if [ "$rc" = 77 ]; then say "bench_gpu.sh: bench_gpu $shape: no usable GPU"; status=1
+  elif [ "$rc" != 0 ]; then say "bench_gpu.sh: bench_gpu $shape failed (exit $rc)"; status=1; fi
+  # the same prefill with the CUDA-core attention kernel: what the tensor-core one gains
+  say "## elastilm $shape, CUDA-core attention (ELASTILM_CUDA_ATTENTION=simt)"
+  ELASTILM_CUDA_ATTENTION=simt cbin "$bench_bin" "$shape" --reps "$reps" --decode-prompt 1 --decode-steps 1 2>&1 |
+    sed 's/^elastilm /elastilm_simt /' | tee -a "$log" "$results"
+  if [ "${PIPESTATUS[0]}" != 0 ]; then say "bench_gpu.sh: bench_gpu $shape (simt) failed"; status=1; fi
   say "## torch $shape"
   PYTHONUNBUFFERED=1 python3 "$here/bench_gpu_torch.py" --shape "$shape" --reps "$reps" 2>&1 | tee -a "$log" "$results"
   rc=${PIPESTATUS[0]}
-  if [ "$rc" = 3 ]; then say "# torch/transformers or its GPU unavailable: no reference for $shape"
+  if [ "$rc" = 3 ]; then
+    say "# torch/transformers or its GPU unavailable: no reference for $shape"
+    [ "$parity_rc" = 0 ] && status=1 # elastilm found a GPU: the reference should have too
   elif [ "$rc" != 0 ]; then say "bench_gpu.sh: bench_gpu_torch.py $shape failed (exit $rc)"; status=1; fi
 done
 
@@ -150,18 +163,20 @@ tmp_out="$out.tmp"
     }
     /^elastilm / { delete a; kv($0, a); s = a["shape"]; order[++ns] = s
                    e_tok[s] = a["prefill_tok_s"]; e_mfu[s] = a["mfu"]; e_dec[s] = a["decode_ms_tok"]; e_init[s] = a["init"] }
+    /^elastilm_simt / { delete a; kv($0, a); s_tok[a["shape"]] = a["prefill_tok_s"] }
     /^torch /    { delete a; kv($0, a); s = a["shape"]
                    t_tok[s] = a["prefill_tok_s"]; t_mfu[s] = a["mfu"]; t_dec[s] = a["decode_ms_tok"] }
     function pct(x) { return (x == "" || x == "nan") ? "n/a" : sprintf("%.1f%%", 100 * x) }
     function num(x, fmt) { return x == "" ? "n/a" : sprintf(fmt, x) }
     function ratio(x, y) { return (x == "" || y == "" || y + 0 == 0) ? "n/a" : sprintf("%.2fx", x / y) }
     END {
-      print "| shape | prefill tok/s elastilm | prefill tok/s torch | elastilm/torch | MFU elastilm | MFU torch | decode ms/tok elastilm | decode ms/tok torch | decode speedup (torch/elastilm) |"
-      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| shape | prefill tok/s elastilm | prefill tok/s torch | elastilm/torch | elastilm, CUDA-core attention | MFU elastilm | MFU torch | decode ms/tok elastilm | decode ms/tok torch | decode speedup (torch/elastilm) |"
+      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for (i = 1; i <= ns; i++) {
         s = order[i]
-        printf "| %s%s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s, (e_init[s] == "replicate" ? " (*)" : ""),
-               num(e_tok[s], "%.0f"), num(t_tok[s], "%.0f"), ratio(e_tok[s], t_tok[s]), pct(e_mfu[s]), pct(t_mfu[s]),
+        printf "| %s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s, (e_init[s] == "replicate" ? " (*)" : ""),
+               num(e_tok[s], "%.0f"), num(t_tok[s], "%.0f"), ratio(e_tok[s], t_tok[s]), num(s_tok[s], "%.0f"),
+               pct(e_mfu[s]), pct(t_mfu[s]),
                num(e_dec[s], "%.2f"), num(t_dec[s], "%.2f"), ratio(t_dec[s], e_dec[s])
       }
     }' "$results"
@@ -172,7 +187,7 @@ tmp_out="$out.tmp"
   fi
   echo
   echo "Raw lines:"
-  grep -E '^(elastilm|torch) ' "$results" | sed 's/^/    /'
+  grep -E '^(elastilm|elastilm_simt|torch) ' "$results" | sed 's/^/    /'
 } > "$tmp_out"
 mv "$tmp_out" "$out"
 echo
