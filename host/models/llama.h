@@ -132,7 +132,6 @@ void llama_rope_inv_freq(const LlamaConfig *c, float *out);
 typedef struct {
     Tensor x, xn;          // [N, D] residual stream, normalised input
     Tensor q, att;         // [N, H*hd]
-    Tensor tmp;            // [N, D] attention / MLP output before the residual add
     Tensor k_new, v_new;   // [N, KV*hd] the new tokens' keys and values before they go into the cache
     Tensor gate, up;       // [N, F]
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token

@@ -8,8 +8,8 @@
 #include "runtime/device.h"
 
 static void scratch_free(LlamaScratch *sc) {
-    Tensor *ts[] = {&sc->x,    &sc->xn,   &sc->q,    &sc->att,    &sc->tmp,   &sc->k_new,
-                    &sc->v_new, &sc->gate, &sc->up, &sc->last, &sc->lora_u, &sc->logits};
+    Tensor *ts[] = {&sc->x,   &sc->xn, &sc->q,    &sc->att,    &sc->k_new, &sc->v_new,
+                    &sc->gate, &sc->up, &sc->last, &sc->lora_u, &sc->logits};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
 }
 
@@ -24,7 +24,6 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     TRY(tensor_alloc_2d(&sc->xn, DT_F32, s->dev, n, D));
     TRY(tensor_alloc_2d(&sc->q, DT_F32, s->dev, n, QD));
     TRY(tensor_alloc_2d(&sc->att, DT_F32, s->dev, n, QD));
-    TRY(tensor_alloc_2d(&sc->tmp, DT_F32, s->dev, n, D));
     TRY(tensor_alloc_2d(&sc->k_new, DT_F32, s->dev, n, (int64_t)c->n_kv_heads * c->head_dim));
     TRY(tensor_alloc_2d(&sc->v_new, DT_F32, s->dev, n, (int64_t)c->n_kv_heads * c->head_dim));
     TRY(tensor_alloc_2d(&sc->gate, DT_F32, s->dev, n, c->ffn_dim));
@@ -171,7 +170,7 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, co
     LlamaScratch *sc = &s->s;
     LlamaLayerView w = layer_view(m, s, l);
     int64_t N = (int64_t)s->n_seq * T;
-    Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N), tmp = tensor_rows(&sc->tmp, 0, N);
+    Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N);
     Tensor q = tensor_cols(&sc->q, 0, w.qd), att = tensor_cols(&sc->att, 0, w.qd);
     Tensor gate = tensor_cols(&sc->gate, 0, w.ffn), up = tensor_cols(&sc->up, 0, w.ffn);
     q = tensor_rows(&q, 0, N), att = tensor_rows(&att, 0, N), gate = tensor_rows(&gate, 0, N), up = tensor_rows(&up, 0, N);
@@ -191,9 +190,9 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, co
         shared = (SharedKV){&bk, &bv, session_mask(s->base), 0, s->base_n};
     }
     op_attention(&att, &q, &k, &v, ix->mask, &shape, s->base ? &shared : NULL);
-    op_matmul(&tmp, &att, &w.wo);
-    apply_lora(s, l, LORA_O, &att, &tmp);
-    op_add(&x, &x, &tmp);
+    // the residual add inside the matmul (x += att wo^T): no intermediate written and read back
+    op_matmul_add(&x, &att, &w.wo, 1.0f);
+    apply_lora(s, l, LORA_O, &att, &x);
     // MLP block
     op_rmsnorm(&xn, &x, &ly->mlp_norm, c->rms_eps);
     op_matmul(&gate, &xn, &w.w_gate);
@@ -201,9 +200,8 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, co
     op_matmul(&up, &xn, &w.w_up);
     apply_lora(s, l, LORA_UP, &xn, &up);
     op_swiglu(&gate, &gate, &up);
-    op_matmul(&tmp, &gate, &w.w_down);
-    apply_lora(s, l, LORA_DOWN, &gate, &tmp);
-    op_add(&x, &x, &tmp);
+    op_matmul_add(&x, &gate, &w.w_down, 1.0f);
+    apply_lora(s, l, LORA_DOWN, &gate, &x);
 }
 
 static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
