@@ -12,7 +12,9 @@
 #      by --out (default results/bench_gpu.txt), and the whole log beside it (.log).
 #
 #   experiments/bench/bench_gpu.sh [--out FILE] [--no-build] [--reps N] [--shapes "llama2-7b smollm2-135m"]
-#                                  [--use-bundle FILE]
+#                                  [--use-bundle FILE] [--sanitize]
+#   --sanitize: also run the parity binary under compute-sanitizer (memcheck, then
+#   racecheck: out-of-bounds accesses and shared-memory races of the kernels)
 #   experiments/bench/bench_gpu.sh --bundle FILE
 #
 # Run from anywhere; it works in the repository root (relative FILE paths are
@@ -37,6 +39,7 @@ reps=5
 shapes="llama2-7b smollm2-135m"
 bundle_out=
 bundle_in=
+sanitize=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=${2:?--out needs a file}; shift 2 ;;
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --shapes) shapes=${2:?--shapes needs a list}; shift 2 ;;
     --bundle) bundle_out=${2:?--bundle needs a file}; shift 2 ;;
     --use-bundle) bundle_in=${2:?--use-bundle needs a file}; build=0; shift 2 ;;
+    --sanitize) sanitize=1; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench_gpu.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -120,6 +124,20 @@ case "$parity_rc" in
   *) parity="CRASHED (exit $parity_rc; see the log)"; status=1 ;;
 esac
 say "parity: $parity"
+
+if [ "$sanitize" = 1 ] && [ "$parity_rc" != 77 ]; then
+  cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  if [ -z "$cs" ]; then say "sanitize: compute-sanitizer not found"; status=1
+  else
+    for tool in memcheck racecheck; do
+      say "## parity under compute-sanitizer --tool $tool"
+      cbin "$cs" --tool "$tool" --error-exitcode 9 "$parity_bin" > "${log%.log}.$tool.log" 2>&1
+      rc=$?
+      tail -5 "${log%.log}.$tool.log" | tee -a "$log"
+      if [ "$rc" = 0 ]; then say "sanitize $tool: clean"; else say "sanitize $tool: FAILED (exit $rc; ${log%.log}.$tool.log)"; status=1; fi
+    done
+  fi
+fi
 
 # ---- 3, 4. measurements ----
 results=$(mktemp)
