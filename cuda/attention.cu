@@ -377,32 +377,33 @@ static void allow_smem(const void *kernel, int which, size_t bytes) {
     allowed[dev][which] = bytes;
 }
 
-static CudaAttentionKernel g_forced = CUDA_ATTENTION_AUTO;
+static CudaAttentionKernel g_forced = CUDA_ATTENTION_AUTO; // cuda_attention_force's choice
+static CudaAttentionKernel g_env = CUDA_ATTENTION_AUTO;    // ELASTILM_CUDA_ATTENTION's
 static bool g_env_read;
 
-void cuda_attention_force(CudaAttentionKernel k) {
-    g_forced = k;
-    g_env_read = true; // an explicit choice overrides ELASTILM_CUDA_ATTENTION
-}
+// An explicit choice overrides the environment's; AUTO gives the choice back to it.
+void cuda_attention_force(CudaAttentionKernel k) { g_forced = k; }
 
 static bool mma_head_dim(int hd) { return hd == 16 || hd == 32 || hd == 64 || hd == 80 || hd == 96 || hd == 128; }
 
 CudaAttentionKernel cuda_attention_kernel_for(const AttentionShape *s) {
     if (!g_env_read) {
         const char *e = getenv("ELASTILM_CUDA_ATTENTION");
-        if (e && !strcmp(e, "simt")) g_forced = CUDA_ATTENTION_SIMT;
-        else if (e && !strcmp(e, "mma")) g_forced = CUDA_ATTENTION_MMA;
+        if (e && !strcmp(e, "simt")) g_env = CUDA_ATTENTION_SIMT;
+        else if (e && !strcmp(e, "mma")) g_env = CUDA_ATTENTION_MMA;
         g_env_read = true;
     }
+    const CudaAttentionKernel want = g_forced != CUDA_ATTENTION_AUTO ? g_forced : g_env;
     const bool mma_ok = mma_head_dim(s->head_dim) && device_attr(cudaDevAttrComputeCapabilityMajor) >= 8;
-    if (g_forced == CUDA_ATTENTION_SIMT || !mma_ok) return CUDA_ATTENTION_SIMT;
-    if (g_forced == CUDA_ATTENTION_MMA) return CUDA_ATTENTION_MMA;
-    // A block of 64 rows per (sequence, kv head) at least, and either a prompt of 64 tokens or
-    // blocks enough to fill the GPU: a short step (T = 16, group 4) over a long cache goes to the
-    // CUDA-core kernel, which splits the keys across blocks (the tensor-core one does not).
+    if (want == CUDA_ATTENTION_SIMT || !mma_ok) return CUDA_ATTENTION_SIMT;
+    if (want == CUDA_ATTENTION_MMA) return CUDA_ATTENTION_MMA;
+    // A block of 64 rows per (sequence, kv head) at least, and either blocks enough to fill the
+    // GPU or a prompt whose keys are mostly its own (n_past < 4 T): a short step (T = 16, group 4)
+    // or a chunk over a long cache with few blocks goes to the CUDA-core kernel, which splits the
+    // keys across blocks (the tensor-core one walks them all in one block).
     const int64_t rows = (int64_t)s->T * (s->n_heads / s->n_kv_heads);
     const int64_t blocks = ceil_div(rows, MMA_BQ) * s->n_kv_heads * s->n_seq;
-    return rows >= MMA_BQ && (s->T >= MMA_BQ || blocks >= device_attr(cudaDevAttrMultiProcessorCount))
+    return rows >= MMA_BQ && (blocks >= device_attr(cudaDevAttrMultiProcessorCount) || s->n_past < 4 * (int64_t)s->T)
                ? CUDA_ATTENTION_MMA
                : CUDA_ATTENTION_SIMT;
 }

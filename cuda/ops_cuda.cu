@@ -305,7 +305,7 @@ __global__ void copy_kernel(TensorDesc dst, TensorDesc src, int64_t n) {
 
 extern "C" void cuda_copy(Tensor *dst, const Tensor *src) {
     use_device(dst);
-    REQUIRE(dst->ndim == src->ndim && src->dtype == DT_F32);
+    REQUIRE(dst->ndim == src->ndim && src->dtype == DT_F32 && src->dev.index == dst->dev.index);
     for (int i = 0; i < src->ndim; i++) REQUIRE(dst->shape[i] == src->shape[i]);
     TensorDesc d = tensor_desc(dst), sd = tensor_desc(src);
     const int64_t n = numel(src);

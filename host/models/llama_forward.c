@@ -94,7 +94,8 @@ void llama_session_truncate(LlamaSession *s, int n) {
 }
 
 Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n) {
-    if (n > base->n_past || base->n_layers != dst->n_layers || base->dev.kind != dst->dev.kind || base->n_seq != 1)
+    if (n > base->n_past || base->n_layers != dst->n_layers || base->dev.kind != dst->dev.kind ||
+        base->dev.index != dst->dev.index || base->n_seq != 1)
         return status_fail(ST_USAGE, "session attach: base holds %d tokens of one sequence, %d asked", base->n_past, n);
     dst->base = n > 0 ? base : NULL;
     dst->base_n = n;

@@ -47,7 +47,7 @@ void op_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *v
     cpu_attention(out, q, k, v, kmask, s, shared);
 }
 void op_copy(Tensor *dst, const Tensor *src) {
-    assert(dst->dev.kind == src->dev.kind && src->dtype == DT_F32);
+    assert(dst->dev.kind == src->dev.kind && dst->dev.index == src->dev.index && src->dtype == DT_F32);
     ON_CUDA(dst, cuda_copy(dst, src));
     Status st = tensor_copy_convert(dst, src);
     assert(st == ST_OK);

@@ -36,7 +36,10 @@ void cuda_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor 
 // 128 on sm_80+) when a (sequence, kv head) has at least 64 query rows, else the
 // CUDA-core kernel (fp32; decode, short prompts, other head sizes). The
 // environment variable ELASTILM_CUDA_ATTENTION=simt|mma, or cuda_attention_force
-// (tests, benchmarks), overrides the choice where the shape allows it.
+// (tests, benchmarks; AUTO hands the choice back), overrides it where the head
+// size allows. Without an override, a shape with >= 64 rows goes to the tensor
+// cores when its blocks fill the GPU or n_past < 4 T (a prompt); the others
+// keep the CUDA-core kernel's key splits.
 typedef enum { CUDA_ATTENTION_AUTO = 0, CUDA_ATTENTION_SIMT, CUDA_ATTENTION_MMA } CudaAttentionKernel;
 void cuda_attention_force(CudaAttentionKernel k);
 CudaAttentionKernel cuda_attention_kernel_for(const AttentionShape *s);

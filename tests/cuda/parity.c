@@ -954,6 +954,58 @@ static void check_model_long_prompt(const char *fixtures, const char *name) {
     free(ids), free(mask);
 }
 
+// Shared-prompt scoring as eval does it (host/eval/score.c): a one-sequence base
+// session holds a prompt, three continuation sequences attach its keys without a
+// copy (SharedKV: the base's device mask), then truncate back and go on with
+// other tokens (the mask entries re-uploaded for the rows written again).
+static void check_model_shared_prefix(const char *fixtures, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fixtures, name);
+    LlamaModel m[N_BACKENDS];
+    memset(m, 0, sizeof m);
+    for (int b = 0; b < N_BACKENDS; b++) must(llama_load(&m[b], path), path);
+    must(llama_to_device(&m[1], GPU, DT_F32), "llama_to_device");
+    must(llama_to_device(&m[2], GPU, DT_BF16), "llama_to_device");
+    const double tol[N_BACKENDS] = {0, 1e-2, 5e-2}; // the prompt runs on the tensor cores (TF32)
+    const int V = m[0].cfg.vocab_size, P = 70, n_seq = 3, T = 6, T2 = 3;
+    int32_t prompt[70], ids[3 * 6], mask[3 * 6], ids2[3 * 3];
+    for (int i = 0; i < P; i++) prompt[i] = (int32_t)rng_below(&g_rng, (uint64_t)V);
+    for (int i = 0; i < n_seq * T; i++) {
+        ids[i] = (int32_t)rng_below(&g_rng, (uint64_t)V);
+        mask[i] = !(i / T == 1 && i % T >= 4); // sequence 1 is right-padded by 2
+    }
+    for (int i = 0; i < n_seq * T2; i++) ids2[i] = (int32_t)rng_below(&g_rng, (uint64_t)V);
+    LlamaSession base[N_BACKENDS], dst[N_BACKENDS];
+    Tensor lp[N_BACKENDS], l1[N_BACKENDS], l2[N_BACKENDS];
+    for (int b = 0; b < N_BACKENDS; b++) {
+        Device dev = b ? GPU : CPU;
+        must(llama_session_init(&base[b], &m[b], 1, P, dev), "base session");
+        must(llama_session_init(&dst[b], &m[b], n_seq, T, dev), "continuation session");
+        must(tensor_alloc_2d(&lp[b], DT_F32, CPU, 1, V), "logits");
+        must(tensor_alloc_2d(&l1[b], DT_F32, CPU, (int64_t)n_seq * T, V), "logits");
+        must(tensor_alloc_2d(&l2[b], DT_F32, CPU, (int64_t)n_seq * T2, V), "logits");
+        must(forward_host(&m[b], &base[b], prompt, NULL, P, LOGITS_LAST, &lp[b]), "prompt");
+        must(llama_session_attach(&dst[b], &base[b], P), "attach");
+        must(forward_host(&m[b], &dst[b], ids, mask, T, LOGITS_ALL, &l1[b]), "continuations");
+        llama_session_truncate(&dst[b], P + 2); // keep 2 continuation tokens, write the rest again
+        must(forward_host(&m[b], &dst[b], ids2, NULL, T2, LOGITS_ALL, &l2[b]), "after truncate");
+    }
+    for (int b = 1; b < N_BACKENDS; b++) {
+        char what[200];
+        snprintf(what, sizeof what, "model %s, %s weights: %d-token prompt, 3 attached continuations of %d, all logits",
+                 name, backend_names[b] + 5, P, T);
+        check(logits_err(&l1[0], &l1[b]), tol[b], what);
+        snprintf(what, sizeof what, "model %s, %s weights: truncated to prompt + 2, %d more tokens, all logits", name,
+                 backend_names[b] + 5, T2);
+        check(logits_err(&l2[0], &l2[b]), tol[b], what);
+    }
+    for (int b = 0; b < N_BACKENDS; b++) {
+        llama_session_free(&dst[b]), llama_session_free(&base[b]);
+        tensor_free(&lp[b]), tensor_free(&l1[b]), tensor_free(&l2[b]);
+        llama_free(&m[b]);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
     int n = device_count();
@@ -989,6 +1041,8 @@ int main(int argc, char **argv) {
     const char *models[] = {"tiny-llama-mha", "tiny-llama3-gqa", "tiny-smol-tied", "tiny-elastic-gqa"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model(fixtures, models[i]);
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model_long_prompt(fixtures, models[i]);
+    check_model_shared_prefix(fixtures, "tiny-llama3-gqa");
+    check_model_shared_prefix(fixtures, "tiny-llama-mha");
     check_matmul_edges();
 
     printf("cuda_parity: %d checks, %d failed (%.1f s)\n", g_checks, g_failed, time_now() - t0);
