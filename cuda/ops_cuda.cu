@@ -215,6 +215,19 @@ extern "C" void cuda_gather_logprob(float *out, const Tensor *logits, const int3
     CUDA_CHECK(cudaMemcpy(out, d_res, (size_t)xv.rows * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
+extern "C" double cuda_cross_entropy_sum(const Tensor *logits, const int32_t *targets) {
+    use_device(logits);
+    const int64_t rows = logits->shape[0];
+    float *lp = (float *)malloc((size_t)(rows > 0 ? rows : 1) * sizeof *lp);
+    REQUIRE(lp);
+    cuda_gather_logprob(lp, logits, targets);
+    double sum = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        if (targets[r] >= 0) sum -= lp[r];
+    free(lp);
+    return sum;
+}
+
 // ---- copies and zeroing -----------------------------------------------------------------
 
 // An n-d strided tensor for the element-wise kernels, by value: its dimensions

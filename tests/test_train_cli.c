@@ -187,6 +187,27 @@ Test(train_cli, artifact_storage_and_levels) {
     snprintf(cmd, sizeof cmd, "%s forward --model tests/fixtures/tiny-llama-mha --ids '5 6 7 8' --artifact %s --level 0.5 --no-lora", tu_bin(), art);
     cr_assert_eq(tu_run(cmd, without, sizeof without), 0, "%s", without);
     cr_expect(strcmp(with, without) != 0, "the level's adapter changes the logits");
+    // ppl through the inference forward (right-padded batches over a KV cache, the GPU's path)
+    // equals the packed training forward's, for the full model and for the level with its adapter
+    const char *levels[] = {"", "--artifact %s --level 0.5"};
+    for (int i = 0; i < 2; i++) {
+        double loss[2];
+        for (int pth = 0; pth < 2; pth++) {
+            char lv[256];
+            snprintf(lv, sizeof lv, levels[i], art);
+            snprintf(cmd, sizeof cmd, "%s ppl " TINY "--data tests/fixtures/train/alpaca.jsonl --batch 5 --quiet %s --path %s",
+                     tu_bin(), lv, pth ? "serve" : "train");
+            cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+            const char *at = strstr(out, "\"loss\": ");
+            cr_assert(at && strstr(out, pth ? "\"path\": \"serve\"" : "\"path\": \"train\""), "%s", out);
+            loss[pth] = atof(at + 8);
+        }
+        cr_expect(fabs(loss[1] - loss[0]) <= 1e-5 * fabs(loss[0]), "%s: serve %.8f vs train %.8f", levels[i], loss[1],
+                  loss[0]);
+    }
+    snprintf(cmd, sizeof cmd, "%s ppl " TINY "--data tests/fixtures/train/alpaca.jsonl --path gpu", tu_bin());
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "--path: expected train or serve") != NULL, "%s", out);
     tu_remove_dir(dir);
 }
 

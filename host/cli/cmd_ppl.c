@@ -1,6 +1,7 @@
 // elastilm ppl: perplexity of a model (or of an elastic level) on held-out
 // text or alpaca records, the same sequences `lora` would train on.
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cli.h"
 #include "runtime/log.h"
 #include "train/data.h"
+#include "ops/ops.h"
 #include "train/llama_train.h"
 
 static ArgOpt opts[] = {
@@ -18,13 +20,60 @@ static ArgOpt opts[] = {
     {"cutoff", true, "tokens per window (default 256)", NULL},
     {"batch", true, "sequences per forward (default 8)", NULL},
     {"limit", true, "use only the first N sequences", NULL},
+    {"path", true, "train (the packed training forward; the CPU's default) or serve (the inference forward over "
+                   "a KV cache, right-padded batches; the only one on a GPU)", NULL},
 };
 #define N_OPTS ((int)(sizeof opts / sizeof *opts))
+
+// The loss sum and counted targets of sequences [0, n) through the inference
+// forward: batches of `batch` sequences right-padded to the batch's longest (a
+// last short batch padded with empty sequences), logits of every position,
+// op_cross_entropy's loss on the rows with a target. The same sum as the training
+// forward's (causal attention: no real token sees the padding after it).
+static Status ppl_serve(const LlamaModel *m, const LlamaView *view, const TokenData *d, int n, int batch, int max_len,
+                        double *sum, int64_t *counted, int64_t *tokens, Progress *p) {
+    const int V = m->cfg.vocab_size;
+    LlamaSession s;
+    TRY(llama_session_init(&s, m, batch, max_len, m->dev));
+    Tensor logits = {0};
+    size_t cells = (size_t)batch * (size_t)max_len;
+    int32_t *ids = calloc(cells, sizeof *ids), *mask = calloc(cells, sizeof *mask), *tg = malloc(cells * sizeof *tg);
+    Status st = llama_session_set_view(&s, m, view);
+    if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, m->dev, (int64_t)cells, V);
+    if (st == ST_OK && (!ids || !mask || !tg)) st = status_fail(ST_OOM, "out of memory");
+    for (int i = 0; st == ST_OK && i < n; i += batch) {
+        int k = n - i < batch ? n - i : batch, T = 1;
+        for (int b = 0; b < k; b++) T = data_len(d, i + b) > T ? data_len(d, i + b) : T;
+        for (size_t c = 0; c < (size_t)batch * T; c++) ids[c] = 0, mask[c] = 0, tg[c] = -1;
+        for (int b = 0; b < k; b++) {
+            int len = data_len(d, i + b);
+            memcpy(ids + (size_t)b * T, d->ids + d->start[i + b], (size_t)len * sizeof *ids);
+            for (int t = 0; t < len; t++) mask[(size_t)b * T + t] = 1;
+            data_targets(d, i + b, tg + (size_t)b * T);
+            *tokens += len;
+        }
+        Tensor lg = tensor_rows(&logits, 0, (int64_t)batch * T);
+        llama_session_reset(&s);
+        st = llama_forward(m, &s, ids, mask, T, LOGITS_ALL, &lg);
+        if (st != ST_OK) break;
+        *sum += op_cross_entropy(NULL, &lg, tg, 1.0f);
+        for (size_t c = 0; c < (size_t)batch * T; c++) *counted += tg[c] >= 0;
+        progress_step(p, k);
+    }
+    free(ids), free(mask), free(tg);
+    tensor_free(&logits);
+    llama_session_free(&s);
+    return st;
+}
 
 static Status run(void) {
     Device dev;
     TRY(cli_setup(opts, N_OPTS, &dev));
-    TRY(cli_require_cpu(opts, N_OPTS, &dev, "ppl (the training forward)"));
+    const char *path = args_get(opts, N_OPTS, "path");
+    if (path && strcmp(path, "train") && strcmp(path, "serve"))
+        return status_fail(ST_USAGE, "--path: expected train or serve, got '%s'", path);
+    bool serve = path ? !strcmp(path, "serve") : dev.kind != DEV_CPU;
+    if (!serve) TRY(cli_require_cpu(opts, N_OPTS, &dev, "ppl --path train (the training forward)"));
     const char *data_path = args_get(opts, N_OPTS, "data");
     if (!data_path) return status_fail(ST_USAGE, "ppl: --data is required");
     long cutoff = 256, batch = 8, limit = -1;
@@ -56,7 +105,7 @@ static Status run(void) {
     if (st == ST_OK && (int64_t)max_len * batch > (1 << 30))
         st = status_fail(ST_USAGE, "ppl: --batch %ld x %d tokens per sequence is too large", batch, max_len);
     TrainOptions to = {.eval_only = true};
-    if (st == ST_OK)
+    if (st == ST_OK && !serve)
         st = llama_train_init(&t, &m, view ? view->widths : NULL, view ? (LoraSet *)view->lora : NULL, &to,
                               max_len * (int)batch);
     int32_t *ids = malloc((size_t)max_len * (size_t)batch * sizeof *ids);
@@ -66,7 +115,9 @@ static Status run(void) {
     int64_t counted = 0, tokens = 0;
     Progress p;
     progress_begin(&p, "ppl", n);
-    for (int i = 0; st == ST_OK && i < n; i += (int)batch) {
+    if (st == ST_OK && serve) st = ppl_serve(&m, view, &d, n, (int)batch, max_len > 0 ? max_len : 1, &sum, &counted,
+                                             &tokens, &p);
+    for (int i = 0; st == ST_OK && !serve && i < n; i += (int)batch) {
         int k = n - i < batch ? n - i : (int)batch, at = 0;
         cu[0] = 0;
         for (int s = 0; s < k; s++) {
@@ -87,10 +138,10 @@ static Status run(void) {
     if (st == ST_OK) {
         double mean = counted ? sum / (double)counted : NAN, secs = time_now() - t0;
         const char *level = args_get(opts, N_OPTS, "level");
-        printf("{\"data\": \"%s\", \"level\": \"%s\", \"lora\": %s, \"sequences\": %d, \"tokens\": %lld, "
-               "\"loss\": %.6f, \"ppl\": %.4f, \"seconds\": %.2f}\n",
-               data_path, level ? level : "1", lv.has_lora ? "true" : "false", n, (long long)counted, mean, exp(mean),
-               secs);
+        printf("{\"data\": \"%s\", \"level\": \"%s\", \"lora\": %s, \"path\": \"%s\", \"sequences\": %d, "
+               "\"tokens\": %lld, \"loss\": %.8f, \"ppl\": %.4f, \"seconds\": %.2f}\n",
+               data_path, level ? level : "1", lv.has_lora ? "true" : "false", serve ? "serve" : "train", n,
+               (long long)counted, mean, exp(mean), secs);
         log_info("%lld tokens in %.1fs (%.0f tokens/s)", (long long)tokens, secs, tokens / secs);
     }
     free(ids), free(tg), free(cu);

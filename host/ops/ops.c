@@ -112,6 +112,12 @@ void op_dropout(Tensor *out, const Tensor *x, float p, uint64_t seed) {
     cpu_dropout(out, x, p, seed);
 }
 double op_cross_entropy(Tensor *dlogits, const Tensor *logits, const int32_t *targets, float scale) {
+#ifdef ELASTILM_CUDA
+    if (logits->dev.kind == DEV_CUDA) {
+        assert(!dlogits); // the loss only: no CUDA backward yet
+        return cuda_cross_entropy_sum(logits, targets); // the sum, as the CPU's (scale is dlogits')
+    }
+#endif
     CPU_ONLY(logits);
     return cpu_cross_entropy(dlogits, logits, targets, scale);
 }

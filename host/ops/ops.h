@@ -140,6 +140,8 @@ void op_dropout(Tensor *out, const Tensor *x, float p, uint64_t seed);
 // scale * (softmax(logits) - onehot(target)) for counted rows and 0 for ignored
 // ones; dlogits may alias logits (the logits are then consumed).
 //   logits, dlogits [N, V]; targets [N]
+// On CUDA only the loss (dlogits NULL) exists; targets is then a host array, as
+// the result is a host value.
 double op_cross_entropy(Tensor *dlogits, const Tensor *logits, const int32_t *targets, float scale);
 
 // Sum of squares of all elements (in double), for gradient-norm clipping.

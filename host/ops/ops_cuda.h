@@ -51,6 +51,10 @@ void cuda_log_softmax(Tensor *out, const Tensor *x);
 // out is a host array [rows]; targets a host array (negative = skip, out[r] = 0).
 void cuda_gather_logprob(float *out, const Tensor *logits, const int32_t *targets);
 
+// Sum over rows with targets[r] >= 0 of -log p(targets[r]) (op_cross_entropy's
+// loss without dlogits), in double; targets a host array.
+double cuda_cross_entropy_sum(const Tensor *logits, const int32_t *targets);
+
 // Copies a device tensor (any strides) to the host, converting to f32.
 void cuda_copy_to_host_f32(float *dst, const Tensor *src);
 // Sets a device tensor to zero.

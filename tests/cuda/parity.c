@@ -610,6 +610,8 @@ static void check_gather_logprob(void) {
         maxr = fabs(ref[r]) > maxr ? fabs(ref[r]) : maxr;
     }
     check(maxd / maxr, 1e-5, "gather_logprob [6, 5000], strided, a skipped target");
+    double ce_ref = cpu_cross_entropy(NULL, &xh, targets, 1.0f), ce = cuda_cross_entropy_sum(&xd, targets);
+    check(fabs(ce - ce_ref) / fabs(ce_ref), 1e-6, "cross-entropy loss sum (op_cross_entropy on CUDA), a skipped target");
     tensor_free(&lsm);
     buf_free(&x);
 }
