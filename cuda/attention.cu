@@ -31,8 +31,9 @@
 
 // Everything a kernel needs about one op_attention call.
 typedef struct {
-    float *out;
+    void *out;                 // f32, bf16 or f16 (out_dt)
     int64_t ldo;
+    DType out_dt;
     const float *q;
     int64_t ldq;
     const float *k, *v;        // the cache at this kv width; sequence s owns rows s*cap ...
@@ -221,8 +222,8 @@ __global__ void __launch_bounds__(32 * MMA_WARPS) mma_attention_kernel(AttnArgs 
     for (int row = 0; row < w_rows; row++) {
         int r = w0 + row, t = r / a.group, h = g * a.group + r % a.group;
         float l = l_s[warp * 16 + row];
-        float *op = a.out + ((int64_t)b * a.T + t) * a.ldo + (int64_t)h * HD;
-        for (int d = lane; d < HD; d += 32) op[d] = l > 0.0f ? o_w[row * LDH + d] / l : 0.0f;
+        const int64_t o0 = ((int64_t)b * a.T + t) * a.ldo + (int64_t)h * HD;
+        for (int d = lane; d < HD; d += 32) store_dt(a.out, a.out_dt, o0 + d, l > 0.0f ? o_w[row * LDH + d] / l : 0.0f);
     }
 #endif
 }
@@ -303,11 +304,11 @@ __global__ void attention_kernel(AttnArgs a) {
     }
     if (!active) return;
     if (a.n_splits == 1) { // a query that sees no key (l = 0) gets zeros
-        float *op = a.out + ((int64_t)b * a.T + t) * a.ldo + (int64_t)h * hd;
+        const int64_t o0 = ((int64_t)b * a.T + t) * a.ldo + (int64_t)h * hd;
 #pragma unroll
         for (int i = 0; i < ATT_MAX_HD / 32; i++) {
             int d = lane + 32 * i;
-            if (d < hd) op[d] = l > 0.0f ? acc[i] / l : 0.0f;
+            if (d < hd) store_dt(a.out, a.out_dt, o0 + d, l > 0.0f ? acc[i] / l : 0.0f);
         }
     } else {
         int64_t slot = (((int64_t)b * a.T + t) * a.n_heads + h) * a.n_splits + split;
@@ -327,11 +328,11 @@ __global__ void attention_combine_kernel(AttnArgs a) {
     const int h = (int)(row % a.n_heads);
     const int64_t st = row / a.n_heads;
     const float2 *ml = a.part_ml + row * a.n_splits;
-    float *op = a.out + st * a.ldo + (int64_t)h * a.hd;
+    const int64_t o0 = st * a.ldo + (int64_t)h * a.hd;
     float mx = -INFINITY;
     for (int i = 0; i < a.n_splits; i++) mx = fmaxf(mx, ml[i].x);
     if (mx == -INFINITY) { // no split saw a key
-        for (int d = threadIdx.x; d < a.hd; d += blockDim.x) op[d] = 0.0f;
+        for (int d = threadIdx.x; d < a.hd; d += blockDim.x) store_dt(a.out, a.out_dt, o0 + d, 0.0f);
         return;
     }
     float sum = 0.0f;
@@ -340,7 +341,7 @@ __global__ void attention_combine_kernel(AttnArgs a) {
     for (int d = threadIdx.x; d < a.hd; d += blockDim.x) {
         float o = 0.0f;
         for (int i = 0; i < a.n_splits; i++) o += po[(int64_t)i * a.hd + d] * expf(ml[i].x - mx);
-        op[d] = o / sum;
+        store_dt(a.out, a.out_dt, o0 + d, o / sum);
     }
 }
 
@@ -466,7 +467,8 @@ extern "C" void cuda_attention(Tensor *out, const Tensor *q, const Tensor *k, co
     REQUIRE(s->n_heads % s->n_kv_heads == 0 && hd > 0 && hd <= ATT_MAX_HD);
     REQUIRE(n_sh >= 0 && n_sh <= s->n_past && s->n_past - n_sh + s->T <= s->cap);
     REQUIRE(s->n_seq <= 65535);
-    Strided2d o = strided2d(out), qv = strided2d(q), kv = strided2d(k), vv = strided2d(v);
+    Out2d o = out2d(out);
+    Strided2d qv = strided2d(q), kv = strided2d(k), vv = strided2d(v);
     REQUIRE(same_shape(o, qv) && qv.rows == (int64_t)s->n_seq * s->T && qv.cols == (int64_t)s->n_heads * hd);
     if (s->n_seq == 0 || s->T == 0) return;
     const int n_own = s->n_past - n_sh + s->T; // own rows read per sequence
@@ -475,7 +477,7 @@ extern "C" void cuda_attention(Tensor *out, const Tensor *q, const Tensor *k, co
 
     AttnArgs a;
     memset(&a, 0, sizeof a);
-    a.out = o.p, a.ldo = o.ld, a.q = qv.p, a.ldq = qv.ld;
+    a.out = o.p, a.ldo = o.ld, a.out_dt = o.dt, a.q = qv.p, a.ldq = qv.ld;
     a.k = kv.p, a.v = vv.p, a.ldk = kv.ld, a.ldv = vv.ld;
     a.T = s->T, a.n_past = s->n_past, a.cap = s->cap, a.n_heads = s->n_heads, a.hd = hd;
     a.group = s->n_heads / s->n_kv_heads, a.n_sh = n_sh;

@@ -112,6 +112,33 @@ static inline Strided2d strided2d(const Tensor *t) {
 
 static inline bool same_shape(const Strided2d &a, const Strided2d &b) { return a.rows == b.rows && a.cols == b.cols; }
 
+// A 2-d output of f32, bf16 or f16 (the activations a matmul reads next may be
+// 16-bit: ops_cuda.h): element (r, c) at p + (r * ld + c) elements of dt.
+struct Out2d {
+    void *p;
+    int64_t rows, cols, ld;
+    DType dt;
+};
+
+static inline Out2d out2d(const Tensor *t) {
+    REQUIRE(t->ndim == 2 && t->dev.kind == DEV_CUDA);
+    REQUIRE(t->dtype == DT_F32 || t->dtype == DT_BF16 || t->dtype == DT_F16);
+    REQUIRE(t->shape[1] <= 1 || t->stride[1] == 1);
+    REQUIRE(t->shape[0] <= 1 || t->stride[0] >= t->shape[1]);
+    Out2d o = {t->data, t->shape[0], t->shape[1], t->stride[0], t->dtype};
+    return o;
+}
+
+static inline bool same_shape(const Out2d &a, const Strided2d &b) { return a.rows == b.rows && a.cols == b.cols; }
+
+// Stores v at flat element offset i of an output of dtype dt (a block-uniform branch).
+__device__ __forceinline__ void store_dt(void *p, DType dt, int64_t i, float v) {
+    if (dt == DT_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else if (dt == DT_F16) ((__half *)p)[i] = __float2half_rn(v);
+    else ((float *)p)[i] = v;
+}
+__device__ __forceinline__ void put(const Out2d &o, int64_t r, int64_t c, float v) { store_dt(o.p, o.dt, r * o.ld + c, v); }
+
 // ---- reductions (blockDim.x must be a multiple of 32) ---------------------------
 
 struct SumOp {

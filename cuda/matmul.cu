@@ -3,8 +3,9 @@
 //   out[M, N]  = x[M, K] @ w[N, K]^T              (cuda_matmul)
 //   out[M, N] += alpha * x[M, K] @ w[N, K]^T      (cuda_matmul_add)
 //
-// out and x are f32 device tensors; w is a bf16, f16 or f32 device tensor; all
-// three may be strided 2-d views (row stride tensor_ld >= columns), e.g. a row
+// out is an f32 device tensor; w a bf16, f16 or f32 one; x f32, or 16-bit in
+// w's dtype (activations written in bf16 for the matmul: used without a copy) or
+// with f32 w (widened first); all three may be strided 2-d views (row stride tensor_ld >= columns), e.g. a row
 // prefix of wq or a column prefix of wo/w_down (ld > K) for an elastic level,
 // or rows of the KV cache as out.
 //
@@ -129,6 +130,28 @@ static void mm_convert(T *dst, int64_t ld_d, const float *src, int64_t rows, int
     if (vec) mm_convert4<T><<<(unsigned)blocks, threads>>>(dst, ld_d, src, rows, cols, ld);
     else mm_convert1<T><<<(unsigned)blocks, threads>>>(dst, ld_d, src, rows, cols, ld);
     MM_CUDA(cudaGetLastError());
+}
+
+// dst [rows, cols] f32 (row stride ld_d) = src [rows, cols] bf16/f16 (row stride ld):
+// a 16-bit activation multiplied by f32 weights (a LoRA adapter's A).
+template <typename T>
+__global__ void mm_widen(float *__restrict__ dst, int64_t ld_d, const T *__restrict__ src, int64_t rows, int64_t cols,
+                         int64_t ld) {
+    int64_t n = rows * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        dst[r * ld_d + c] = (float)src[r * ld + c];
+    }
+}
+
+// dst [rows, cols] (row stride ld_d) = src [rows, cols] (row stride ld), 16-bit elements as they are.
+__global__ void mm_copy16(uint16_t *__restrict__ dst, int64_t ld_d, const uint16_t *__restrict__ src, int64_t rows,
+                          int64_t cols, int64_t ld) {
+    int64_t n = rows * cols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        dst[r * ld_d + c] = src[r * ld + c];
+    }
 }
 
 // ---- per-device cuBLASLt state and cached plans -----------------------------
@@ -268,8 +291,12 @@ static void mm_run(Tensor *out, const Tensor *x, const Tensor *w, float alpha, f
     MM_REQUIRE(out->dev.kind == DEV_CUDA && x->dev.kind == DEV_CUDA && w->dev.kind == DEV_CUDA,
                "out, x and w must be CUDA tensors");
     MM_REQUIRE(out->dev.index == x->dev.index && out->dev.index == w->dev.index, "tensors on different devices");
-    MM_REQUIRE(out->dtype == DT_F32 && x->dtype == DT_F32, "out and x must be f32 (got %s, %s)", dtype_name(out->dtype),
+    MM_REQUIRE(out->dtype == DT_F32, "out must be f32 (got %s)", dtype_name(out->dtype));
+    MM_REQUIRE(x->dtype == DT_F32 || x->dtype == DT_BF16 || x->dtype == DT_F16, "x must be f32, bf16 or f16 (got %s)",
                dtype_name(x->dtype));
+    MM_REQUIRE(x->dtype == DT_F32 || w->dtype == DT_F32 || x->dtype == w->dtype,
+               "a 16-bit x needs weights of its dtype or f32 (got x %s, w %s)", dtype_name(x->dtype),
+               dtype_name(w->dtype));
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
     MM_REQUIRE(w->shape[1] == K && out->shape[0] == M && out->shape[1] == N,
                "shape mismatch: out [%lld, %lld] = x [%lld, %lld] @ w [%lld, %lld]^T", (long long)out->shape[0],
@@ -294,7 +321,27 @@ static void mm_run(Tensor *out, const Tensor *x, const Tensor *w, float alpha, f
 
     const void *b_ptr = x->data;
     int64_t ld_b = ld_x;
-    if (w->dtype == DT_BF16 || w->dtype == DT_F16) {
+    if (x->dtype == w->dtype && w->dtype != DT_F32 && (ld_x % 8 != 0 || ((uintptr_t)x->data & 15) != 0)) {
+        // a 16-bit x whose rows are not 16-byte aligned: into a padded copy first, as a converted x is
+        ld_b = (K + 7) / 8 * 8;
+        uint16_t *xc = (uint16_t *)cuda_workspace(MM_X_SLOT, (size_t)M * (size_t)ld_b * 2);
+        int64_t blocks = ((int64_t)M * K + 255) / 256;
+        blocks = blocks > 65536 ? 65536 : blocks < 1 ? 1 : blocks;
+        mm_copy16<<<(unsigned)blocks, 256>>>(xc, ld_b, (const uint16_t *)x->data, M, K, ld_x);
+        MM_CUDA(cudaGetLastError());
+        b_ptr = xc;
+    } else if (x->dtype == w->dtype) {
+        // x already in w's dtype (16-bit activations from the op that wrote them, or f32 x f32): used as it is
+    } else if (w->dtype == DT_F32) { // 16-bit x, f32 w: x widened to f32, rows padded to 4 (16-byte aligned)
+        ld_b = (K + 3) / 4 * 4;
+        float *xf = (float *)cuda_workspace(MM_X_SLOT, (size_t)M * (size_t)ld_b * sizeof(float));
+        int64_t blocks = ((int64_t)M * K + 255) / 256;
+        blocks = blocks > 65536 ? 65536 : blocks < 1 ? 1 : blocks;
+        if (x->dtype == DT_BF16) mm_widen<<<(unsigned)blocks, 256>>>(xf, ld_b, (const __nv_bfloat16 *)x->data, M, K, ld_x);
+        else mm_widen<<<(unsigned)blocks, 256>>>(xf, ld_b, (const __half *)x->data, M, K, ld_x);
+        MM_CUDA(cudaGetLastError());
+        b_ptr = xf;
+    } else if (w->dtype == DT_BF16 || w->dtype == DT_F16) {
         // rows padded to 8 elements: every row of the converted x is 16-byte aligned
         ld_b = (K + 7) / 8 * 8;
         void *xc = cuda_workspace(MM_X_SLOT, (size_t)M * (size_t)ld_b * 2);

@@ -55,20 +55,20 @@ extern "C" void cuda_embedding(Tensor *out, const Tensor *table, const int32_t *
 
 // ---- rmsnorm -------------------------------------------------------------------------
 
-__global__ void rmsnorm_kernel(Strided2d out, Strided2d x, const float *w, float eps) {
+__global__ void rmsnorm_kernel(Out2d out, Strided2d x, const float *w, float eps) {
     int64_t r = blockIdx.x;
     const float *xr = x.p + r * x.ld;
-    float *orow = out.p + r * out.ld;
     double ss = 0.0; // in double like the CPU: the scale then rounds to the same float
     for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) ss += (double)xr[c] * xr[c];
     ss = block_reduce(ss, SumOp(), 0.0);
     float scale = (float)(1.0 / sqrt(ss / (double)x.cols + (double)eps));
-    for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) orow[c] = (xr[c] * scale) * w[c];
+    for (int64_t c = threadIdx.x; c < x.cols; c += blockDim.x) put(out, r, c, (xr[c] * scale) * w[c]);
 }
 
 extern "C" void cuda_rmsnorm(Tensor *out, const Tensor *x, const Tensor *w, float eps) {
     use_device(out);
-    Strided2d o = strided2d(out), xv = strided2d(x);
+    Out2d o = out2d(out);
+    Strided2d xv = strided2d(x);
     REQUIRE(same_shape(o, xv));
     REQUIRE(w->dtype == DT_F32 && w->dev.kind == DEV_CUDA && w->shape[0] == xv.cols);
     REQUIRE(w->ndim == 1 || (w->ndim == 2 && w->shape[1] == 1));
@@ -114,18 +114,19 @@ extern "C" void cuda_rope(Tensor *x, const int32_t *pos, const float *inv_freq, 
 
 // ---- elementwise -----------------------------------------------------------------------
 
-__global__ void swiglu_kernel(Strided2d out, Strided2d gate, Strided2d up) {
+__global__ void swiglu_kernel(Out2d out, Strided2d gate, Strided2d up) {
     const int64_t n = out.rows * out.cols;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / out.cols, c = i - r * out.cols;
         float g = gate.p[r * gate.ld + c];
-        out.p[r * out.ld + c] = g / (1.0f + expf(-g)) * up.p[r * up.ld + c];
+        put(out, r, c, g / (1.0f + expf(-g)) * up.p[r * up.ld + c]);
     }
 }
 
 extern "C" void cuda_swiglu(Tensor *out, const Tensor *gate, const Tensor *up) {
     use_device(out);
-    Strided2d o = strided2d(out), g = strided2d(gate), u = strided2d(up);
+    Out2d o = out2d(out);
+    Strided2d g = strided2d(gate), u = strided2d(up);
     REQUIRE(same_shape(o, g) && same_shape(o, u));
     const int64_t n = o.rows * o.cols;
     if (n == 0) return;

@@ -130,10 +130,11 @@ void llama_rope_inv_freq(const LlamaConfig *c, float *out);
 // ---- running ---------------------------------------------------------------
 
 typedef struct {
-    Tensor x, xn;          // [N, D] residual stream, normalised input
-    Tensor q, att;         // [N, H*hd]
+    Tensor x, xn;          // [N, D] residual stream (f32), normalised input (act_dtype)
+    Tensor q, att;         // [N, H*hd] queries (f32), attention output (act_dtype)
     Tensor k_new, v_new;   // [N, KV*hd] the new tokens' keys and values before they go into the cache
     Tensor gate, up;       // [N, F]
+    Tensor act;            // [N, F] silu(gate) * up when activations are 16-bit (else written into gate)
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
     Tensor lora_u;         // [N * r] adapter intermediate A x (grown when a view has adapters)
     Tensor logits;         // device sessions: logits formed here before the copy to a host tensor
@@ -154,6 +155,7 @@ typedef struct LlamaSession {
     const struct LlamaSession *base; // shared prefix (llama_session_attach), or NULL
     int base_n;            // its length in tokens
     Device dev;
+    DType act_dtype;       // xn, att, act, last: f32 on the CPU, the weights' dtype on a device
     const LlamaView *view; // NULL = the full model; see llama_session_set_view
     int lora_rank;         // adapter rank the scratch has room for (grows, never shrinks)
 } LlamaSession;

@@ -8,8 +8,8 @@
 #include "runtime/device.h"
 
 static void scratch_free(LlamaScratch *sc) {
-    Tensor *ts[] = {&sc->x,   &sc->xn, &sc->q,    &sc->att,    &sc->k_new, &sc->v_new,
-                    &sc->gate, &sc->up, &sc->last, &sc->lora_u, &sc->logits};
+    Tensor *ts[] = {&sc->x,  &sc->xn,   &sc->q,    &sc->att,    &sc->k_new,  &sc->v_new, &sc->gate,
+                    &sc->up, &sc->act, &sc->last, &sc->lora_u, &sc->logits};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
 }
 
@@ -21,14 +21,15 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     s->scratch_tokens = 0; // until every buffer below exists again
     int64_t D = c->dim, QD = (int64_t)c->n_heads * c->head_dim;
     TRY(tensor_alloc_2d(&sc->x, DT_F32, s->dev, n, D));
-    TRY(tensor_alloc_2d(&sc->xn, DT_F32, s->dev, n, D));
+    TRY(tensor_alloc_2d(&sc->xn, s->act_dtype, s->dev, n, D));
     TRY(tensor_alloc_2d(&sc->q, DT_F32, s->dev, n, QD));
-    TRY(tensor_alloc_2d(&sc->att, DT_F32, s->dev, n, QD));
+    TRY(tensor_alloc_2d(&sc->att, s->act_dtype, s->dev, n, QD));
     TRY(tensor_alloc_2d(&sc->k_new, DT_F32, s->dev, n, (int64_t)c->n_kv_heads * c->head_dim));
     TRY(tensor_alloc_2d(&sc->v_new, DT_F32, s->dev, n, (int64_t)c->n_kv_heads * c->head_dim));
     TRY(tensor_alloc_2d(&sc->gate, DT_F32, s->dev, n, c->ffn_dim));
     TRY(tensor_alloc_2d(&sc->up, DT_F32, s->dev, n, c->ffn_dim));
-    TRY(tensor_alloc_2d(&sc->last, DT_F32, s->dev, s->n_seq, D));
+    TRY(tensor_alloc_2d(&sc->last, s->act_dtype, s->dev, s->n_seq, D));
+    if (s->act_dtype != DT_F32) TRY(tensor_alloc_2d(&sc->act, s->act_dtype, s->dev, n, c->ffn_dim));
     if (s->view && s->view->lora && s->view->lora->cfg.rank > s->lora_rank) s->lora_rank = s->view->lora->cfg.rank;
     if (s->lora_rank > 0) TRY(tensor_alloc_1d(&sc->lora_u, DT_F32, s->dev, (int64_t)n * s->lora_rank));
     s->scratch_tokens = n;
@@ -47,6 +48,9 @@ Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int c
     s->n_seq = n_seq;
     s->cap = cap;
     s->dev = dev;
+    // What matmuls read (normalised inputs, attention and SwiGLU outputs) in the weights' dtype on a
+    // device: written once in 16 bits instead of in f32 and converted before every matmul.
+    s->act_dtype = dev.kind == DEV_CPU ? DT_F32 : m->layers[0].wq.dtype;
     int64_t KVD = (int64_t)c->n_kv_heads * c->head_dim;
     s->n_layers = c->n_layers;
     s->k = calloc((size_t)c->n_layers, sizeof *s->k);
@@ -200,9 +204,11 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, co
     apply_lora(s, l, LORA_GATE, &xn, &gate);
     op_matmul(&up, &xn, &w.w_up);
     apply_lora(s, l, LORA_UP, &xn, &up);
-    op_swiglu(&gate, &gate, &up);
-    op_matmul_add(&x, &gate, &w.w_down, 1.0f);
-    apply_lora(s, l, LORA_DOWN, &gate, &x);
+    Tensor act = gate; // f32 activations: in place
+    if (s->act_dtype != DT_F32) act = tensor_rows(&sc->act, 0, N), act = tensor_cols(&act, 0, w.ffn);
+    op_swiglu(&act, &gate, &up);
+    op_matmul_add(&x, &act, &w.w_down, 1.0f);
+    apply_lora(s, l, LORA_DOWN, &act, &x);
 }
 
 static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,

@@ -1,7 +1,12 @@
 // ops_cuda.h: the CUDA implementations behind ops.h (cuda/*.cu), built when
 // nvcc is found (ELASTILM_CUDA). The contract is ops.h's, with these choices:
 //  - activations (out, x, q, k, v, logits, ...) are f32 in device memory and
-//    may be strided views (row stride >= columns), exactly as on the CPU;
+//    may be strided views (row stride >= columns), exactly as on the CPU, with
+//    one exception: what a matmul reads next may be 16-bit. rmsnorm's, swiglu's
+//    and attention's out may be bf16 or f16 (rounded to nearest even), and
+//    matmul's x may be bf16/f16 when w has that dtype (used as it is) or is f32
+//    (widened first). The model writes them in the weights' dtype, so each is
+//    rounded once where it is written instead of before every matmul;
 //  - weights (matmul's w, the embedding table) are bf16, f16 or f32 device
 //    tensors; matmuls run on cuBLASLt with fp32 accumulation, the activation
 //    operand converted to the weight's dtype first (bf16 x bf16 -> f32);

@@ -284,21 +284,28 @@ static void check_embedding(DType dt) {
     buf_free(&table), buf_free(&out);
 }
 
-static void check_rmsnorm(int64_t N, int64_t D) {
-    Buf x = buf_new(N + 2, D + 7, DT_F32), w = buf_new(1, D, DT_F32), out = buf_new(N + 3, D + 4, DT_F32);
+// 16-bit outputs (what a matmul reads next, ops_cuda.h): the fp32 result rounded
+// once, <= 2^-9 relative for bf16 (2^-12 for f16) of max|ref|, plus the fp32
+// differences; they start at a finite sentinel (7, exact in 16 bits) instead of NaN.
+#define OUT16_TOL 4e-3
+static double out_tol(DType dt, double f32_tol) { return dt == DT_F32 ? f32_tol : OUT16_TOL; }
+static void out_poison(Buf *b) { buf_fill(b, b->dt == DT_F32 ? NAN : 7.0f); }
+
+static void check_rmsnorm(int64_t N, int64_t D, DType out_dt) {
+    Buf x = buf_new(N + 2, D + 7, DT_F32), w = buf_new(1, D, DT_F32), out = buf_new(N + 3, D + 4, out_dt);
     buf_normal(&x, 2.0f, false);
     float *wp = w.h.data;
     for (int64_t j = 0; j < D; j++) wp[j] = 1.0f + 0.2f * rng_normal(&g_rng);
     buf_upload(&w);
-    buf_fill(&out, NAN);
+    out_poison(&out);
     Rect xv = {1, N, 3, D}, ov = {2, N, 1, D};
     Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
     Tensor wh = flat(&w.h, D), wd = flat(&w.d, D);
     cpu_rmsnorm(&oh, &xh, &wh, 1e-5f);
     cuda_rmsnorm(&od, &xd, &wd, 1e-5f);
     char what[96];
-    snprintf(what, sizeof what, "rmsnorm [%lld, %lld], strided", (long long)N, (long long)D);
-    check_buf(&out, ov, 1e-5, what);
+    snprintf(what, sizeof what, "rmsnorm [%lld, %lld], strided, out %s", (long long)N, (long long)D, dtype_name(out_dt));
+    check_buf(&out, ov, out_tol(out_dt, 1e-5), what);
     buf_free(&x), buf_free(&w), buf_free(&out);
 }
 
@@ -367,6 +374,37 @@ static void check_matmul(const MatmulCase *mc, DType wdt) {
     }
     free(got);
     tensor_free(&xr), tensor_free(&wr), tensor_free(&out_r);
+    buf_free(&x), buf_free(&w), buf_free(&out);
+}
+
+// A 16-bit x (an activation the model wrote in the weights' dtype): with weights
+// of its dtype it is the GEMM's operand as it is, with f32 weights (a LoRA A)
+// widened first. The host values are rounded to xdt, so the CPU sees what the
+// device does: products of two 16-bit numbers are exact (5e-5 as above), f32 w
+// gives an fp32 GEMM (1e-5). x and out are column-offset views.
+// pad: extra columns of x's parent (0 with K % 8 == 0: 16-byte aligned rows, used in place; else copied).
+static void check_matmul_x16(DType xdt, DType wdt, int64_t M, int64_t N, int64_t K, bool add, int pad) {
+    Buf x = buf_new(M + 1, K + 8 + pad, xdt), w = buf_new(N, K, wdt), out = buf_new(M, N + 5, DT_F32);
+    float *xp = x.h.data, *wp = w.h.data;
+    for (int64_t i = 0; i < tensor_numel(&x.h); i++) xp[i] = round_to(xdt, rng_normal(&g_rng));
+    for (int64_t i = 0; i < tensor_numel(&w.h); i++) wp[i] = round_to(wdt, 0.05f * rng_normal(&g_rng));
+    buf_upload(&x), buf_upload(&w);
+    if (add) buf_normal(&out, 1.0f, false);
+    else buf_fill(&out, NAN);
+    Rect xv = {1, M, 8, K}, wv = {0, N, 0, K}, ov = {0, M, 5, N};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), wh = vh(&w, wv), wd = vd(&w, wv), oh = vh(&out, ov), od = vd(&out, ov);
+    if (add) {
+        cpu_matmul_add(&oh, &xh, &wh, 1.0f);
+        cuda_matmul_add(&od, &xd, &wd, 1.0f);
+    } else {
+        cpu_matmul(&oh, &xh, &wh);
+        cuda_matmul(&od, &xd, &wd);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "matmul%s x %s [%lld, %lld] (view, ld %lld) @ w %s [%lld, %lld]^T", add ? "_add" : "",
+             dtype_name(xdt), (long long)M, (long long)K, (long long)(K + 8 + pad), dtype_name(wdt), (long long)N,
+             (long long)K);
+    check_buf(&out, ov, wdt == DT_F32 ? 1e-5 : 5e-5, what);
     buf_free(&x), buf_free(&w), buf_free(&out);
 }
 
@@ -463,14 +501,14 @@ static const char *attention_kernel_name(CudaAttentionKernel k) {
 }
 
 // One case on one kernel (forced; AUTO = the dispatcher's choice).
-static void check_attention_on(const AttnCase *ac, CudaAttentionKernel kernel) {
+static void check_attention_on(const AttnCase *ac, CudaAttentionKernel kernel, DType out_dt) {
     int n_seq = ac->n_seq, T = ac->T, H = ac->H, KV = ac->KV, hd = ac->hd, n_sh = ac->n_shared;
     int64_t qd = (int64_t)H * hd, kvd = (int64_t)KV * hd, eq = (int64_t)ac->extra_heads * hd,
             ekv = (int64_t)(ac->extra_heads ? 1 : 0) * hd, rows_q = (int64_t)n_seq * T, rows_kv = (int64_t)n_seq * ac->cap;
-    Buf q = buf_new(rows_q, qd + eq, DT_F32), out = buf_new(rows_q, qd + eq, DT_F32);
+    Buf q = buf_new(rows_q, qd + eq, DT_F32), out = buf_new(rows_q, qd + eq, out_dt);
     Buf k = buf_new(rows_kv, kvd + ekv, DT_F32), v = buf_new(rows_kv, kvd + ekv, DT_F32);
     buf_normal(&q, 1.0f, false), buf_normal(&k, 1.0f, false), buf_normal(&v, 1.0f, false);
-    buf_fill(&out, NAN);
+    out_poison(&out);
     int32_t *kmask = xmalloc((size_t)rows_kv * sizeof *kmask);
     for (int s = 0; s < n_seq; s++) {
         int pad = s == 0 ? ac->pad_max : (int)rng_below(&g_rng, (uint64_t)ac->pad_max + 1);
@@ -497,12 +535,14 @@ static void check_attention_on(const AttnCase *ac, CudaAttentionKernel kernel) {
     cuda_attention(&od, &qdv, &kdv, &vdv, kmask_d, &shape, n_sh ? &sh_d : NULL);
     cuda_attention_force(CUDA_ATTENTION_AUTO);
     char what[200];
-    snprintf(what, sizeof what, "attention %s: %d seq x T %d, n_past %d, H %d KV %d hd %d%s [%s]", ac->label, n_seq, T,
-             ac->n_past, H, KV, hd, ac->extra_heads ? ", strided" : "", attention_kernel_name(ran));
+    snprintf(what, sizeof what, "attention %s: %d seq x T %d, n_past %d, H %d KV %d hd %d%s%s [%s]", ac->label, n_seq,
+             T, ac->n_past, H, KV, hd, ac->extra_heads ? ", strided" : "", out_dt == DT_F32 ? "" : ", bf16 out",
+             attention_kernel_name(ran));
     if (kernel != CUDA_ATTENTION_AUTO && ran != kernel) {
         report(false, INFINITY, 0, "%s: asked for %s", what, attention_kernel_name(kernel));
     } else {
-        check_buf(&out, qv, ran == CUDA_ATTENTION_MMA ? ATTN_MMA_TOL : 1e-5, what);
+        double tol = ran == CUDA_ATTENTION_MMA ? ATTN_MMA_TOL : 1e-5;
+        check_buf(&out, qv, out_dt == DT_F32 ? tol : tol + OUT16_TOL, what);
     }
     device_free(GPU, kmask_d), device_free(GPU, smask_d);
     free(kmask), free(smask);
@@ -534,11 +574,15 @@ static void check_attentions(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const AttnCase *ac = &cases[i];
-        check_attention_on(ac, CUDA_ATTENTION_SIMT);
+        check_attention_on(ac, CUDA_ATTENTION_SIMT, DT_F32);
         bool mma_hd = ac->hd == 16 || ac->hd == 32 || ac->hd == 64 || ac->hd == 80 || ac->hd == 96 || ac->hd == 128;
-        if (mma_hd) check_attention_on(ac, CUDA_ATTENTION_MMA);
-        check_attention_on(ac, CUDA_ATTENTION_AUTO);
+        if (mma_hd) check_attention_on(ac, CUDA_ATTENTION_MMA, DT_F32);
+        check_attention_on(ac, CUDA_ATTENTION_AUTO, DT_F32);
     }
+    // bf16 outputs (a bf16 model's attention output): both kernels, and the split-key combine
+    check_attention_on(&cases[1], CUDA_ATTENTION_SIMT, DT_BF16);
+    check_attention_on(&cases[1], CUDA_ATTENTION_MMA, DT_BF16);
+    check_attention_on(&cases[4], CUDA_ATTENTION_SIMT, DT_BF16);
 }
 
 static void check_swiglu(void) {
@@ -555,6 +599,16 @@ static void check_swiglu(void) {
     cuda_swiglu(&gd, &gd, &ud);
     check_buf(&g, gv, 1e-5, "swiglu in place (out = gate)");
     buf_free(&g), buf_free(&u), buf_free(&out);
+    // into a bf16 output, as the model's activations on a bf16 model
+    Buf g2 = buf_new(N, F, DT_F32), u2 = buf_new(N, F, DT_F32), o16 = buf_new(N + 1, F + 2, DT_BF16);
+    buf_normal(&g2, 3.0f, false), buf_normal(&u2, 1.0f, false), out_poison(&o16);
+    Rect all = {0, N, 0, F}, o16v = {1, N, 2, F};
+    Tensor g2h = vh(&g2, all), g2d = vd(&g2, all), u2h = vh(&u2, all), u2d = vd(&u2, all);
+    Tensor o16h = vh(&o16, o16v), o16d = vd(&o16, o16v);
+    cpu_swiglu(&o16h, &g2h, &u2h);
+    cuda_swiglu(&o16d, &g2d, &u2d);
+    check_buf(&o16, o16v, OUT16_TOL, "swiglu [29, 150] into a bf16 view");
+    buf_free(&g2), buf_free(&u2), buf_free(&o16);
 }
 
 static void check_add(void) {
@@ -1027,9 +1081,17 @@ int main(int argc, char **argv) {
 
     check_embedding(DT_F32);
     check_embedding(DT_BF16);
-    check_rmsnorm(37, 96);
-    check_rmsnorm(3, 4096);
+    check_rmsnorm(37, 96, DT_F32);
+    check_rmsnorm(3, 4096, DT_F32);
+    check_rmsnorm(37, 96, DT_BF16);
+    check_rmsnorm(5, 4096, DT_F16);
     check_matmuls();
+    check_matmul_x16(DT_BF16, DT_BF16, 37, 96, 200, false, 0);
+    check_matmul_x16(DT_BF16, DT_BF16, 37, 96, 200, false, 3);
+    check_matmul_x16(DT_BF16, DT_BF16, 1, 300, 128, true, 0);
+    check_matmul_x16(DT_F16, DT_F16, 20, 64, 72, false, 0);
+    check_matmul_x16(DT_F16, DT_F16, 20, 64, 70, true, 1);
+    check_matmul_x16(DT_BF16, DT_F32, 37, 8, 200, false, 3); // a LoRA A on a bf16 activation
     check_ropes();
     check_attentions();
     check_swiglu();
