@@ -10,13 +10,15 @@
 // or rows of the KV cache as out.
 //
 // Precision. Accumulation is always fp32 (CUBLAS_COMPUTE_32F, fp32 alpha/beta):
-//  - bf16/f16 w: x is rounded to w's dtype (round to nearest even) into a
+//  - bf16/f16 w: an f32 x is rounded to w's dtype (round to nearest even) into a
 //    scratch (workspace slot 6; rows padded to 8 elements so that each starts
-//    16-byte aligned), then D = x16 . w16^T on the tensor
+//    16-byte aligned); an x already in w's dtype is used as it is (copied into
+//    that scratch only when its rows are not 16-byte aligned); then D = x16 . w16^T on the tensor
 //    cores with f32 C/D. The products of two bf16 (f16) numbers are exact in
 //    fp32, so the only differences from an fp32 reference are the rounding of
 //    the two operands and the summation order.
-//  - f32 w: a plain fp32 GEMM on x as it is (no copy). CUBLAS_COMPUTE_32F, not
+//  - f32 w: a plain fp32 GEMM on x as it is (no copy; a 16-bit x, e.g. a bf16
+//    activation under an f32 LoRA adapter, is widened to f32 into slot 6 first). CUBLAS_COMPUTE_32F, not
 //    ..._FAST_TF32, so no TF32 rounding and parity with the CPU stays ~1e-6.
 //    (cuBLAS 13's fp32 emulation through bf16x9 needs its own compute type or
 //    an emulation descriptor, neither of which is set here, and Blackwell.)
@@ -68,7 +70,7 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
-#define MM_X_SLOT 6   // x converted to bf16/f16
+#define MM_X_SLOT 6   // x converted to bf16/f16, copied aligned, or widened to f32
 #define MM_LT_SLOT 7  // cuBLASLt workspace
 #define MM_LT_WORKSPACE ((size_t)32 << 20)
 #define MM_MAX_DEVICES DEVICE_MAX_CUDA

@@ -7,6 +7,8 @@
 #include <assert.h>
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops_cpu.h"
@@ -114,7 +116,10 @@ void op_dropout(Tensor *out, const Tensor *x, float p, uint64_t seed) {
 double op_cross_entropy(Tensor *dlogits, const Tensor *logits, const int32_t *targets, float scale) {
 #ifdef ELASTILM_CUDA
     if (logits->dev.kind == DEV_CUDA) {
-        assert(!dlogits); // the loss only: no CUDA backward yet
+        if (dlogits) { // the loss only: no CUDA backward yet (a caller's bug, checked in every build)
+            fprintf(stderr, "elastilm: op_cross_entropy: no dlogits on CUDA\n");
+            abort();
+        }
         return cuda_cross_entropy_sum(logits, targets); // the sum, as the CPU's (scale is dlogits')
     }
 #endif

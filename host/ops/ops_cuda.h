@@ -9,7 +9,8 @@
 //    rounded once where it is written instead of before every matmul;
 //  - weights (matmul's w, the embedding table) are bf16, f16 or f32 device
 //    tensors; matmuls run on cuBLASLt with fp32 accumulation, the activation
-//    operand converted to the weight's dtype first (bf16 x bf16 -> f32);
+//    operand in the weight's dtype (written so, or converted first; bf16 x
+//    bf16 -> f32);
 //  - norm weights are f32 device tensors;
 //  - everything else computes in fp32, except the prefill attention on the
 //    tensor cores (cuda_attention_kernel_for below), whose operands are TF32:
