@@ -950,18 +950,23 @@ static void check_model(const char *fixtures, const char *name) {
     }
 }
 
+// The fixture `name` once per backend: the CPU's, then on the GPU in f32 and bf16.
+static void load_backends(const char *fixtures, const char *name, LlamaModel m[N_BACKENDS]) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", fixtures, name);
+    memset(m, 0, N_BACKENDS * sizeof *m);
+    for (int b = 0; b < N_BACKENDS; b++) must(llama_load(&m[b], path), path);
+    must(llama_to_device(&m[1], GPU, DT_F32), "llama_to_device");
+    must(llama_to_device(&m[2], GPU, DT_BF16), "llama_to_device");
+}
+
 // A long left-padded prompt, so that the dispatcher picks the tensor-core
 // attention (>= 64 query rows per kv head), then a few decode steps on the
 // CUDA-core kernel over that cache. Tolerances: f32 weights 1e-2 (TF32
 // attention, ATTN_MMA_TOL per layer through 2..6 layers), bf16 as above.
 static void check_model_long_prompt(const char *fixtures, const char *name) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", fixtures, name);
     LlamaModel m[N_BACKENDS];
-    memset(m, 0, sizeof m);
-    for (int b = 0; b < N_BACKENDS; b++) must(llama_load(&m[b], path), path);
-    must(llama_to_device(&m[1], GPU, DT_F32), "llama_to_device");
-    must(llama_to_device(&m[2], GPU, DT_BF16), "llama_to_device");
+    load_backends(fixtures, name, m);
     const LlamaConfig *c = &m[0].cfg;
     const double tol[N_BACKENDS] = {0, 1e-2, 5e-2};
     int V = c->vocab_size, n_seq = 2, T = 96, steps = 3;
@@ -1019,13 +1024,8 @@ static void check_model_long_prompt(const char *fixtures, const char *name) {
 // copy (SharedKV: the base's device mask), then truncate back and go on with
 // other tokens (the mask entries re-uploaded for the rows written again).
 static void check_model_shared_prefix(const char *fixtures, const char *name) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", fixtures, name);
     LlamaModel m[N_BACKENDS];
-    memset(m, 0, sizeof m);
-    for (int b = 0; b < N_BACKENDS; b++) must(llama_load(&m[b], path), path);
-    must(llama_to_device(&m[1], GPU, DT_F32), "llama_to_device");
-    must(llama_to_device(&m[2], GPU, DT_BF16), "llama_to_device");
+    load_backends(fixtures, name, m);
     const double tol[N_BACKENDS] = {0, 1e-2, 5e-2}; // the prompt runs on the tensor cores (TF32)
     const int V = m[0].cfg.vocab_size, P = 70, n_seq = 3, T = 6, T2 = 3;
     int32_t prompt[70], ids[3 * 6], mask[3 * 6], ids2[3 * 3];
