@@ -120,17 +120,18 @@ __global__ void mm_convert1(T *__restrict__ dst, int64_t ld_d, const float *__re
     }
 }
 
+// Blocks of 256 threads for a grid-stride loop over work items (at most 65536 blocks).
+static unsigned mm_blocks(int64_t work) {
+    int64_t blocks = (work + 255) / 256;
+    return (unsigned)(blocks > 65536 ? 65536 : blocks < 1 ? 1 : blocks);
+}
+
 // The columns [cols, ld_d) of dst are left as they are: the GEMM reads k = cols of each row.
 template <typename T>
 static void mm_convert(T *dst, int64_t ld_d, const float *src, int64_t rows, int64_t cols, int64_t ld) {
-    const int threads = 256;
     bool vec = cols % 4 == 0 && ld % 4 == 0 && ((uintptr_t)src & 15) == 0;
-    int64_t work = vec ? rows * (cols / 4) : rows * cols;
-    int64_t blocks = (work + threads - 1) / threads;
-    if (blocks > 65536) blocks = 65536; // grid-stride beyond that
-    if (blocks < 1) blocks = 1;
-    if (vec) mm_convert4<T><<<(unsigned)blocks, threads>>>(dst, ld_d, src, rows, cols, ld);
-    else mm_convert1<T><<<(unsigned)blocks, threads>>>(dst, ld_d, src, rows, cols, ld);
+    if (vec) mm_convert4<T><<<mm_blocks(rows * (cols / 4)), 256>>>(dst, ld_d, src, rows, cols, ld);
+    else mm_convert1<T><<<mm_blocks(rows * cols), 256>>>(dst, ld_d, src, rows, cols, ld);
     MM_CUDA(cudaGetLastError());
 }
 
@@ -327,9 +328,7 @@ static void mm_run(Tensor *out, const Tensor *x, const Tensor *w, float alpha, f
         // a 16-bit x whose rows are not 16-byte aligned: into a padded copy first, as a converted x is
         ld_b = (K + 7) / 8 * 8;
         uint16_t *xc = (uint16_t *)cuda_workspace(MM_X_SLOT, (size_t)M * (size_t)ld_b * 2);
-        int64_t blocks = ((int64_t)M * K + 255) / 256;
-        blocks = blocks > 65536 ? 65536 : blocks < 1 ? 1 : blocks;
-        mm_copy16<<<(unsigned)blocks, 256>>>(xc, ld_b, (const uint16_t *)x->data, M, K, ld_x);
+        mm_copy16<<<mm_blocks(M * K), 256>>>(xc, ld_b, (const uint16_t *)x->data, M, K, ld_x);
         MM_CUDA(cudaGetLastError());
         b_ptr = xc;
     } else if (x->dtype == w->dtype) {
@@ -337,10 +336,8 @@ static void mm_run(Tensor *out, const Tensor *x, const Tensor *w, float alpha, f
     } else if (w->dtype == DT_F32) { // 16-bit x, f32 w: x widened to f32, rows padded to 4 (16-byte aligned)
         ld_b = (K + 3) / 4 * 4;
         float *xf = (float *)cuda_workspace(MM_X_SLOT, (size_t)M * (size_t)ld_b * sizeof(float));
-        int64_t blocks = ((int64_t)M * K + 255) / 256;
-        blocks = blocks > 65536 ? 65536 : blocks < 1 ? 1 : blocks;
-        if (x->dtype == DT_BF16) mm_widen<<<(unsigned)blocks, 256>>>(xf, ld_b, (const __nv_bfloat16 *)x->data, M, K, ld_x);
-        else mm_widen<<<(unsigned)blocks, 256>>>(xf, ld_b, (const __half *)x->data, M, K, ld_x);
+        if (x->dtype == DT_BF16) mm_widen<<<mm_blocks(M * K), 256>>>(xf, ld_b, (const __nv_bfloat16 *)x->data, M, K, ld_x);
+        else mm_widen<<<mm_blocks(M * K), 256>>>(xf, ld_b, (const __half *)x->data, M, K, ld_x);
         MM_CUDA(cudaGetLastError());
         b_ptr = xf;
     } else if (w->dtype == DT_BF16 || w->dtype == DT_F16) {

@@ -579,7 +579,12 @@ static void check_attentions(void) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const AttnCase *ac = &cases[i];
         check_attention_on(ac, CUDA_ATTENTION_SIMT, DT_F32);
-        bool mma_hd = ac->hd == 16 || ac->hd == 32 || ac->hd == 64 || ac->hd == 80 || ac->hd == 96 || ac->hd == 128;
+        // the tensor-core kernel where it takes the head size (the dispatcher says, when forced)
+        AttentionShape sh = {.n_seq = ac->n_seq, .T = ac->T, .n_past = ac->n_past, .cap = ac->cap,
+                             .n_heads = ac->H, .n_kv_heads = ac->KV, .head_dim = ac->hd};
+        cuda_attention_force(CUDA_ATTENTION_MMA);
+        bool mma_hd = cuda_attention_kernel_for(&sh) == CUDA_ATTENTION_MMA;
+        cuda_attention_force(CUDA_ATTENTION_AUTO);
         if (mma_hd) check_attention_on(ac, CUDA_ATTENTION_MMA, DT_F32);
         check_attention_on(ac, CUDA_ATTENTION_AUTO, DT_F32);
     }
