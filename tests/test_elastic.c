@@ -154,7 +154,7 @@ Test(elastic, permutation_keeps_the_function) {
     }
 }
 
-// The artifact's rule gives the reference spec's tables (§A.3, §2.2).
+// The artifact's rule gives the level tables of its LLMPruner scripts.
 Test(elastic, level_table_matches_the_artifact) {
     LevelSpec lv[16];
     int n = levels_default(lv, 16);

@@ -15,19 +15,12 @@
 
 #define FIX "tests/fixtures/prompts/"
 
-// The artifact's Data/ lives in the project's shared data: $ELASTILM_SHARED
-// (default ../shared, beside the repository).
-static const char *artifact_dir(void) {
-    static char buf[1024];
-    const char *root = getenv("ELASTILM_SHARED");
-    snprintf(buf, sizeof buf, "%s/data/elastilm-artifact", root ? root : "../shared");
-    return buf;
-}
+// The artifact's Data/ is bundled in the repository (tests run from its root).
+static const char *artifact_dir(void) { return "datasets/elastilm-artifact"; }
 
 static void check_rendered(DatasetId ds, const char *fixture) {
     EvalPrompt p;
-    cr_assert_eq(eval_prompt_build(&p, ds, artifact_dir()), ST_OK, "%s (set ELASTILM_SHARED to the shared/ folder)",
-                 status_message());
+    cr_assert_eq(eval_prompt_build(&p, ds, artifact_dir()), ST_OK, "%s", status_message());
     char *got = eval_prompt_render(&p, "What is X?");
     cr_assert_not_null(got, "%s", status_message());
     size_t len;

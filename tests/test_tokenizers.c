@@ -15,29 +15,27 @@
 
 #define DIR "tests/fixtures/tokenizers/"
 
-// LLaMA-2 and Llama-3's tokenizer.json live in the project's shared data:
-// $ELASTILM_SHARED (default ../shared, beside the repository).
-static const char *shared_tokenizer(const char *file, char *buf, size_t n) {
-    const char *root = getenv("ELASTILM_SHARED");
-    snprintf(buf, n, "%s/data/tokenizers/%s", root ? root : "../shared", file);
+// LLaMA-2 and Llama-3's tokenizer.json are fixtures too (provenance in
+// tests/fixtures/tokenizers/README.md).
+static const char *fixture_tokenizer(const char *file, char *buf, size_t n) {
+    snprintf(buf, n, DIR "%s", file);
     return buf;
 }
 
 static void check_json(const char *tokenizer_path, const char *name) {
     Tokenizer *t;
-    cr_assert_eq(tokenizer_load_json(&t, tokenizer_path), ST_OK, "%s (set ELASTILM_SHARED to the shared/ folder)",
-                 status_message());
+    cr_assert_eq(tokenizer_load_json(&t, tokenizer_path), ST_OK, "%s", status_message());
     tu_check_tokenizer(t, name);
     tokenizer_free(t);
 }
 
 Test(tokenizers, llama2_sentencepiece_bpe, .timeout = 300) {
     char path[512];
-    check_json(shared_tokenizer("llama2-tokenizer.json.gz", path, sizeof path), "llama2");
+    check_json(fixture_tokenizer("llama2-tokenizer.json.gz", path, sizeof path), "llama2");
 }
 Test(tokenizers, llama3_bytelevel_bpe, .timeout = 300) {
     char path[512];
-    check_json(shared_tokenizer("llama3-tokenizer.json.gz", path, sizeof path), "llama3");
+    check_json(fixture_tokenizer("llama3-tokenizer.json.gz", path, sizeof path), "llama3");
 }
 Test(tokenizers, smollm2_bytelevel_bpe, .timeout = 300) { check_json(DIR "smollm2-tokenizer.json.gz", "smollm2"); }
 Test(tokenizers, minilm_wordpiece, .timeout = 300) { check_json(DIR "minilm-tokenizer.json.gz", "minilm"); }
@@ -83,7 +81,7 @@ static size_t put_utf8(char *out, uint32_t cp) {
 Test(tokenizers, random_text_round_trip, .timeout = 300) {
     Tokenizer *t;
     char path[512];
-    cr_assert_eq(tokenizer_load_json(&t, shared_tokenizer("llama3-tokenizer.json.gz", path, sizeof path)), ST_OK, "%s",
+    cr_assert_eq(tokenizer_load_json(&t, fixture_tokenizer("llama3-tokenizer.json.gz", path, sizeof path)), ST_OK, "%s",
                  status_message());
     uint64_t state = 42;
     char text[1024];
@@ -141,7 +139,7 @@ static void check_metaspace_variant(const char *name, const char *edits_json) {
     char src[512], path[] = "/tmp/elastilm-metaspace-XXXXXX";
     json_error_t err;
     Tokenizer *base_check;
-    cr_assert_eq(tokenizer_load_json(&base_check, shared_tokenizer("llama2-tokenizer.json.gz", src, sizeof src)), ST_OK,
+    cr_assert_eq(tokenizer_load_json(&base_check, fixture_tokenizer("llama2-tokenizer.json.gz", src, sizeof src)), ST_OK,
                  "%s", status_message());
     tokenizer_free(base_check);
     gzFile f = gzopen(src, "rb");

@@ -1,5 +1,5 @@
 // Training data (host/train/data.c): the Alpaca template and LLM-Pruner's
-// tokenization (reference spec §A.10: truncation to the cutoff, EOS when absent
+// tokenization (LLMPruner/post_training.py: truncation to the cutoff, EOS when absent
 // and there is room, the prompt masked unless train_on_inputs), next-token
 // targets, plain-text documents cut into windows, the seeded validation split,
 // and one clear message (file and line or record) for every kind of bad input.
@@ -22,7 +22,7 @@
 
 #define OK(expr) do { Status st_ = (expr); cr_assert_eq(st_, ST_OK, "%s: %s", #expr, status_message()); } while (0)
 
-// The templates exactly as the reference spec (§A.10, LLM-Pruner's utils/prompter.py) gives them.
+// The templates exactly as LLM-Pruner's utils/prompter.py gives them.
 #define SPEC_WITH_INPUT                                                                                              \
     "Below is an instruction that describes a task, paired with an input that provides further context. Write a "   \
     "response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n"

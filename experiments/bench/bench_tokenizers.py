@@ -20,9 +20,8 @@ binding (building the Encoding object, offsets included) is part of the figure.
 
 Defaults: --corpus tests/fixtures/tokenizers/corpus.jsonl.gz (one JSON string per line;
 made by tests/reference/make_tokenizer_goldens.py); --tokenizers-dir, which may be given
-several times and is searched in order, defaults to tests/fixtures/tokenizers (smollm2,
-minilm) then ../shared/data/tokenizers (llama2, llama3), both relative to the repository
-root. minilm's tokenizer.json carries padding (Fixed 128) and truncation (128) settings;
+several times and is searched in order, defaults to tests/fixtures/tokenizers (all four, relative to the repository
+root). minilm's tokenizer.json carries padding (Fixed 128) and truncation (128) settings;
 they are switched off, as in the goldens, so every string is encoded whole and unpadded.
 
 Exit status: 0 ok; 3 the reference cannot run here (`tokenizers` not installed), so the
@@ -43,8 +42,7 @@ from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("llama2", "llama3", "smollm2", "minilm")
-DEFAULT_DIRS = (REPO / "tests" / "fixtures" / "tokenizers",
-                REPO.parent / "shared" / "data" / "tokenizers")
+DEFAULT_DIRS = (REPO / "tests" / "fixtures" / "tokenizers",)
 
 
 def fail(msg, code=2):
@@ -96,7 +94,7 @@ def main():
                     default=REPO / "tests" / "fixtures" / "tokenizers" / "corpus.jsonl.gz")
     ap.add_argument("--tokenizers-dir", type=Path, action="append", default=None,
                     help="folder with <name>-tokenizer.json[.gz]; repeatable, searched in order "
-                         "(default: tests/fixtures/tokenizers, ../shared/data/tokenizers)")
+                         "(default: tests/fixtures/tokenizers)")
     ap.add_argument("--names", default=",".join(NAMES),
                     help="comma-separated subset of " + ",".join(NAMES))
     ap.add_argument("--seconds", type=float, default=2.0)

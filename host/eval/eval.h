@@ -1,6 +1,6 @@
 // eval.h: one multiple-choice question, end to end: render the artifact's
 // prompt, apply the Octopus length guard, score every choice, pick the
-// prediction and decide correctness (reference spec §7).
+// prediction and decide correctness (ELASTICLLM/<DS>.py, e.g. ARC_E.py:2266-2311).
 #ifndef ELASTILM_EVAL_H
 #define ELASTILM_EVAL_H
 

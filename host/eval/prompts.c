@@ -1,4 +1,4 @@
-// prompts.c: the artifact's SYS_PROMPT / QUERY pairs (reference spec §7.3).
+// prompts.c: the artifact's SYS_PROMPT / QUERY pairs (ELASTICLLM/<DS>.py).
 //
 // Everything between quotes below is data copied from the artifact's
 // ELASTICLLM/{ARC_E,OBQA,PIQA,SCIQ,Octopus,LlamaTouch}.py, the path taken when
@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/csv.h"
 #include "runtime/strbuf.h"
 
 const char *const LLAMATOUCH_APPS[] = {
@@ -238,11 +239,10 @@ static void universal_newlines(char *s) {
 }
 
 // ---------------------------------------------------------------------------
-// A minimal reader for the artifact's dev files, as pandas.read_csv(path,
-// header=None[, sep='\t']) reads them: a leading UTF-8 BOM is dropped; records
-// end at "\n", "\r\n" or "\r"; a field that starts with '"' is quoted (""
-// inside is one '"', separators and line ends inside are kept); blank lines are
-// skipped. Every record must have the first record's field count.
+// The artifact's dev files, as pandas.read_csv(path, header=None[, sep='\t'])
+// reads them: records and fields from io/csv.h (its malformed records are
+// errors here), and every record must have the first record's field count
+// (pandas raises on a longer one and would put NaN into a shorter one).
 
 typedef struct {
     char ***rows;  // [n_rows][n_cols] malloc'd strings
@@ -269,112 +269,43 @@ static bool pandas_na(const char *s) {
     return false;
 }
 
+// One record's fields appended to t as a new row of malloc'd strings.
+static Status table_add_row(Table *t, const CsvReader *c, const char *path) {
+    char ***rows = realloc(t->rows, (size_t)(t->n_rows + 1) * sizeof *rows);
+    if (!rows) return status_fail(ST_OOM, "%s: out of memory", path);
+    t->rows = rows;
+    char **row = calloc((size_t)c->n_fields, sizeof *row);
+    if (!row) return status_fail(ST_OOM, "%s: out of memory", path);
+    for (int i = 0; i < c->n_fields; i++) {
+        row[i] = strdup(csv_field(c, i));
+        if (!row[i]) {
+            for (int k = 0; k < i; k++) free(row[k]);
+            free(row);
+            return status_fail(ST_OOM, "%s: out of memory", path);
+        }
+    }
+    t->rows[t->n_rows++] = row;
+    return ST_OK;
+}
+
 static Status read_table(const char *path, char sep, Table *t) {
     memset(t, 0, sizeof *t);
     char *text;
     size_t len;
-    TRY(read_all(path, &text, &len));
-    const char *p = text, *end = text + len;
-    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
-    int line = 1;
-    Status st = ST_OK;
-    char **fields = NULL;
-    int nf = 0, capf = 0;
-    while (p < end) {
-        // one record
-        int rec_line = line;
-        nf = 0;
-        bool blank = (*p == '\n' || *p == '\r');
-        for (;;) {
-            StrBuf f = {0};
-            bool ok = strbuf_add(&f, "", 0);
-            if (ok && p < end && *p == '"') {
-                p++;
-                for (;;) {
-                    if (p >= end) {
-                        st = status_fail(ST_FORMAT, "%s:%d: unterminated quoted field", path, rec_line);
-                        break;
-                    }
-                    if (*p == '"') {
-                        if (p + 1 < end && p[1] == '"') {
-                            ok = ok && strbuf_add(&f, "\"", 1);
-                            p += 2;
-                            continue;
-                        }
-                        p++;
-                        break;
-                    }
-                    if (*p == '\n') line++;
-                    ok = ok && strbuf_add(&f, p, 1);
-                    p++;
-                }
-                // pandas keeps characters after a closing quote up to the separator
-                while (st == ST_OK && p < end && *p != sep && *p != '\n' && *p != '\r') {
-                    ok = ok && strbuf_add(&f, p, 1);
-                    p++;
-                }
-            } else if (ok) {
-                const char *q = p;
-                while (q < end && *q != sep && *q != '\n' && *q != '\r') q++;
-                ok = strbuf_add(&f, p, (size_t)(q - p));
-                p = q;
-            }
-            if (st == ST_OK && !ok) st = status_fail(ST_OOM, "%s: out of memory", path);
-            if (st == ST_OK && nf == capf) {
-                int nc = capf ? capf * 2 : 32;
-                char **nfld = realloc(fields, (size_t)nc * sizeof *nfld);
-                if (!nfld) st = status_fail(ST_OOM, "%s: out of memory", path);
-                else {
-                    fields = nfld;
-                    capf = nc;
-                }
-            }
-            if (st != ST_OK) {
-                free(f.s);
-                break;
-            }
-            fields[nf++] = f.s;
-            if (p < end && *p == sep) {
-                p++;
-                continue;
-            }
-            break;
-        }
-        if (st == ST_OK) {
-            // record end
-            if (p < end && *p == '\r') p++;
-            if (p < end && *p == '\n') p++;
-            line++;
-            if (blank && nf == 1 && fields[0][0] == '\0') {  // skip_blank_lines
-                free(fields[0]);
-                continue;
-            }
-            if (t->n_rows == 0) t->n_cols = nf;
-            if (nf != t->n_cols)
-                st = status_fail(ST_FORMAT, "%s:%d: %d fields, expected %d like the first record", path, rec_line,
-                                 nf, t->n_cols);
-        }
-        if (st == ST_OK) {
-            char ***nr = realloc(t->rows, (size_t)(t->n_rows + 1) * sizeof *nr);
-            char **row = malloc((size_t)nf * sizeof *row);
-            if (!nr || !row) {
-                free(row);
-                if (nr) t->rows = nr;
-                st = status_fail(ST_OOM, "%s: out of memory", path);
-            } else {
-                t->rows = nr;
-                memcpy(row, fields, (size_t)nf * sizeof *row);
-                t->rows[t->n_rows++] = row;
-                nf = 0;
-            }
-        }
-        if (st != ST_OK) {
-            for (int i = 0; i < nf; i++) free(fields[i]);
-            nf = 0;
-            break;
+    TRY(read_all(path, &text, &len)); // no NUL bytes, so fields are whole strings
+    CsvReader c;
+    Status st = csv_init(&c, text, len, sep, path);
+    bool more;
+    while (st == ST_OK && (st = csv_next(&c, &more)) == ST_OK && more) {
+        if (c.problem) st = csv_record_fail(&c, "%s", c.problem);
+        else if (t->n_rows > 0 && c.n_fields != t->n_cols)
+            st = csv_record_fail(&c, "%d fields, expected %d like the first record", c.n_fields, t->n_cols);
+        else {
+            if (t->n_rows == 0) t->n_cols = c.n_fields;
+            st = table_add_row(t, &c, path);
         }
     }
-    free(fields);
+    csv_free(&c);
     free(text);
     if (st != ST_OK) table_free(t);
     return st;

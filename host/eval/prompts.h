@@ -1,5 +1,5 @@
 // prompts.h: the artifact's system prompts and question templates, verbatim
-// (reference spec §7.3; typos included, since they change the numbers).
+// (ELASTICLLM/<DS>.py; typos included, since they change the numbers).
 #ifndef ELASTILM_PROMPTS_H
 #define ELASTILM_PROMPTS_H
 
@@ -11,7 +11,7 @@ typedef struct {
 } EvalPrompt;
 
 // artifact_dir: the folder holding Octopus_refined/ and LlamaTouch/ (the
-// artifact's Data/, here ../shared/data/elastilm-artifact); unused for the
+// artifact's Data/, bundled as datasets/elastilm-artifact); unused for the
 // four HF datasets.
 Status eval_prompt_build(EvalPrompt *p, DatasetId ds, const char *artifact_dir);
 void eval_prompt_free(EvalPrompt *p);

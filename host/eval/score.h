@@ -1,5 +1,5 @@
 // score.h: multiple-choice scoring by log-likelihood, as the artifact scores
-// (reference spec §7.2): candidate = prompt + choice with no separator, no BOS;
+// (ELASTICLLM/ARC_E.py:2266-2311): candidate = prompt + choice with no separator, no BOS;
 // the bare choice is tokenized alone and its L tokens are aligned to the tail
 // of the candidate; a choice's score is the mean log-probability of those
 // tokens. With a shared prefix, the KV cache of the tokens every candidate

@@ -4,7 +4,7 @@
 //  - alpaca: a JSON array (.json) or JSON lines (.jsonl, optionally .gz) of
 //    {"instruction", "input" (optional), "output"}; each record is rendered with
 //    the Alpaca template and tokenized as LLM-Pruner's post_training does
-//    (reference spec §A.10): truncated to the cutoff, EOS appended when absent
+//    (LLMPruner/post_training.py): truncated to the cutoff, EOS appended when absent
 //    and there is room, and the prompt's tokens carry no loss unless
 //    train_on_inputs.
 //  - text: plain text (.txt, optionally .gz); documents are separated by blank

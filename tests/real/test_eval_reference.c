@@ -42,8 +42,7 @@ static void check_dataset(const char *name) {
     cr_assert_eq(llama_load(&m, mpath), ST_OK, "%s", status_message());
     Tokenizer *tok;
     cr_assert_eq(tokenizer_load_for_model(&tok, mpath), ST_OK, "%s", status_message());
-    const char *shared = getenv("ELASTILM_SHARED");
-    snprintf(artifact, sizeof artifact, "%s/data/elastilm-artifact", shared ? shared : "../shared");
+    snprintf(artifact, sizeof artifact, "datasets/elastilm-artifact");
     EvalPrompt prompt;
     cr_assert_eq(eval_prompt_build(&prompt, ds, artifact), ST_OK, "%s", status_message());
     Scorer scorer;

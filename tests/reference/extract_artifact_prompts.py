@@ -9,7 +9,7 @@ SRC is the artifact's source: a checkout (a folder with ELASTICLLM/) or a bare g
 directory (read with `git show HEAD:...`); default $ELASTILM_ARTIFACT_SRC, else
 /work/.mirror/yinwangsong+ElastiLM/repo. DATA is the artifact's ELASTICLLM/Data (the
 folder with Octopus_refined/ and LlamaTouch/); default
-$ELASTILM_SHARED/data/elastilm-artifact (ELASTILM_SHARED defaults to ../shared).
+datasets/elastilm-artifact (the copy bundled in the repository; --data DIR for another).
 
 Nothing is copied by hand: each ELASTICLLM/<DS>.py is parsed with the ast module, the
 module-level statements that build the prompt are picked out by the names they assign
@@ -100,10 +100,9 @@ def extract(src, data, name):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    shared = os.environ.get("ELASTILM_SHARED", str(ROOT.parent / "shared"))
     ap.add_argument("--src", default=os.environ.get("ELASTILM_ARTIFACT_SRC",
                                                     "/work/.mirror/yinwangsong+ElastiLM/repo"))
-    ap.add_argument("--data", default=os.path.join(shared, "data", "elastilm-artifact"))
+    ap.add_argument("--data", default=os.path.join(str(ROOT), "datasets", "elastilm-artifact"))
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for name in DATASETS:

