@@ -14,6 +14,7 @@
 #   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
 #   make bench      CPU prefill/decode benchmark with a PyTorch reference when torch is installed
 #   make bench-tokenizers  tokenizer encode MB/s against HF tokenizers when it is installed
+#   make bench-contention  generate/eval idle and beside a busy process (shared machines)
 
 ifeq ($(origin CC),default)
   CC := gcc
@@ -107,7 +108,7 @@ SWITCH_BIN := $(BUILD)/bench_switch
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers clean fetch FORCE
+.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -117,12 +118,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
 
-# datadir.o carries the compiled-in data folder; a stamp holding the value
-# rebuilds it when DATADIR changes (make install builds with another one).
-$(BUILD)/datadir.stamp: FORCE
-	@mkdir -p $(dir $@); echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
-$(BUILD)/host/runtime/datadir.o: $(BUILD)/datadir.stamp
+# datadir.o carries the compiled-in data folder and main.o the version (git
+# describe); a stamp holding both rebuilds them when either changes (make
+# install builds with another DATADIR).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/buildinfo.stamp: FORCE
+	@mkdir -p $(dir $@); printf '%s\n%s\n' '$(DATADIR)' '$(VERSION)' | cmp -s - $@ || printf '%s\n%s\n' '$(DATADIR)' '$(VERSION)' > $@
+$(BUILD)/host/runtime/datadir.o $(BUILD)/host/cli/main.o: $(BUILD)/buildinfo.stamp
 $(BUILD)/host/runtime/datadir.o: CFLAGS_BASE += -DELASTILM_DATADIR='"$(DATADIR)"'
+$(BUILD)/host/cli/main.o: CFLAGS_BASE += -DELASTILM_VERSION='"$(VERSION)"'
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -179,10 +183,15 @@ deps:
 # and call ./elastilm for the command-line checks.
 # With CUDA the CPU<->CUDA parity binary is built too (CI compiles it); it runs
 # on a GPU machine: `make test-cuda` (it reports a skip without a GPU).
+# The suites compare runs with each other (a killed and resumed run against an
+# uninterrupted one, 2 ranks against 1), and sums over threads round by the
+# thread count, which by default follows the load (runtime/threads.h): the
+# tests pin it with ELASTILM_THREADS (2: the count they were written with).
+TEST_THREADS ?= 2
 test:
 	cd datasets/elastilm-artifact && sha256sum --check --quiet SHA256SUMS
 	$(MAKE) $(BIN) $(TEST_BIN) $(if $(filter 1,$(CUDA)),$(PARITY_BIN))
-	ELASTILM_BIN=./$(BIN) $(TEST_BIN) --jobs 2
+	ELASTILM_THREADS=$(TEST_THREADS) ELASTILM_BIN=./$(BIN) $(TEST_BIN) --jobs 2
 
 # No `deps` here: the GPU machine has no network; a missing library fails the link
 # with its name. Exit 77 from the binary (no GPU) is reported as a skip.
@@ -192,7 +201,8 @@ test-cuda:
 
 sanitize:
 	$(MAKE) BUILD=build-san SAN=1 CUDA=0 build-san/elastilm build-san/tests/run_tests
-	CRITERION_NO_EARLY_EXIT=1 ASAN_OPTIONS=detect_leaks=1 ELASTILM_BIN=./build-san/elastilm build-san/tests/run_tests --jobs 2
+	CRITERION_NO_EARLY_EXIT=1 ASAN_OPTIONS=detect_leaks=1 ELASTILM_THREADS=$(TEST_THREADS) ELASTILM_BIN=./build-san/elastilm \
+	  build-san/tests/run_tests --jobs 2
 
 fetch:
 	datasets/fetch.sh smollm2
@@ -228,9 +238,9 @@ demo: deps $(BIN)
 	experiments/demo.sh ./$(BIN)
 
 bench:
-	$(MAKE) $(BENCH_BIN)
+	$(MAKE) $(BENCH_BIN) $(BIN)
 	datasets/fetch.sh smollm2
-	experiments/bench/bench_cpu.sh $(BENCH_BIN)
+	experiments/bench/bench_cpu.sh $(BENCH_BIN) ./$(BIN)
 
 bench-tokenizers:
 	$(MAKE) $(TOKBENCH_BIN)
@@ -239,4 +249,11 @@ bench-tokenizers:
 clean:
 	rm -rf build build-san build-install elastilm
 
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+# How generate (and a short eval) slow down beside busy processes: the default
+# threads and wait policy against the old all-cores spinning and --threads 1.
+bench-contention: $(BIN)
+	$(MAKE) $(BIN)
+	datasets/fetch.sh smollm2
+	experiments/bench/bench_contention.sh ./$(BIN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

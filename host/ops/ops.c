@@ -13,6 +13,7 @@
 
 #include "ops_cpu.h"
 #include "runtime/device.h"
+#include "runtime/threads.h"
 #ifdef ELASTILM_CUDA
 #include "ops_cuda.h"
 #define ON_CUDA(t, call) do { if ((t)->dev.kind == DEV_CUDA) { call; return; } } while (0)
@@ -155,8 +156,11 @@ bool ops_backend_available(DeviceKind kind) {
 
 static int g_threads = 0;
 
+// n <= 0: threads_default(), the CPUs not kept busy by other processes (with
+// libgomp's spinning tamed by the re-exec in runtime/threads.c), so that a
+// shared machine slows a run down instead of stalling it.
 void ops_set_threads(int n) {
-    g_threads = n > 0 ? n : omp_get_num_procs();
+    g_threads = n > 0 ? n : threads_default();
     omp_set_num_threads(g_threads);
     openblas_set_num_threads(g_threads);
 }

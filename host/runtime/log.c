@@ -2,6 +2,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,8 +14,19 @@ void log_set_level(LogLevel level) { g_level = level; }
 void log_set_quiet(bool quiet) { g_quiet = quiet; }
 bool log_is_quiet(void) { return g_quiet; }
 
+// ELASTILM_LOG=debug shows the debug messages too (e.g. the thread count a
+// command chose and why), without a flag on every command.
+static bool debug_from_env(void) {
+    static int on = -1; // read once; a race only reads the same variable twice
+    if (on < 0) {
+        const char *e = getenv("ELASTILM_LOG");
+        on = e && strcmp(e, "debug") == 0;
+    }
+    return on;
+}
+
 void log_msg(LogLevel level, const char *fmt, ...) {
-    if (level > g_level || (g_quiet && level > LOG_ERROR)) return;
+    if ((level > g_level && !(level == LOG_DEBUG && debug_from_env())) || (g_quiet && level > LOG_ERROR)) return;
     static const char *tags[] = {"error", "warning", "info", "debug"};
     va_list ap;
     va_start(ap, fmt);
