@@ -1,11 +1,14 @@
-// CPU prefill and decode throughput of a LLaMA-family model in fp32.
-//   bench_llama MODEL [THREADS...]
+// CPU prefill and decode throughput of a LLaMA-family model, fp32 weights
+// or, with --weights, bf16 / q8 weights (llama_convert_weights).
+//   bench_llama [--weights f32|bf16|q8] MODEL [THREADS...]
 // Prefill: one sequence of 128 tokens (ids[i] = (1000 + 7919 i) mod V, the
 // same recipe as bench_torch.py). Decode: 64 greedy steps with the KV cache
 // after that prefill. Best of 3 runs after a warm-up. One line per thread
-// count: "elastilm threads=N prefill_tok_s=X decode_tok_s=Y".
+// count: "elastilm threads=N prefill_tok_s=X decode_tok_s=Y", with
+// " weights=W" after threads=N when W is not f32.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "models/llama.h"
 #include "ops/ops.h"
@@ -40,12 +43,20 @@ static Status run_once(const LlamaModel *m, const int32_t *ids, double *prefill_
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_llama MODEL [THREADS...]\n");
+    DType weights = DT_F32;
+    if (argc > 2 && strcmp(argv[1], "--weights") == 0) {
+        if (llama_weights_parse(argv[2], &weights) != ST_OK) {
+            fprintf(stderr, "bench_llama: --weights: %s\n", status_message());
+            return 2;
+        }
+        argc -= 2, argv += 2;
+    }
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: bench_llama [--weights f32|bf16|q8] MODEL [THREADS...]\n");
         return 2;
     }
     LlamaModel m;
-    if (llama_load(&m, argv[1]) != ST_OK) {
+    if (llama_load(&m, argv[1]) != ST_OK || llama_convert_weights(&m, weights) != ST_OK) {
         fprintf(stderr, "bench_llama: %s\n", status_message());
         return 1;
     }
@@ -65,7 +76,10 @@ int main(int argc, char **argv) {
             if (r > 0 && p < best_p) best_p = p;
             if (r > 0 && d < best_d) best_d = d;
         }
-        printf("elastilm threads=%d prefill_tok_s=%.1f decode_tok_s=%.2f\n", threads, PREFILL / best_p, DECODE / best_d);
+        char w[32] = "";
+        if (weights != DT_F32) snprintf(w, sizeof w, " weights=%s", llama_weights_name(weights));
+        printf("elastilm threads=%d%s prefill_tok_s=%.1f decode_tok_s=%.2f\n", threads, w, PREFILL / best_p,
+               DECODE / best_d);
         fflush(stdout);
     }
     llama_free(&m);

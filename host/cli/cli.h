@@ -25,23 +25,31 @@ int cmd_ppl(int argc, char **argv);
 #define CLI_COMMON_OPTS \
     {"model", true, "HF model directory or .gguf file (required)", NULL}, \
     {"device", true, "cpu, cuda or cuda:N (default: cuda:0 when a GPU backend is usable, else cpu)", NULL}, \
-    {"threads", true, "CPU threads (default: all cores)", NULL}, \
+    {"threads", true, "CPU threads (default: the cores other processes leave free; $ELASTILM_THREADS)", NULL}, \
     {"quiet", false, "no progress or info messages", NULL}, \
     {"help", false, "show this help", NULL}, \
     {"artifact", true, "elastic artifact (.h5): the model is reordered by its permutation", NULL}, \
     {"level", true, "elastic level r in (0, 1] of the artifact to run (its widths and LoRA)", NULL}, \
-    {"no-lora", false, "run the level without its LoRA adapter", NULL}
-#define CLI_N_COMMON 8
+    {"no-lora", false, "run the level without its LoRA adapter", NULL}, \
+    {"weights", true, "CPU weight format for inference: f32 (default), bf16 or q8 (8-bit blocks of 32); " \
+                      "the GPU keeps its own bf16 weights, training needs f32", NULL}
+#define CLI_N_COMMON 9
 
-// Applies --device, --threads and --quiet; checks --model is given.
+// Applies --device, --threads, --quiet and --weights; checks --model is given.
+// --weights bf16|q8 runs on the CPU: with it, an explicit --device cuda is
+// refused and a default GPU choice falls back to the CPU.
 Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev);
 Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev); // the same without remembering the device
 // For CPU-only commands (training): an explicit --device cuda is refused, a
-// default GPU choice falls back to the CPU.
+// default GPU choice falls back to the CPU; --weights other than f32 is a
+// usage error (training reads and updates f32 weights).
 Status cli_require_cpu(const ArgOpt *opts, int n_opts, Device *dev, const char *what);
+// The CPU weight format cli_setup read from --weights (DT_F32 by default).
+DType cli_weights(void);
 
 // Loads --model; with --artifact, reorders it by the artifact's permutation;
-// on a CUDA --device, moves the weights there (bf16; f16 for f16 checkpoints).
+// then converts the matrices to --weights (CPU), or on a CUDA --device moves
+// the weights there (bf16; f16 for f16 checkpoints).
 Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m);
 // With --level (needs --artifact): the level's widths and adapter in *lv and
 // *view = &lv->view; without: *view = NULL. Free lv with level_view_free.

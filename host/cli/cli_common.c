@@ -14,6 +14,9 @@ int cli_fail(Status st) {
 }
 
 static Device g_dev = {DEV_CPU, 0}; // the device cli_setup chose, for cli_load_model
+static DType g_weights = DT_F32;     // --weights, for cli_load_model
+
+DType cli_weights(void) { return g_weights; }
 
 Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev) {
     TRY(cli_setup_device(opts, n_opts, dev));
@@ -22,6 +25,9 @@ Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev) {
 }
 
 Status cli_require_cpu(const ArgOpt *opts, int n_opts, Device *dev, const char *what) {
+    if (g_weights != DT_F32)
+        return status_fail(ST_USAGE, "--weights %s: %s needs f32 weights (low-bit weights are for forward, generate, "
+                                     "eval and ppl --path serve)", llama_weights_name(g_weights), what);
     if (dev->kind == DEV_CPU) return ST_OK;
     if (args_get(opts, n_opts, "device"))
         return status_fail(ST_UNSUPPORTED, "%s runs on the CPU in this build (use --device cpu)", what);
@@ -36,13 +42,18 @@ Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev) {
     const char *t = args_get(opts, n_opts, "threads");
     if (t) TRY(args_int(t, "threads", 1, 1024, &threads));
     ops_set_threads((int)threads);
-    const char *spec = args_get(opts, n_opts, "device");
+    const char *w = args_get(opts, n_opts, "weights"), *spec = args_get(opts, n_opts, "device");
+    g_weights = DT_F32;
+    if (w && llama_weights_parse(w, &g_weights) != ST_OK) return status_wrap(ST_USAGE, "--weights");
     if (!spec) {
         dev->kind = DEV_CPU;
         dev->index = 0;
-        if (device_count() > 0 && ops_backend_available(DEV_CUDA)) dev->kind = DEV_CUDA;
+        if (device_count() > 0 && ops_backend_available(DEV_CUDA) && g_weights == DT_F32) dev->kind = DEV_CUDA;
         return ST_OK;
     }
+    if (g_weights != DT_F32 && strncmp(spec, "cuda", 4) == 0) // also in builds without CUDA: the same answer
+        return status_fail(ST_USAGE, "--weights %s is for the CPU (a GPU runs its own bf16 weights): use --device cpu "
+                                     "or --weights f32", w);
     TRY(device_parse(spec, dev));
     if (!ops_backend_available(dev->kind))
         return status_fail(ST_UNSUPPORTED, "--device %s: the CUDA op backend is not part of this build yet; use --device cpu", spec);
@@ -55,6 +66,11 @@ Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
     Status st = art ? artifact_apply(m, art) : ST_OK;
     if (st == ST_OK && g_dev.kind != DEV_CPU) // bf16 weights on the GPU (f16 for f16 checkpoints)
         st = llama_to_device(m, g_dev, strncmp(m->source_dtype, "f16", 3) == 0 ? DT_F16 : DT_BF16);
+    if (st == ST_OK && g_dev.kind == DEV_CPU && g_weights != DT_F32) { // after the reordering: views are prefixes
+        st = llama_convert_weights(m, g_weights);
+        if (st == ST_OK)
+            log_info("weights: %s on the CPU, %.1f MB", llama_weights_name(g_weights), llama_weights_bytes(m) / 1e6);
+    }
     if (st != ST_OK) llama_free(m);
     return st;
 }

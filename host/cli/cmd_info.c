@@ -62,6 +62,10 @@ int cmd_info(int argc, char **argv) {
     const char *path = args_get(opts, n, "model");
     LlamaModel m;
     if ((st = llama_load(&m, path)) != ST_OK) return cli_fail(st);
+    if ((st = llama_convert_weights(&m, cli_weights())) != ST_OK) { // --weights: what the matrices take in memory
+        llama_free(&m);
+        return cli_fail(st);
+    }
     const LlamaConfig *c = &m.cfg;
     char buf[256], tok[256];
     if (m.format == FORMAT_HF) hf_tokenizer_kind(path, tok, sizeof tok);
@@ -82,6 +86,8 @@ int cmd_info(int argc, char **argv) {
     printf("tied embeddings:  %s\n", c->tie_embeddings ? "yes" : "no");
     printf("bos/eos ids:      %d/%d\n", c->bos_token_id, c->eos_token_id);
     printf("parameters:       %lld\n", (long long)llama_param_count(&m));
+    printf("weights:          %s on the CPU, %.1f MB in memory\n", llama_weights_name(llama_weights_dtype(&m)),
+           llama_weights_bytes(&m) / 1e6);
     printf("tokenizer:        %s\n", tok[0] ? tok : "none");
     int ndev = device_count();
     printf("cuda devices:     %d%s\n", ndev, device_cuda_built() ? "" : " (built without CUDA)");

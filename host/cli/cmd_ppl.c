@@ -20,8 +20,10 @@ static ArgOpt opts[] = {
     {"cutoff", true, "tokens per window (default 256)", NULL},
     {"batch", true, "sequences per forward (default 8)", NULL},
     {"limit", true, "use only the first N sequences", NULL},
-    {"path", true, "train (the packed training forward; the CPU's default) or serve (the inference forward over "
-                   "a KV cache, right-padded batches; the only one on a GPU)", NULL},
+    {"path", true,
+     "train (the packed training forward; the CPU's default with f32 weights) or serve (the inference forward over a "
+     "KV cache, right-padded batches; the only one on a GPU or with --weights bf16|q8)",
+     NULL},
 };
 #define N_OPTS ((int)(sizeof opts / sizeof *opts))
 
@@ -72,7 +74,8 @@ static Status run(void) {
     const char *path = args_get(opts, N_OPTS, "path");
     if (path && strcmp(path, "train") && strcmp(path, "serve"))
         return status_fail(ST_USAGE, "--path: expected train or serve, got '%s'", path);
-    bool serve = path ? !strcmp(path, "serve") : dev.kind != DEV_CPU;
+    // the inference forward by default on a GPU and for low-bit CPU weights (training reads f32)
+    bool serve = path ? !strcmp(path, "serve") : dev.kind != DEV_CPU || cli_weights() != DT_F32;
     if (!serve) TRY(cli_require_cpu(opts, N_OPTS, &dev, "ppl --path train (the training forward)"));
     const char *data_path = args_get(opts, N_OPTS, "data");
     if (!data_path) return status_fail(ST_USAGE, "ppl: --data is required");

@@ -131,6 +131,7 @@ static Status permute_cols(Tensor *w, const int32_t *order, int64_t block) {
 
 Status permutation_apply(LlamaModel *m, const Permutation *p) {
     const LlamaConfig *c = &m->cfg;
+    TRY(llama_require_f32(m, "reordering by an artifact (convert the weights after it)"));
     if (p->n_layers != c->n_layers || p->n_kv != c->n_kv_heads || p->ffn != c->ffn_dim)
         return status_fail(ST_FORMAT, "the permutation is for %d layers, %d KV heads, %d FFN channels; the model has "
                                       "%d, %d, %d", p->n_layers, p->n_kv, p->ffn, c->n_layers, c->n_kv_heads, c->ffn_dim);

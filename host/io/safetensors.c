@@ -20,6 +20,7 @@ static const char *dtype_tag(DType dt) {
     case DT_F16: return "F16";
     case DT_BF16: return "BF16";
     case DT_I32: return "I32";
+    case DT_Q8_0: break; // no safetensors dtype: such tensors are never written
     }
     return "?";
 }

@@ -2,7 +2,8 @@
 // scaling, SmolLM2 with tied embeddings, any head_dim).
 //
 // A model is loaded once from a Hugging Face directory or a GGUF file into
-// the same structure; weights are PyTorch-layout [out, in] fp32 on the CPU.
+// the same structure; weights are PyTorch-layout [out, in] fp32 on the CPU
+// (for inference, llama_convert_weights can make the matrices bf16 or q8_0).
 // Running it needs a LlamaSession (KV cache + scratch) for n_seq sequences.
 #ifndef ELASTILM_LLAMA_H
 #define ELASTILM_LLAMA_H
@@ -88,7 +89,7 @@ typedef struct LlamaStorage LlamaStorage; // mapped files and owned buffers
 
 typedef struct {
     LlamaConfig cfg;
-    Tensor tok_embd;      // [V, D]
+    Tensor tok_embd;      // [V, D] (its dtype is the matrices' dtype: llama_weights_dtype)
     LlamaLayer *layers;   // [L]
     Tensor final_norm;    // [D]
     Tensor lm_head;       // [V, D]; the same memory as tok_embd when tied
@@ -110,6 +111,25 @@ void llama_free(LlamaModel *m);
 // weight_dtype (bf16 for bf16/f32 checkpoints, f16 for f16 ones), norms in f32.
 // The CPU copies are released. A no-op for the CPU.
 Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype);
+// CPU weight formats for inference. llama_convert_weights converts the
+// matrices of an f32 CPU model (the token embedding, the 7 projections of
+// every layer, lm_head) once to dt: DT_BF16 (round to nearest even) or DT_Q8_0
+// (blocks of 32 int8 with an f16 scale, runtime/q8.h); DT_F32 is a no-op.
+// Norms stay f32. The embedding lookup widens rows of the converted table, so
+// no f32 copy is kept (a tied head and embedding share one table). Convert
+// after reordering (artifact_apply): views of an elastic level then take row
+// and column prefixes of the converted matrices, and LoRA adapters stay f32 on
+// top. Training, reordering, export and llama_to_device need f32 weights and
+// refuse a converted model (llama_require_f32). On failure some matrices may
+// already be converted: free the model.
+Status llama_convert_weights(LlamaModel *m, DType dt);
+DType llama_weights_dtype(const LlamaModel *m);        // DT_F32, DT_BF16 or DT_Q8_0 on the CPU
+const char *llama_weights_name(DType dt);              // "f32", "bf16", "q8"
+Status llama_weights_parse(const char *name, DType *dt); // the inverse; ST_USAGE for anything else
+// ST_UNSUPPORTED, naming what, unless the model's CPU weights are f32.
+Status llama_require_f32(const LlamaModel *m, const char *what);
+// Bytes the weights take in memory in their format (matrices and norms).
+size_t llama_weights_bytes(const LlamaModel *m);
 // A model of config c with random weights on the CPU (benchmarks and tests).
 Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed);
 // Writes the model (as it is in memory, e.g. reordered) as a Hugging Face

@@ -37,6 +37,7 @@ static Status copy_to(Device dev, DType dt, const Tensor *src, Tensor *dst) {
 
 Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
     if (dev.kind == DEV_CPU) return ST_OK;
+    TRY(llama_require_f32(m, "moving the model to a device")); // the device converts from f32 itself
     if (weight_dtype != DT_BF16 && weight_dtype != DT_F16 && weight_dtype != DT_F32)
         return status_fail(ST_USAGE, "device weights must be bf16, f16 or f32");
     int cap = 3 + 9 * m->cfg.n_layers;

@@ -50,6 +50,7 @@ static Status write_config(const LlamaModel *m, const char *path) {
 
 Status llama_export_hf(const LlamaModel *m, const char *dir) {
     const LlamaConfig *c = &m->cfg;
+    TRY(llama_require_f32(m, "export"));
     if (c->rope_scaling.type == ROPE_FREQ_FACTORS)
         return status_fail(ST_UNSUPPORTED, "export: the model's rope uses GGUF per-frequency factors, which a Hugging "
                                            "Face config cannot express");

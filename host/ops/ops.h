@@ -22,12 +22,16 @@
 #include "runtime/tensor.h"
 
 // out[n, :] = table[ids[n], :]                  out [N, D], table [V, D]; ids in [0, V)
+// (on the CPU table may be bf16 or q8_0: its rows are widened to f32)
 void op_embedding(Tensor *out, const Tensor *table, const int32_t *ids);
 
 // out[n, :] = x[n, :] / sqrt(mean(x[n, :]^2) + eps) * w     x, out [N, D], w [D]
 void op_rmsnorm(Tensor *out, const Tensor *x, const Tensor *w, float eps);
 
 // out = x @ w^T      x [M, K], w [N, K] (a PyTorch Linear weight), out [M, N]
+// On the CPU, w may be f32, bf16 or q8_0 (low-bit weights: ops_cpu_lowbit.c;
+// a q8_0 w may be a view of a column prefix that ends inside a block); on a
+// device, f32, bf16 or f16. x and out are f32 on the CPU.
 void op_matmul(Tensor *out, const Tensor *x, const Tensor *w);
 
 // Rotary embedding in place, Hugging Face "rotate_half" layout: within each
@@ -83,10 +87,11 @@ void op_log_softmax(Tensor *out, const Tensor *x);
 // the logits) and dropout (the same op forward and backward). Any gradient pointer documented "may be
 // NULL" is simply not formed (e.g. no weight gradient when only LoRA trains).
 
-// out += alpha * x @ w^T      (same shapes as op_matmul; a LoRA update)
+// out += alpha * x @ w^T      (same shapes and weight dtypes as op_matmul; a LoRA
+// update, and the residual add of the o and down projections)
 void op_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha);
 
-// Backward of out = alpha * x @ w^T:
+// Backward of out = alpha * x @ w^T (f32 w):
 //   dx += alpha * dout @ w        dx [M, K] (may be NULL)
 //   dw += alpha * dout^T @ x      dw [N, K] (may be NULL)
 void op_matmul_backward(Tensor *dx, Tensor *dw, const Tensor *dout, const Tensor *x, const Tensor *w, float alpha);
@@ -164,7 +169,8 @@ void op_copy_to_host(float *dst, const Tensor *src);
 // Whether ops can run on tensors of this device kind in this build.
 bool ops_backend_available(DeviceKind kind);
 
-// The number of CPU threads the ops use (OpenMP and OpenBLAS). 0 = all cores.
+// The number of CPU threads the ops use (OpenMP and OpenBLAS). 0 = the default:
+// the CPUs other processes leave free, or $ELASTILM_THREADS (runtime/threads.h).
 void ops_set_threads(int n);
 int ops_get_threads(void);
 

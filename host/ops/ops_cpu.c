@@ -1,6 +1,7 @@
 // fp32 CPU implementations of the ops. Rows are independent in every op but
 // matmul, so the loops over rows are split across OpenMP threads; matmul is
-// OpenBLAS sgemm on the strided operands.
+// OpenBLAS sgemm on the strided operands. Low-bit weights (bf16, q8_0) go to
+// ops_cpu_lowbit.c.
 #include "ops_cpu.h"
 
 #include <assert.h>
@@ -15,6 +16,10 @@
 
 void cpu_embedding(Tensor *out, const Tensor *table, const int32_t *ids) {
     assert(COLS(out) == COLS(table));
+    if (table->dtype != DT_F32) {
+        cpu_embedding_lowbit(out, table, ids);
+        return;
+    }
     int64_t n = ROWS(out), d = COLS(out);
 #pragma omp parallel for if (n > 16)
     for (int64_t i = 0; i < n; i++) {
@@ -43,6 +48,10 @@ void cpu_matmul(Tensor *out, const Tensor *x, const Tensor *w) {
     assert(out->ndim == 2 && x->ndim == 2 && w->ndim == 2);
     int64_t m = ROWS(x), k = COLS(x), n = ROWS(w);
     assert(COLS(w) == k && ROWS(out) == m && COLS(out) == n);
+    if (w->dtype != DT_F32) {
+        cpu_matmul_lowbit(out, x, w, 1.0f, 0.0f);
+        return;
+    }
     if (m == 0 || n == 0) return;
     if (m <= 2) { // decode: sgemm would pack all of w for one row; gemv streams it once
         for (int64_t i = 0; i < m; i++)

@@ -1,4 +1,5 @@
-// ops_cpu.h: the fp32 CPU implementations behind ops.h.
+// ops_cpu.h: the CPU implementations behind ops.h: fp32, and matmuls and
+// embedding lookups on bf16 / q8_0 weights (ops_cpu_lowbit.c).
 #ifndef ELASTILM_OPS_CPU_H
 #define ELASTILM_OPS_CPU_H
 
@@ -13,6 +14,23 @@ void cpu_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *
 void cpu_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);
 void cpu_add(Tensor *out, const Tensor *a, const Tensor *b);
 void cpu_log_softmax(Tensor *out, const Tensor *x);
+
+// Low-bit weights (ops_cpu_lowbit.c): out = alpha x w^T + beta out (beta = 0
+// does not read out) for w in bf16 or q8_0, x and out f32; rows of table in
+// bf16 or q8_0 widened to f32. cpu_matmul, cpu_matmul_add and cpu_embedding
+// come here for such weights.
+void cpu_matmul_lowbit(Tensor *out, const Tensor *x, const Tensor *w, float alpha, float beta);
+void cpu_embedding_lowbit(Tensor *out, const Tensor *table, const int32_t *ids);
+
+// The instruction sets of the low-bit decode kernels. The kernels use the
+// best one the CPU has (AVX-512: BF16 for bf16 weights, VNNI for q8_0) up to
+// a cap: ELASTILM_CPU_ISA=scalar|avx2|avx512 when first used, or
+// cpu_lowbit_set_isa (tests, not thread-safe against running ops).
+typedef enum { CPU_ISA_SCALAR = 0, CPU_ISA_AVX2, CPU_ISA_AVX512 } CpuIsa;
+const char *cpu_isa_name(CpuIsa isa);
+bool cpu_lowbit_isa_available(CpuIsa isa, DType w_dtype); // w_dtype: DT_BF16 or DT_Q8_0
+void cpu_lowbit_set_isa(CpuIsa cap);
+CpuIsa cpu_lowbit_isa(DType w_dtype); // the one in use for such weights
 
 // Training (ops_cpu_grad.c).
 void cpu_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha);

@@ -25,6 +25,10 @@ void cpu_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha) 
     assert(out->ndim == 2 && x->ndim == 2 && w->ndim == 2);
     int64_t m = ROWS(x), k = COLS(x), n = ROWS(w);
     assert(COLS(w) == k && ROWS(out) == m && COLS(out) == n);
+    if (w->dtype != DT_F32) { // low-bit weights (inference): the o and down projections add into the residual
+        cpu_matmul_lowbit(out, x, w, alpha, 1.0f);
+        return;
+    }
     if (m == 0 || n == 0 || k == 0) return;
     if (m <= 2) { // decode: as in cpu_matmul, gemv streams w once
         for (int64_t i = 0; i < m; i++)
@@ -38,7 +42,7 @@ void cpu_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha) 
 
 // dout [M, N], x [M, K], w [N, K]; dx [M, K] += alpha dout w; dw [N, K] += alpha dout^T x.
 void cpu_matmul_backward(Tensor *dx, Tensor *dw, const Tensor *dout, const Tensor *x, const Tensor *w, float alpha) {
-    assert(dout->ndim == 2 && x->ndim == 2 && w->ndim == 2);
+    assert(dout->ndim == 2 && x->ndim == 2 && w->ndim == 2 && w->dtype == DT_F32); // training reads f32 weights
     int64_t m = ROWS(x), k = COLS(x), n = ROWS(w);
     assert(COLS(w) == k && ROWS(dout) == m && COLS(dout) == n);
     if (m == 0 || n == 0 || k == 0) return; // nothing to add

@@ -5,6 +5,14 @@
 // an elastic sub-model runs on a prefix of the full weights without copying.
 // Strides are in elements; the innermost dimension is always contiguous
 // (stride 1) for tensors the ops accept.
+//
+// DT_Q8_0 (8-bit blocks, runtime/q8.h) is a 2-d weight format on the CPU:
+// shape [rows, cols] counts values; a row holds q8_blocks(cols) blocks of 32
+// (34 bytes each), and stride[0] counts values too, a multiple of 32 (32 x the
+// parent's blocks per row), so row r starts at byte r * stride[0] / 32 * 34.
+// Views take rows (tensor_rows) or a column prefix (tensor_cols from 0, or
+// from a multiple of 32); a prefix that ends inside a block keeps that block
+// and its scale, and readers ignore the values past the prefix.
 #ifndef ELASTILM_TENSOR_H
 #define ELASTILM_TENSOR_H
 
@@ -16,7 +24,7 @@
 
 #define TENSOR_MAX_DIMS 4
 
-typedef enum { DT_F32 = 0, DT_F16, DT_BF16, DT_I32 } DType;
+typedef enum { DT_F32 = 0, DT_F16, DT_BF16, DT_I32, DT_Q8_0 } DType;
 
 typedef enum { DEV_CPU = 0, DEV_CUDA } DeviceKind;
 
@@ -35,14 +43,18 @@ typedef struct {
     bool owns;                         // true when tensor_free must release data
 } Tensor;
 
-size_t dtype_size(DType dt);
+size_t dtype_size(DType dt);  // bytes per element; 0 for DT_Q8_0 (a block format: dtype_bytes)
+int dtype_block(DType dt);     // elements per storage block: 32 for DT_Q8_0, else 1
+// Bytes of n consecutive elements of a row, n rounded up to whole blocks.
+size_t dtype_bytes(DType dt, int64_t n);
 const char *dtype_name(DType dt);
 const char *device_name(Device dev, char *buf, size_t n); // "cpu", "cuda:0"
 
 int64_t tensor_numel(const Tensor *t);
 bool tensor_is_contiguous(const Tensor *t);
 
-// Allocates a zeroed, contiguous tensor. shape has ndim entries.
+// Allocates a zeroed, contiguous tensor. shape has ndim entries. A DT_Q8_0
+// tensor must be 2-d; its rows are padded to whole blocks (stride[0]).
 Status tensor_alloc(Tensor *t, DType dt, Device dev, int ndim, const int64_t *shape);
 Status tensor_alloc_2d(Tensor *t, DType dt, Device dev, int64_t rows, int64_t cols);
 Status tensor_alloc_1d(Tensor *t, DType dt, Device dev, int64_t n);
@@ -68,8 +80,9 @@ static inline float *tensor_row_f32(const Tensor *t, int64_t r) {
 // Sets every element of a CPU tensor (1-d, or 2-d with any row stride) to zero.
 void tensor_zero(Tensor *t);
 
-// Copies src into dst (same shape; any dtypes among f32/f16/bf16; CPU only here,
-// device copies go through the backend).
+// Copies src into dst (same shape; any dtypes among f32/f16/bf16, and q8_0
+// for 2-d tensors; CPU only here, device copies go through the backend).
+// Quantising to q8_0 fails (ST_UNSUPPORTED) on a value no f16 scale covers.
 Status tensor_copy_convert(Tensor *dst, const Tensor *src);
 
 #endif

@@ -150,6 +150,7 @@ Status llama_train_init(LlamaTrain *t, const LlamaModel *m, const LlamaWidth *wi
     memset(t, 0, sizeof *t);
     const LlamaConfig *c = &m->cfg;
     if (max_tokens <= 0) return status_fail(ST_USAGE, "training needs room for at least one token");
+    TRY(llama_require_f32(m, "the training forward"));
     t->m = m;
     t->lora = lora;
     t->opt = opt ? *opt : (TrainOptions){0};
