@@ -12,7 +12,8 @@
 #                   eval run from another directory (the repository stands on its own)
 #   make install    PREFIX=/usr/local: the binary, the bundled data, elastilm(1)
 #   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
-#   make bench      CPU prefill/decode benchmark with a PyTorch reference when torch is installed
+#   make bench      CPU prefill/decode of SmolLM2: elastilm (f32, bf16, q8 weights) against torch and
+#                   llama.cpp (built once into $ELASTILM_CACHE) in one run; results/bench_cpu.md
 #   make bench-tokenizers  tokenizer encode MB/s against HF tokenizers when it is installed
 #   make bench-contention  generate/eval idle and beside a busy process (shared machines)
 

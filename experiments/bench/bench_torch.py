@@ -2,6 +2,8 @@
 """PyTorch/transformers reference for the CPU benchmark (SmolLM2-135M, float32).
 
     python3 experiments/bench/bench_torch.py [--threads 1,2] [--reps 3] [--gguf PATH]
+    python3 experiments/bench/bench_torch.py --check     (exit 0 and print the versions, or 3)
+    python3 experiments/bench/bench_torch.py --serve     (load once; one round per stdin line)
 
 Loads SmolLM2-135M-Instruct from the same GGUF the C harness reads
 ($ELASTILM_CACHE/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, cache default ~/.cache/elastilm;
@@ -14,7 +16,9 @@ transformers dequantises it to float32) and, for each thread count
            one token each, argmax on the host side (not generate(), to match the C loop)
            -> decode_tok_s = 64 / seconds
 
-each the best of --reps runs after one warm-up run, and prints one line per thread count:
+each the best of --reps runs after one warm-up run, and prints one line per thread count
+(with --serve, experiments/bench/bench_cpu.sh asks for one such measurement per round and
+takes the median over the rounds, without reloading the model):
 
   torch threads=<n> prefill_tok_s=<x> decode_tok_s=<y>
 
@@ -80,6 +84,10 @@ def main():
     p.add_argument("--gguf", default=str(cache / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--serve", action="store_true",
+                   help="load once, then measure one round per line of stdin (bench_cpu.sh)")
+    p.add_argument("--check", action="store_true",
+                   help="only check that the modules are installed and print their versions")
     args = p.parse_args()
     threads = parse_threads(p, args.threads)
     if args.reps < 1:
@@ -88,11 +96,15 @@ def main():
     quiet_offline_hf()
     need_modules()
     import torch
+    if args.check:
+        import transformers
+        print(f"torch {torch.__version__} + transformers {transformers.__version__}")
+        return
     from transformers import DynamicCache
     model = load_gguf_fp32(args.gguf, "bench_torch").eval()
     ids = torch.tensor([prompt_ids()], dtype=torch.long)
 
-    for n in threads:
+    def measure(n):
         torch.set_num_threads(n)
         run(model, ids, torch, DynamicCache)  # warm-up
         prefill = decode = float("inf")
@@ -102,6 +114,17 @@ def main():
         print(f"torch threads={n} prefill_tok_s={PREFILL / prefill:.1f} "
               f"decode_tok_s={DECODE / decode:.1f}", flush=True)
 
+    if not args.serve:
+        for n in threads:
+            measure(n)
+        return
+    # --serve: the model stays loaded; each line on stdin is one round ("1,2": thread counts,
+    # or empty for --threads), answered by its lines and a line "done". Ends at end of input.
+    print("ready", flush=True)
+    for line in sys.stdin:
+        for n in (parse_threads(p, line) if line.strip() else threads):
+            measure(n)
+        print("done", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -17,10 +17,15 @@ def parse_threads(parser, text):
 
 
 def quiet_offline_hf():
-    """No hub access, no logging, no progress bars (set before transformers is imported)."""
+    """No hub access, no logging, no progress bars, no deprecation chatter (set before
+    transformers is imported)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's bar; read at tqdm import
+    # transformers >= 5.25 warns on every forward that passes past_key_values (renamed `cache`);
+    # the old name is kept so that older releases still run.
+    import warnings
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*past_key_values.*")
 
 
 def load_gguf_fp32(path, prog):
