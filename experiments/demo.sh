@@ -13,6 +13,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${ELASTILM_CACHE:-$HOME/.cache/elastilm}
 model="$cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
+echo "== elastilm --version (the build, the OpenBLAS kernels, threads and data folder in use here)"
+"$bin" --version
+
 echo "== elastilm info"
 "$bin" info --model "$model"
 

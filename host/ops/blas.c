@@ -85,9 +85,13 @@ __attribute__((constructor)) static void blas_check_core(int argc, char **argv, 
     if (replaced && *replaced) { // the re-executed process: say it once
         snprintf(g_replaced, sizeof g_replaced, "%s", replaced);
         unsetenv(REPLACED_VAR);
-        log_info("OpenBLAS chose its %s kernels on a CPU with %s; running with OPENBLAS_CORETYPE=%s "
-                 "(set OPENBLAS_CORETYPE yourself to choose)", g_replaced, isa_level_name(blas_cpu_level()),
-                 openblas_get_corename());
+        // Said on a terminal; elsewhere (pipes, tests that expect one line of
+        // stderr, batch logs) at debug level (ELASTILM_LOG=debug): --version
+        // reports the replacement in any case.
+        log_msg(isatty(STDERR_FILENO) ? LOG_INFO : LOG_DEBUG,
+                "OpenBLAS chose its %s kernels on a CPU with %s; running with OPENBLAS_CORETYPE=%s "
+                "(set OPENBLAS_CORETYPE yourself to choose)", g_replaced, isa_level_name(blas_cpu_level()),
+                openblas_get_corename());
         return;
     }
     if (getenv("OPENBLAS_CORETYPE") || !argv || getauxval(AT_SECURE)) return; // the user's choice stands
