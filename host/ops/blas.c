@@ -6,10 +6,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/auxv.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/log.h"
+#include "runtime/threads.h"
 
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
@@ -101,11 +101,7 @@ __attribute__((constructor)) static void blas_check_core(int argc, char **argv, 
     __builtin_cpu_init();
     const char *better = blas_better_core(core, blas_cpu_level(), __builtin_cpu_is("amd"));
     if (!better) return;
-    // Only when /proc/self/exe is this program (not a loader or valgrind running it).
-    const char *execfn = (const char *)getauxval(AT_EXECFN);
-    struct stat self, prog;
-    if (stat("/proc/self/exe", &self) != 0 || !execfn || stat(execfn, &prog) != 0 || self.st_dev != prog.st_dev ||
-        self.st_ino != prog.st_ino) {
+    if (!threads_can_reexec()) { // a loader or valgrind runs us: only say it
         log_warn("OpenBLAS runs its %s kernels on a CPU with %s; set OPENBLAS_CORETYPE=%s for its faster ones", core,
                  isa_level_name(blas_cpu_level()), better);
         return;

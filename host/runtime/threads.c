@@ -24,6 +24,16 @@ static int env_has(char **envp, const char *name) {
     return 0;
 }
 
+bool threads_can_reexec(void) {
+    // /proc/self/exe must be this program: run through ld.so or valgrind it is
+    // that tool (AT_EXECFN still names the program), and executing it would
+    // run the tool with our argv. Only stat and getauxval: safe before libc starts.
+    const char *execfn = (const char *)getauxval(AT_EXECFN);
+    struct stat self, prog;
+    return stat("/proc/self/exe", &self) == 0 && execfn && stat(execfn, &prog) == 0 && self.st_dev == prog.st_dev &&
+           self.st_ino == prog.st_ino;
+}
+
 // Runs from .preinit_array: after the dynamic linker has relocated everything
 // but before any initializer (libc's, libgomp's, OpenBLAS's, MPI's, criterion's),
 // so nothing has started and the process can be replaced by itself. libc is not
@@ -36,13 +46,8 @@ static void threads_preinit(int argc, char **argv, char **envp) {
     (void)argc;
     if (!argv || !envp || env_has(envp, "OMP_WAIT_POLICY") || env_has(envp, "GOMP_SPINCOUNT")) return;
     if (getauxval(AT_SECURE)) return; // setuid and the like: the loader cleans the environment itself
-    // /proc/self/exe must be this program: run through ld.so or valgrind it is
-    // that tool (AT_EXECFN still names the program), and executing it would
-    // run the tool with our argv; there we keep libgomp's defaults.
-    const char *execfn = (const char *)getauxval(AT_EXECFN);
-    struct stat self, prog;
-    if (stat("/proc/self/exe", &self) != 0 || !execfn || stat(execfn, &prog) != 0 || self.st_dev != prog.st_dev ||
-        self.st_ino != prog.st_ino) {
+    // run by a loader or a tool: keep libgomp's defaults
+    if (!threads_can_reexec()) {
         g_no_reexec = "/proc/self/exe is not the program (a loader or tool runs it)";
         return;
     }

@@ -20,6 +20,8 @@
 #ifndef ELASTILM_THREADS_H
 #define ELASTILM_THREADS_H
 
+#include <stdbool.h>
+
 // The spin count elastilm sets, chosen by measurement (2-core AMD EPYC Zen3,
 // where one spin, a `pause`, takes ~25 ns; experiments/bench/bench_contention.sh):
 // 3000 spins (~75 us) keep the idle decode speed of libgomp's default (passive
@@ -41,5 +43,10 @@ int threads_default(void);
 // Whether the OpenMP wait settings are elastilm's (the re-exec took effect),
 // the user's, or could not be set (the re-exec failed): for the log.
 const char *threads_wait_policy(void);
+
+// Whether executing /proc/self/exe restarts this program (false when a loader
+// or a tool such as valgrind runs it): the condition of every re-execution at
+// start-up (this file's, and ops/blas.c's OPENBLAS_CORETYPE one).
+bool threads_can_reexec(void);
 
 #endif
