@@ -248,27 +248,13 @@ Test(csv, separators_that_cannot_be) {
 // breaks, no final line end. The prompt's examples (rows 0-5: question, then the
 // labelled choice) must be the dataset reader's questions and answers.
 
-static void write_file(const char *dir, const char *rel, const char *text) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    for (char *s = strchr(path + strlen(dir) + 1, '/'); s; s = strchr(s + 1, '/')) {
-        *s = '\0';
-        mkdir(path, 0777);
-        *s = '/';
-    }
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 #define FNS20 "f2,f3,f4,f5,f6,f7,f8,f9,f10,f11,f12,f13,f14,f15,f16,f17,f18,f19,f20,f21"
 
 Test(csv, dataset_and_prompts_read_alike) {
     char dir[64], path[256];
     tu_make_temp_dir(dir, sizeof dir, "csv");
-    write_file(dir, "Octopus_refined/functions_simple.txt", "function name: f1");
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv",
+    tu_write_file_in(dir, "Octopus_refined/functions_simple.txt", "function name: f1");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv",
                BOM "Take a selfie,f1," FNS20 ",A\r\n"                                  // line 1
                "\r\n"                                                                 // 2
                "\"Email bob, subject \"\"Hi\"\"\",f1," FNS20 ",B\r\n"                  // 3
@@ -312,7 +298,7 @@ Test(csv, dataset_and_prompts_read_alike) {
     dataset_free(&d);
 
     // the same malformed record stops both, at the same line
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv",
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv",
                "Q1,f1," FNS20 ",A\r\n\r\n\"Q2\" oops,f1," FNS20 ",A\r\n");
     char needle[300];
     snprintf(needle, sizeof needle, "%s:3: text after a closing quote", path);

@@ -104,29 +104,14 @@ Test(prompts, system_braces_follow_str_format) {
 // ---------------------------------------------------------------------------
 // Hand-made artifact folders.
 
-static void write_file(const char *dir, const char *rel, const char *text) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    // make the parent folders
-    for (char *s = strchr(path + strlen(dir) + 1, '/'); s; s = strchr(s + 1, '/')) {
-        *s = '\0';
-        mkdir(path, 0777);
-        *s = '/';
-    }
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 // pandas reading: BOM dropped, CRLF, quoted fields with "" and separators inside,
 // blank lines skipped, only the first 6 rows used; functions_simple.txt read with
 // universal newlines.
 Test(prompts, octopus_csv_reading) {
     char dir[64];
     tu_make_temp_dir(dir, sizeof dir, "prompts");
-    write_file(dir, "Octopus_refined/functions_simple.txt", "function name: f\r\ndescription: d\r\n\r\nfunction name: g");
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv",
+    tu_write_file_in(dir, "Octopus_refined/functions_simple.txt", "function name: f\r\ndescription: d\r\n\r\nfunction name: g");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv",
                "\xEF\xBB\xBFq1,f,g,A\r\n"
                "\"q2, with \"\"quotes\"\"\",f,g,B\r\n"
                "\r\n"
@@ -149,7 +134,7 @@ Test(prompts, octopus_csv_reading) {
 Test(prompts, llamatouch_tsv_reading) {
     char dir[64];
     tu_make_temp_dir(dir, sizeof dir, "prompts");
-    write_file(dir, "LlamaTouch/dev/llamatouch_task_metadata.tsv",
+    tu_write_file_in(dir, "LlamaTouch/dev/llamatouch_task_metadata.tsv",
                "\"Say \"\"hi\"\"\"\tMessages\nOpen it\tGoogle Play Store, Nova Launcher");
     EvalPrompt p;
     cr_assert_eq(eval_prompt_build(&p, DS_LLAMATOUCH, dir), ST_OK, "%s", status_message());
@@ -175,26 +160,26 @@ Test(prompts, errors_name_the_file) {
     tu_make_temp_dir(dir, sizeof dir, "prompts");
     expect_failure(dir, DS_OCTOPUS, ST_IO, "Octopus_refined/functions_simple.txt");
     expect_failure(dir, DS_LLAMATOUCH, ST_IO, "LlamaTouch/dev/llamatouch_task_metadata.tsv");
-    write_file(dir, "Octopus_refined/functions_simple.txt", "function name: f");
+    tu_write_file_in(dir, "Octopus_refined/functions_simple.txt", "function name: f");
     expect_failure(dir, DS_OCTOPUS, ST_IO, "Octopus_refined/dev/android_benchmark.csv");
     // label outside the choices
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,C\n");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,C\n");
     expect_failure(dir, DS_OCTOPUS, ST_FORMAT, "android_benchmark.csv: record 1: label \"C\"");
     // unterminated quote, reported at its record's line
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,A\n\"q2,f,g,A\n");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,A\n\"q2,f,g,A\n");
     expect_failure(dir, DS_OCTOPUS, ST_FORMAT, "android_benchmark.csv:2: unterminated quoted field");
     // ragged rows
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,A\nq2,f,A\n");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,A\nq2,f,A\n");
     expect_failure(dir, DS_OCTOPUS, ST_FORMAT, "android_benchmark.csv:2: 3 fields, expected 4");
     // a value pandas would read as NaN
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv", "NA,f,g,A\n");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv", "NA,f,g,A\n");
     expect_failure(dir, DS_OCTOPUS, ST_FORMAT, "NaN");
     // a brace in the system text that str.format would choke on
-    write_file(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,A\n");
-    write_file(dir, "Octopus_refined/functions_simple.txt", "function name: f(x={})");
+    tu_write_file_in(dir, "Octopus_refined/dev/android_benchmark.csv", "q1,f,g,A\n");
+    tu_write_file_in(dir, "Octopus_refined/functions_simple.txt", "function name: f(x={})");
     expect_failure(dir, DS_OCTOPUS, ST_FORMAT, "functions_simple.txt");
     // an empty file
-    write_file(dir, "LlamaTouch/dev/llamatouch_task_metadata.tsv", "");
+    tu_write_file_in(dir, "LlamaTouch/dev/llamatouch_task_metadata.tsv", "");
     expect_failure(dir, DS_LLAMATOUCH, ST_FORMAT, "llamatouch_task_metadata.tsv: no records");
     cr_expect(tu_remove_dir(dir), "cannot remove %s", dir);
 }

@@ -145,6 +145,20 @@ void tu_write_byte_tokenizer(const char *path) {
     fclose(fp);
 }
 
+void tu_write_file_in(const char *dir, const char *rel, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *s = strchr(path + strlen(dir) + 1, '/'); s; s = strchr(s + 1, '/')) { // the parent folders
+        *s = '\0';
+        mkdir(path, 0777);
+        *s = '/';
+    }
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 int tu_run(const char *cmd, char *out, size_t n) {
     char full[4096];
     snprintf(full, sizeof full, "%s 2>&1", cmd);

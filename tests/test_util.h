@@ -36,6 +36,8 @@ void tu_copy_dir(const char *src, char *buf, size_t n);
 // Removes a directory made by tu_make_temp_dir or tu_copy_dir, with everything under it
 // (it must lie under /tmp/elastilm-); true when it existed and is gone.
 bool tu_remove_dir(const char *dir);
+// Writes text to dir/rel, making rel's parent folders; fails the test if it cannot.
+void tu_write_file_in(const char *dir, const char *rel, const char *text);
 // Runs a shell command, capturing stderr+stdout into out; returns the exit status.
 int tu_run(const char *cmd, char *out, size_t n);
 // The elastilm binary under test: $ELASTILM_BIN, else ./elastilm.
