@@ -72,10 +72,10 @@ static Status eval_loss(LlamaTrain *t, const CalibBatch *cb, double *loss) {
     return ST_OK;
 }
 
-Status calib_loss(const LlamaModel *m, const int32_t *ids, int n, int seq, const uint8_t *skip, double *loss) {
+Status calib_loss(const LlamaModel *m, const int32_t *ids, int n, int seq, const uint8_t *blocks, double *loss) {
     CalibBatch cb = {0};
     LlamaTrain t = {0};
-    TrainOptions o = {.skip = skip, .eval_only = true};
+    TrainOptions o = {.blocks = blocks, .eval_only = true};
     Status st = calib_batch(&cb, ids, n, seq);
     if (st == ST_OK) st = llama_train_init(&t, m, NULL, NULL, &o, n * seq);
     if (st == ST_OK) st = eval_loss(&t, &cb, loss);
@@ -95,9 +95,9 @@ Status anchors_select(const LlamaModel *m, const int32_t *ids, int n, int seq, i
     if (st == ST_OK) st = llama_train_init(&t, m, NULL, NULL, &o, n * seq);
     if (st == ST_OK) st = eval_loss(&t, &cb, base_loss);
     for (int l = 0; st == ST_OK && l < L; l++) { // one trainer; only the skipped layer changes
-        t.skip[l] = 1;
+        t.blocks[l] = 0;
         st = eval_loss(&t, &cb, &skip_loss[l]);
-        t.skip[l] = 0;
+        t.blocks[l] = LAYER_ALL;
     }
     llama_train_free(&t);
     calib_batch_free(&cb);

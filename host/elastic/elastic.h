@@ -32,9 +32,9 @@
 // before, then take a random window of seq tokens. ids: [n * seq], malloc'd.
 Status calib_sample(const char *path, const Tokenizer *tok, int n, int seq, uint64_t seed, int32_t **ids);
 
-// Mean next-token loss of the batch [n x seq] (labels = inputs), with the
-// layers marked in skip replaced by the identity (skip may be NULL).
-Status calib_loss(const LlamaModel *m, const int32_t *ids, int n, int seq, const uint8_t *skip, double *loss);
+// Mean next-token loss of the batch [n x seq] (labels = inputs), running the
+// sub-blocks in blocks ([L] LAYER_ATTN | LAYER_FFN bits, LlamaView.blocks; NULL = all).
+Status calib_loss(const LlamaModel *m, const int32_t *ids, int n, int seq, const uint8_t *blocks, double *loss);
 
 // ---- anchors -------------------------------------------------------------------
 

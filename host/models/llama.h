@@ -65,18 +65,28 @@ typedef struct {
     int ffn;   // active FFN channels
 } LlamaWidth;
 
-// How a session runs the model: the active units of each layer (an elastic
-// level) and the LoRA adapters applied on top (shaped for those widths). A
+// The sub-blocks of a layer that run in a view (LlamaView.blocks): a skipped
+// sub-block leaves the residual stream as it is (its contribution is zero, as
+// in the artifact's patched transformers); a layer with neither is the identity.
+enum { LAYER_ATTN = 1, LAYER_FFN = 2, LAYER_ALL = LAYER_ATTN | LAYER_FFN };
+
+typedef struct LlamaLayer LlamaLayer;
+// How a session runs the model: per layer, the active units (an elastic level),
+// the sub-blocks that run (dropped layers, attention or FFN blocks) and the
+// weights it uses (its own, or e.g. a merged layer); the LoRA adapters on top
+// (shaped for those widths; an adapter on a skipped sub-block is not used). A
 // view only points at memory: switching views copies and allocates nothing.
 struct LoraSet;
 typedef struct {
-    const LlamaWidth *widths;     // [L]; NULL = every unit
-    const struct LoraSet *lora;   // NULL = no adapters
+    const LlamaWidth *widths;         // [L]; NULL = every unit
+    const struct LoraSet *lora;       // NULL = no adapters
+    const uint8_t *blocks;            // [L] LAYER_ATTN | LAYER_FFN bits; NULL = every sub-block runs
+    const LlamaLayer *const *weights; // [L] weights layer l uses, shaped, typed and placed like the
+                                      // model's layers; NULL (or a NULL entry) = the model's own
 } LlamaView;
 
 typedef enum { FORMAT_HF = 0, FORMAT_GGUF } ModelFormat;
 
-typedef struct LlamaLayer LlamaLayer;
 // Layer weights in a view: rows of q/k/v/gate/up and columns of o/down, all
 // prefixes of the (reordered) full weights, with the widths they imply.
 typedef struct {
@@ -142,6 +152,9 @@ int64_t llama_param_count(const LlamaModel *m);
 LlamaLayerView llama_layer_view(const LlamaConfig *c, const LlamaLayer *ly, const LlamaWidth *w);
 // Widths within the model's and adapters shaped for them (either may be NULL).
 Status llama_view_check(const LlamaConfig *c, const LlamaWidth *widths, const struct LoraSet *lora);
+// The whole view against the model: widths and adapters as above, block bits
+// within LAYER_ALL, substitute weights shaped, typed and placed like the model's.
+Status llama_view_validate(const LlamaModel *m, const LlamaView *v);
 
 // Rotary inverse frequencies for a config (HF semantics): theta^(-2i/hd),
 // then the config's rope scaling. out has head_dim/2 entries.

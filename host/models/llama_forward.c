@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "llama.h"
+#include "llama_layer.h"
 #include "lora.h"
 #include "ops/ops.h"
 #include "runtime/device.h"
@@ -109,7 +110,7 @@ Status llama_session_attach(LlamaSession *dst, const LlamaSession *base, int n) 
 Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaView *v) {
     if (v && v->lora && (v->lora->params.dev.kind != s->dev.kind || v->lora->params.dev.index != s->dev.index))
         return status_fail(ST_USAGE, "view: the LoRA adapters must be on the session's device (lora_to_device)");
-    if (v) TRY(llama_view_check(&m->cfg, v->widths, v->lora));
+    TRY(llama_view_validate(m, v));
     int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
     s->view = v;
     if (rank_new > s->lora_rank) s->scratch_tokens = 0; // the first adapter of a larger rank: the scratch regrows once
@@ -124,10 +125,6 @@ static void apply_lora(const LlamaSession *s, int l, LoraTarget t, const Tensor 
     Tensor u = tensor_wrap(s->s.lora_u.data, DT_F32, s->dev, 2, (int64_t[]){x->shape[0], s->view->lora->cfg.rank});
     op_matmul(&u, x, &a->A);
     op_matmul_add(out, &u, &a->B, lora_scale(s->view->lora));
-}
-
-static LlamaLayerView layer_view(const LlamaModel *m, const LlamaSession *s, int l) {
-    return llama_layer_view(&m->cfg, &m->layers[l], s->view && s->view->widths ? &s->view->widths[l] : NULL);
 }
 
 // The arrays the ops read beside the tensors, where they run (ops.h): the
@@ -169,46 +166,59 @@ static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LlamaL
     }
 }
 
-static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, const OpIndex *ix) {
-    const LlamaConfig *c = &m->cfg;
-    const LlamaLayer *ly = &m->layers[l];
-    LlamaScratch *sc = &s->s;
-    LlamaLayerView w = layer_view(m, s, l);
-    int64_t N = (int64_t)s->n_seq * T;
-    Tensor x = tensor_rows(&sc->x, 0, N), xn = tensor_rows(&sc->xn, 0, N);
-    Tensor q = tensor_cols(&sc->q, 0, w.qd), att = tensor_cols(&sc->att, 0, w.qd);
-    Tensor gate = tensor_cols(&sc->gate, 0, w.ffn), up = tensor_cols(&sc->up, 0, w.ffn);
-    q = tensor_rows(&q, 0, N), att = tensor_rows(&att, 0, N), gate = tensor_rows(&gate, 0, N), up = tensor_rows(&up, 0, N);
-    // attention block
-    op_rmsnorm(&xn, &x, &ly->attn_norm, c->rms_eps);
-    op_matmul(&q, &xn, &w.wq);
-    apply_lora(s, l, LORA_Q, &xn, &q);
-    op_rope(&q, ix->pos, ix->freq, w.nq, c->head_dim);
-    project_kv(m, s, l, &w, &xn, T, ix);
-    AttentionShape shape = {.n_seq = s->n_seq, .T = T, .n_past = s->n_past, .cap = s->cap,
-                            .n_heads = w.nq, .n_kv_heads = w.kv, .head_dim = c->head_dim};
-    Tensor k = tensor_cols(&s->k[l], 0, w.kvd), v = tensor_cols(&s->v[l], 0, w.kvd);
+// The layer step's context: this forward's session, length and index arrays.
+typedef struct {
+    const LlamaModel *m;
+    LlamaSession *s;
+    int T;
+    const OpIndex *ix;
+} StepCtx;
+
+// Queries, the new keys and values into the cache, attention over the cache
+// (and a shared prefix).
+static void attend_cached(void *ctx, int l, const LlamaLayerPlan *p, const Tensor *xn, Tensor *att) {
+    StepCtx *x = ctx;
+    LlamaSession *s = x->s;
+    const LlamaConfig *c = &x->m->cfg;
+    const LlamaLayerView *w = &p->wv;
+    Tensor q = tensor_rows(&s->s.q, 0, xn->shape[0]);
+    q = tensor_cols(&q, 0, w->qd);
+    op_matmul(&q, xn, &w->wq);
+    apply_lora(s, l, LORA_Q, xn, &q);
+    op_rope(&q, x->ix->pos, x->ix->freq, w->nq, c->head_dim);
+    project_kv(x->m, s, l, w, xn, x->T, x->ix);
+    AttentionShape shape = {.n_seq = s->n_seq, .T = x->T, .n_past = s->n_past, .cap = s->cap,
+                            .n_heads = w->nq, .n_kv_heads = w->kv, .head_dim = c->head_dim};
+    Tensor k = tensor_cols(&s->k[l], 0, w->kvd), v = tensor_cols(&s->v[l], 0, w->kvd);
     SharedKV shared = {0};
     Tensor bk, bv;
     if (s->base) {
-        bk = tensor_cols(&s->base->k[l], 0, w.kvd), bv = tensor_cols(&s->base->v[l], 0, w.kvd);
+        bk = tensor_cols(&s->base->k[l], 0, w->kvd), bv = tensor_cols(&s->base->v[l], 0, w->kvd);
         shared = (SharedKV){&bk, &bv, session_mask(s->base), 0, s->base_n};
     }
-    op_attention(&att, &q, &k, &v, ix->mask, &shape, s->base ? &shared : NULL);
-    // the residual add inside the matmul (x += att wo^T): no intermediate written and read back
-    op_matmul_add(&x, &att, &w.wo, 1.0f);
-    apply_lora(s, l, LORA_O, &att, &x);
-    // MLP block
-    op_rmsnorm(&xn, &x, &ly->mlp_norm, c->rms_eps);
-    op_matmul(&gate, &xn, &w.w_gate);
-    apply_lora(s, l, LORA_GATE, &xn, &gate);
-    op_matmul(&up, &xn, &w.w_up);
-    apply_lora(s, l, LORA_UP, &xn, &up);
-    Tensor act = gate; // f32 activations: in place
-    if (s->act_dtype != DT_F32) act = tensor_rows(&sc->act, 0, N), act = tensor_cols(&act, 0, w.ffn);
-    op_swiglu(&act, &gate, &up);
-    op_matmul_add(&x, &act, &w.w_down, 1.0f);
-    apply_lora(s, l, LORA_DOWN, &act, &x);
+    op_attention(att, &q, &k, &v, x->ix->mask, &shape, s->base ? &shared : NULL);
+}
+
+static void adapter_cached(void *ctx, int l, LoraTarget t, const Tensor *in, Tensor *out) {
+    apply_lora(((StepCtx *)ctx)->s, l, t, in, out);
+}
+
+// One layer in the session's view; the residual stream sc->x is updated in place.
+static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, const OpIndex *ix) {
+    LlamaScratch *sc = &s->s;
+    LlamaLayerPlan p = llama_layer_plan(m, s->view, l);
+    int64_t N = (int64_t)s->n_seq * T;
+    LlamaLayerBufs b;
+    b.x = b.x2 = b.out = tensor_rows(&sc->x, 0, N);
+    b.xn1 = b.xn2 = tensor_rows(&sc->xn, 0, N);
+    b.att = tensor_rows(&sc->att, 0, N), b.att = tensor_cols(&b.att, 0, p.wv.qd);
+    b.gate = tensor_rows(&sc->gate, 0, N), b.gate = tensor_cols(&b.gate, 0, p.wv.ffn);
+    b.up = tensor_rows(&sc->up, 0, N), b.up = tensor_cols(&b.up, 0, p.wv.ffn);
+    b.h = b.gate; // f32 activations: in place
+    if (s->act_dtype != DT_F32) b.h = tensor_rows(&sc->act, 0, N), b.h = tensor_cols(&b.h, 0, p.wv.ffn);
+    StepCtx ctx = {m, s, T, ix};
+    LlamaLayerSteps steps = {&ctx, attend_cached, adapter_cached};
+    llama_layer_forward(&m->cfg, l, &p, &b, &steps);
 }
 
 static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,

@@ -2,6 +2,8 @@
 // written once against ops.h.
 #include "llama_train.h"
 
+#include "models/llama_layer.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,7 @@ static Status alloc_flat(Tensor *t, int64_t n) { return tensor_alloc_1d(t, DT_F3
 
 // Layer l's widths and weights (or, with g, its gradients) in the trained view.
 static LlamaLayerView layer_view(const LlamaTrain *t, int l, const LlamaLayer *g) {
-    return llama_layer_view(&t->m->cfg, g ? g : &t->m->layers[l], &t->widths[l]);
+    return g ? llama_layer_view(&t->m->cfg, g, &t->widths[l]) : llama_layer_plan(t->m, &t->view, l).wv;
 }
 
 // ---- allocation ----------------------------------------------------------------
@@ -114,11 +116,9 @@ static Status train_alloc(LlamaTrain *t) {
     TRY(alloc_flat(&t->xf, N * D));
     TRY(alloc_flat(&t->logits, chunk * c->vocab_size));
     TRY(alloc_flat(&t->xrows, chunk * D));
-    t->skip = calloc((size_t)c->n_layers, 1);
     t->grad_layers = malloc((size_t)c->n_layers);
-    if (!t->skip || !t->grad_layers) return status_fail(ST_OOM, "out of memory");
+    if (!t->grad_layers) return status_fail(ST_OOM, "out of memory");
     for (int l = 0; l < c->n_layers; l++) {
-        t->skip[l] = t->opt.skip ? t->opt.skip[l] : 0;
         t->grad_layers[l] = t->opt.grad_layers ? t->opt.grad_layers[l] : 1;
     }
     if (t->opt.eval_only) return ST_OK;
@@ -160,9 +160,17 @@ Status llama_train_init(LlamaTrain *t, const LlamaModel *m, const LlamaWidth *wi
     t->max_tokens = max_tokens;
     t->widths = malloc((size_t)c->n_layers * sizeof *t->widths);
     if (!t->widths) return status_fail(ST_OOM, "out of memory");
-    for (int l = 0; l < c->n_layers; l++)
+    t->blocks = malloc((size_t)c->n_layers);
+    if (!t->blocks) {
+        llama_train_free(t);
+        return status_fail(ST_OOM, "out of memory");
+    }
+    for (int l = 0; l < c->n_layers; l++) {
         t->widths[l] = widths ? widths[l] : (LlamaWidth){c->n_kv_heads, c->ffn_dim};
-    Status st = llama_view_check(c, t->widths, lora);
+        t->blocks[l] = t->opt.blocks ? t->opt.blocks[l] : LAYER_ALL;
+    }
+    t->view = (LlamaView){.widths = t->widths, .lora = lora, .blocks = t->blocks, .weights = t->opt.weights};
+    Status st = llama_view_validate(m, &t->view);
     if (st == ST_OK) st = train_alloc(t);
     if (st != ST_OK) llama_train_free(t);
     return st;
@@ -181,7 +189,7 @@ void llama_train_free(LlamaTrain *t) {
     free(t->acts);
     free(t->pos);
     free(t->rows);
-    free(t->skip);
+    free(t->blocks);
     free(t->grad_layers);
     free(t->widths);
     memset(t, 0, sizeof *t);
@@ -298,37 +306,50 @@ static VarlenShape varlen_shape(const LlamaTrain *t, const TrainBatch *b, const 
                          .head_dim = t->m->cfg.head_dim};
 }
 
-static void layer_forward(LlamaTrain *t, const TrainBatch *b, int l, Tensor *x_out, bool dropout, uint64_t seed) {
+// The layer step's context: the trainer, this batch, the layer's saved
+// activations and the adapters' dropout.
+typedef struct {
+    LlamaTrain *t;
+    const TrainBatch *b;
+    LayerActs *a;
+    ActViews *v;
+    bool dropout;
+    uint64_t seed;
+} StepCtx;
+
+// q, k, v (saved after RoPE), attention over each packed sequence (lse saved).
+static void attend_packed(void *ctx, int l, const LlamaLayerPlan *p, const Tensor *xn, Tensor *att) {
+    StepCtx *x = ctx;
+    LlamaTrain *t = x->t;
     const LlamaConfig *c = &t->m->cfg;
-    const LlamaLayer *ly = &t->m->layers[l];
-    LlamaLayerView w = layer_view(t, l, NULL), wv = w;
+    const LlamaLayerView *w = &p->wv;
+    ActViews *v = x->v;
+    op_matmul(&v->q, xn, &w->wq);
+    lora_forward(t, l, LORA_Q, x->a, xn, &v->q, x->dropout, x->seed);
+    op_matmul(&v->k, xn, &w->wk);
+    lora_forward(t, l, LORA_K, x->a, xn, &v->k, x->dropout, x->seed);
+    op_matmul(&v->v, xn, &w->wv);
+    lora_forward(t, l, LORA_V, x->a, xn, &v->v, x->dropout, x->seed);
+    op_rope(&v->q, t->pos, t->m->inv_freq, w->nq, c->head_dim);
+    op_rope(&v->k, t->pos, t->m->inv_freq, w->kv, c->head_dim);
+    VarlenShape shape = varlen_shape(t, x->b, w);
+    op_attention_varlen(att, &v->lse, &v->q, &v->k, &v->v, &shape);
+}
+
+static void adapter_packed(void *ctx, int l, LoraTarget tg, const Tensor *in, Tensor *out) {
+    StepCtx *x = ctx;
+    lora_forward(x->t, l, tg, x->a, in, out, x->dropout, x->seed);
+}
+
+static void layer_forward(LlamaTrain *t, const TrainBatch *b, int l, Tensor *x_out, bool dropout, uint64_t seed) {
+    LlamaLayerPlan p = llama_layer_plan(t->m, &t->view, l);
     LayerActs *a = &t->acts[l];
-    ActViews v = act_views(t, l, &w, b->n_tokens);
-    // attention block
-    op_rmsnorm(&v.xn1, &v.x, &ly->attn_norm, c->rms_eps);
-    op_matmul(&v.q, &v.xn1, &wv.wq);
-    lora_forward(t, l, LORA_Q, a, &v.xn1, &v.q, dropout, seed);
-    op_matmul(&v.k, &v.xn1, &wv.wk);
-    lora_forward(t, l, LORA_K, a, &v.xn1, &v.k, dropout, seed);
-    op_matmul(&v.v, &v.xn1, &wv.wv);
-    lora_forward(t, l, LORA_V, a, &v.xn1, &v.v, dropout, seed);
-    op_rope(&v.q, t->pos, t->m->inv_freq, w.nq, c->head_dim);
-    op_rope(&v.k, t->pos, t->m->inv_freq, w.kv, c->head_dim);
-    VarlenShape shape = varlen_shape(t, b, &w);
-    op_attention_varlen(&v.att, &v.lse, &v.q, &v.k, &v.v, &shape);
-    op_matmul(&v.x2, &v.att, &wv.wo);
-    lora_forward(t, l, LORA_O, a, &v.att, &v.x2, dropout, seed);
-    op_add(&v.x2, &v.x2, &v.x);
-    // MLP block
-    op_rmsnorm(&v.xn2, &v.x2, &ly->mlp_norm, c->rms_eps);
-    op_matmul(&v.gate, &v.xn2, &wv.w_gate);
-    lora_forward(t, l, LORA_GATE, a, &v.xn2, &v.gate, dropout, seed);
-    op_matmul(&v.up, &v.xn2, &wv.w_up);
-    lora_forward(t, l, LORA_UP, a, &v.xn2, &v.up, dropout, seed);
-    op_swiglu(&v.h, &v.gate, &v.up);
-    op_matmul(x_out, &v.h, &wv.w_down);
-    lora_forward(t, l, LORA_DOWN, a, &v.h, x_out, dropout, seed);
-    op_add(x_out, x_out, &v.x2);
+    ActViews v = act_views(t, l, &p.wv, b->n_tokens);
+    LlamaLayerBufs bufs = {.x = v.x, .xn1 = v.xn1, .att = v.att, .x2 = v.x2, .xn2 = v.xn2,
+                           .gate = v.gate, .up = v.up, .h = v.h, .out = *x_out};
+    StepCtx ctx = {t, b, a, &v, dropout, seed};
+    LlamaLayerSteps steps = {&ctx, attend_packed, adapter_packed};
+    llama_layer_forward(&t->m->cfg, l, &p, &bufs, &steps);
 }
 
 // Where the backward puts a projection's weight gradient: the full-gradient
@@ -357,8 +378,9 @@ static void proj_backward(LlamaTrain *t, int l, LoraTarget proj, Tensor *dx, con
 // dres holds dL/d(layer output) on entry and dL/d(layer input) on return.
 static void layer_backward(LlamaTrain *t, const TrainBatch *b, int l, uint64_t seed) {
     const LlamaConfig *c = &t->m->cfg;
-    const LlamaLayer *ly = &t->m->layers[l];
-    LlamaLayerView w = layer_view(t, l, NULL), wv = w;
+    LlamaLayerPlan plan = llama_layer_plan(t->m, &t->view, l);
+    const LlamaLayer *ly = plan.w;
+    LlamaLayerView w = plan.wv, wv = w;
     LayerActs *a = &t->acts[l];
     ActViews v = act_views(t, l, &w, b->n_tokens);
     int64_t N = b->n_tokens, D = c->dim;
@@ -370,19 +392,22 @@ static void layer_backward(LlamaTrain *t, const TrainBatch *b, int l, uint64_t s
     Tensor dh = view2(&t->dh, N, w.ffn), dgate = view2(&t->dgate, N, w.ffn), dup = view2(&t->dup, N, w.ffn);
     Tensor datt = view2(&t->datt, N, w.qd), dq = view2(&t->dq, N, w.qd);
     Tensor dk = view2(&t->dk, N, w.kvd), dv = view2(&t->dv, N, w.kvd);
-    // MLP block: x_out = x2 + down(swiglu(gate(xn2), up(xn2)))
-    tensor_zero(&dh);
-    proj_backward(t, l, LORA_DOWN, &dh, &dres, &v.h, &wv.w_down, full ? &gv.w_down : NULL);
-    lora_backward(t, l, LORA_DOWN, a, &v.h, &dres, &dh, seed);
-    tensor_zero(&dgate);
-    tensor_zero(&dup);
-    op_swiglu_backward(&dgate, &dup, &dh, &v.gate, &v.up);
-    tensor_zero(&dxn);
-    proj_backward(t, l, LORA_GATE, &dxn, &dgate, &v.xn2, &wv.w_gate, full ? &gv.w_gate : NULL);
-    lora_backward(t, l, LORA_GATE, a, &v.xn2, &dgate, &dxn, seed);
-    proj_backward(t, l, LORA_UP, &dxn, &dup, &v.xn2, &wv.w_up, full ? &gv.w_up : NULL);
-    lora_backward(t, l, LORA_UP, a, &v.xn2, &dup, &dxn, seed);
-    op_rmsnorm_backward(&dres, full ? &g->mlp_norm : NULL, &dxn, &v.x2, &ly->mlp_norm, c->rms_eps);
+    // MLP block: x_out = x2 + down(swiglu(gate(xn2), up(xn2))); a skipped block passes dres through
+    if (plan.ffn) {
+        tensor_zero(&dh);
+        proj_backward(t, l, LORA_DOWN, &dh, &dres, &v.h, &wv.w_down, full ? &gv.w_down : NULL);
+        lora_backward(t, l, LORA_DOWN, a, &v.h, &dres, &dh, seed);
+        tensor_zero(&dgate);
+        tensor_zero(&dup);
+        op_swiglu_backward(&dgate, &dup, &dh, &v.gate, &v.up);
+        tensor_zero(&dxn);
+        proj_backward(t, l, LORA_GATE, &dxn, &dgate, &v.xn2, &wv.w_gate, full ? &gv.w_gate : NULL);
+        lora_backward(t, l, LORA_GATE, a, &v.xn2, &dgate, &dxn, seed);
+        proj_backward(t, l, LORA_UP, &dxn, &dup, &v.xn2, &wv.w_up, full ? &gv.w_up : NULL);
+        lora_backward(t, l, LORA_UP, a, &v.xn2, &dup, &dxn, seed);
+        op_rmsnorm_backward(&dres, full ? &g->mlp_norm : NULL, &dxn, &v.x2, &ly->mlp_norm, c->rms_eps);
+    }
+    if (!plan.attn) return;
     // attention block: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
     tensor_zero(&datt);
     proj_backward(t, l, LORA_O, &datt, &dres, &v.att, &wv.wo, full ? &gv.wo : NULL);
@@ -415,7 +440,7 @@ static void forward_layers(LlamaTrain *t, const TrainBatch *b, bool dropout, uin
     op_embedding(&x0, &t->m->tok_embd, b->ids);
     for (int l = 0; l < c->n_layers; l++) {
         Tensor x_out = view2(l + 1 < c->n_layers ? &t->acts[l + 1].x : &t->xL, N, D);
-        if (t->skip[l]) {
+        if (!t->blocks[l]) { // the identity
             Tensor x_in = view2(&t->acts[l].x, N, D);
             memcpy(x_out.data, x_in.data, (size_t)(N * D) * sizeof(float));
         } else {
@@ -476,7 +501,7 @@ Status llama_train_step(LlamaTrain *t, const TrainBatch *b, float loss_scale, ui
     tensor_zero(&dres);
     op_rmsnorm_backward(&dres, t->has_grads ? &t->grads.final_norm : NULL, &dxf, &xL, &t->m->final_norm, c->rms_eps);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        if (t->skip[l]) continue; // the identity passes the gradient through
+        if (!t->blocks[l]) continue; // the identity passes the gradient through
         if (t->opt.recompute) { // rebuild the layer's activations from its saved input
             Tensor x_next = view2(l + 1 < c->n_layers ? &t->acts[l + 1].x : &t->xL, N, D);
             layer_forward(t, b, l, &x_next, true, dropout_seed);

@@ -39,7 +39,8 @@ typedef struct {
     WeightGradFn on_weight_grad; // projection-weight gradients to a callback (not with full_grads)
     void *grad_ctx;
     const uint8_t *grad_layers;  // [L] layers whose weight gradients the callback wants (NULL = all)
-    const uint8_t *skip;         // [L] layers replaced by the identity (output = input); NULL = none
+    const uint8_t *blocks;       // [L] LAYER_ATTN | LAYER_FFN bits of what runs (0 = the identity); NULL = all
+    const LlamaLayer *const *weights; // [L] substitute weights per layer (LlamaView.weights); NULL = the model's
     bool eval_only;              // forward only (llama_train_eval): no backward buffers are allocated
 } TrainOptions;
 
@@ -85,7 +86,8 @@ typedef struct {
     Tensor wgrad;           // [max projection size] scratch for on_weight_grad
     int32_t *pos;           // [N] positions within each sequence
     int32_t *rows;          // [N] rows that have a target
-    uint8_t *skip;          // [L] copy of opt.skip (0 = run the layer); may be changed between calls
+    uint8_t *blocks;        // [L] copy of opt.blocks (LAYER_ALL by default); may be changed between calls
+    LlamaView view;         // widths, lora, blocks and opt.weights: what every layer step runs
     uint8_t *grad_layers;   // [L] copy of opt.grad_layers
     bool has_grads;
     LlamaGrads grads;       // when opt.full_grads

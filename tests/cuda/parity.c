@@ -886,7 +886,7 @@ static void check_model(const char *fixtures, const char *name) {
     if (ok && strstr(name, "elastic")) {
         LlamaWidth *w = xmalloc((size_t)c->n_layers * sizeof *w);
         for (int l = 0; l < c->n_layers; l++) w[l] = (LlamaWidth){c->n_kv_heads > 1 ? c->n_kv_heads / 2 : 1, c->ffn_dim / 2};
-        LlamaView lv = {w, NULL};
+        LlamaView lv = {.widths = w};
         for (int b = 0; b < N_BACKENDS && ok; b++) {
             llama_session_reset(&ses[b]);
             if (llama_session_set_view(&ses[b], &m[b], &lv) != ST_OK ||
@@ -912,7 +912,7 @@ static void check_model(const char *fixtures, const char *name) {
             float *p = ls[b].params.data;
             for (int64_t i = 0; i < ls[b].n_params; i++) p[i] += 0.05f * rng_normal(&r);
             must(lora_to_device(&ls[b], m[b].dev), "lora_to_device");
-            LlamaView lvl = {w, &ls[b]};
+            LlamaView lvl = {.widths = w, .lora = &ls[b]};
             llama_session_reset(&ses[b]);
             if (llama_session_set_view(&ses[b], &m[b], &lvl) != ST_OK ||
                 forward_host(&m[b], &ses[b], ids, mask, T, LOGITS_ALL, &logits[b]) != ST_OK) {
@@ -929,6 +929,35 @@ static void check_model(const char *fixtures, const char *name) {
         }
         for (int b = 0; b < N_BACKENDS; b++) lora_free(&ls[b]);
         for (int b = 0; b < N_BACKENDS; b++) llama_session_set_view(&ses[b], &m[b], NULL);
+        // the layer baselines' views: a dropped layer, a layer without attention, one without FFN, and a
+        // layer running another layer's weights (as a LaCo merge), on the half-width level
+        uint8_t *blocks = xmalloc((size_t)c->n_layers);
+        for (int l = 0; l < c->n_layers; l++) blocks[l] = LAYER_ALL;
+        int Lm = c->n_layers;
+        blocks[Lm > 1 ? 1 : 0] = 0;
+        blocks[0] = LAYER_FFN;
+        blocks[Lm - 1] = (uint8_t)(Lm > 2 ? LAYER_ATTN : LAYER_ALL);
+        for (int b = 0; b < N_BACKENDS && ok; b++) {
+            const LlamaLayer **subst = xmalloc((size_t)Lm * sizeof *subst);
+            for (int l = 0; l < Lm; l++) subst[l] = NULL;
+            subst[Lm - 1] = &m[b].layers[0];
+            LlamaView bv = {.widths = w, .blocks = blocks, .weights = (const LlamaLayer *const *)subst};
+            llama_session_reset(&ses[b]);
+            if (llama_session_set_view(&ses[b], &m[b], &bv) != ST_OK ||
+                forward_host(&m[b], &ses[b], ids, mask, T, LOGITS_ALL, &logits[b]) != ST_OK) {
+                fail_setup("block-dropping view forward");
+                ok = false;
+            }
+            llama_session_set_view(&ses[b], &m[b], NULL);
+            free(subst);
+        }
+        for (int b = 1; b < N_BACKENDS && ok; b++) {
+            char what[200];
+            snprintf(what, sizeof what, "model %s, %s weights: dropped layer, attention-only and FFN-only layers, "
+                     "substitute weights", name, backend_names[b] + 5);
+            check(logits_err(&logits[0], &logits[b]), model_tol[b], what);
+        }
+        free(blocks);
         free(w);
     }
     // the public greedy API on the device, f32 weights: the same tokens as the CPU
