@@ -17,6 +17,7 @@
 #include "models/llama.h"
 #include "test_util.h"
 #include "models/lora.h"
+#include "elastic/artifact.h"
 #include "train/lora_store.h"
 #include "train/peft.h"
 

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "elastic/artifact.h"
 #include "models/llama.h"
+#include "policy/policy.h"
 #include "text/tokenizer.h"
 #include "runtime/tensor.h"
 
@@ -20,6 +21,7 @@ int cmd_textsets(int argc, char **argv);
 int cmd_anchors(int argc, char **argv);
 int cmd_elasticize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \
@@ -51,6 +53,25 @@ DType cli_weights(void);
 // then converts the matrices to --weights (CPU), or on a CUDA --device moves
 // the weights there (bf16; f16 for f16 checkpoints).
 Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m);
+// Converts the loaded model's matrices to --weights (CPU) or moves them to the
+// CUDA --device (the second half of cli_load_model).
+Status cli_place_model(LlamaModel *m);
+
+// The policy a serving command runs: --mode (default full), --prefill-slo and
+// --decode-slo (default 1.0 1.0), --compat. Loads --model (reordered by
+// --artifact when the policy serves elastic levels), opens the policy on the
+// f32 weights, then converts or moves the model and the policy's own weights.
+// On failure nothing is left open.
+typedef struct {
+    const Policy *policy;
+    void *state;
+    Slo slo;
+    Compat compat;
+    bool open;
+} CliPolicy;
+Status cli_policy_open(const ArgOpt *opts, int n_opts, LlamaModel *m, CliPolicy *p);
+void cli_policy_close(CliPolicy *p);
+
 // With --level (needs --artifact): the level's widths and adapter in *lv and
 // *view = &lv->view; without: *view = NULL. Free lv with level_view_free.
 Status cli_level_view(const ArgOpt *opts, int n_opts, const LlamaModel *m, LevelView *lv, const LlamaView **view);

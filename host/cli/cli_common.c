@@ -64,6 +64,13 @@ Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
     TRY(llama_load(m, args_get(opts, n_opts, "model")));
     const char *art = args_get(opts, n_opts, "artifact");
     Status st = art ? artifact_apply(m, art) : ST_OK;
+    if (st == ST_OK) st = cli_place_model(m);
+    if (st != ST_OK) llama_free(m);
+    return st;
+}
+
+Status cli_place_model(LlamaModel *m) {
+    Status st = ST_OK;
     if (st == ST_OK && g_dev.kind != DEV_CPU) // bf16 weights on the GPU (f16 for f16 checkpoints)
         st = llama_to_device(m, g_dev, strncmp(m->source_dtype, "f16", 3) == 0 ? DT_F16 : DT_BF16);
     if (st == ST_OK && g_dev.kind == DEV_CPU && g_weights != DT_F32) { // after the reordering: views are prefixes
@@ -71,8 +78,36 @@ Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
         if (st == ST_OK)
             log_info("weights: %s on the CPU, %.1f MB", llama_weights_name(g_weights), llama_weights_bytes(m) / 1e6);
     }
-    if (st != ST_OK) llama_free(m);
     return st;
+}
+
+Status cli_policy_open(const ArgOpt *opts, int n_opts, LlamaModel *m, CliPolicy *p) {
+    memset(p, 0, sizeof *p);
+    const char *mode = args_get(opts, n_opts, "mode"), *art = args_get(opts, n_opts, "artifact");
+    TRY(policy_lookup(mode ? mode : "full", &p->policy));
+    const char *pre = args_get(opts, n_opts, "prefill-slo"), *dec = args_get(opts, n_opts, "decode-slo");
+    TRY(slo_parse(pre ? pre : "1.0", dec ? dec : "1.0", &p->slo));
+    TRY(compat_parse(args_get(opts, n_opts, "compat"), &p->compat));
+    if (p->policy->needs_artifact && !art)
+        return status_fail(ST_USAGE, "--mode %s needs --artifact ART.h5 (elasticize, then `elastilm prepare`)",
+                           p->policy->name);
+    TRY(llama_load(m, args_get(opts, n_opts, "model")));
+    Status st = p->policy->reordered ? artifact_apply(m, art) : ST_OK;
+    PolicyOpen o = {.m = m, .artifact = art, .compat = p->compat, .no_lora = args_get(opts, n_opts, "no-lora") != NULL};
+    if (st == ST_OK) st = p->policy->open(&p->state, &o);
+    p->open = st == ST_OK;
+    if (st == ST_OK) st = cli_place_model(m);
+    if (st == ST_OK && p->policy->place) st = p->policy->place(p->state, m);
+    if (st != ST_OK) {
+        cli_policy_close(p);
+        llama_free(m);
+    }
+    return st;
+}
+
+void cli_policy_close(CliPolicy *p) {
+    if (p->open) p->policy->close(p->state);
+    p->open = false;
 }
 
 Status cli_load_tokenizer(const ArgOpt *opts, int n_opts, Tokenizer **tok) {

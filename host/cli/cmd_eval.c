@@ -149,19 +149,23 @@ static Status preds_close(PredFile *p, const char *path, bool ok) {
     return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
 }
 
-// The artifact's result line, "<DS> <model> full 1.0 1.0 <acc>" (with --level r:
-// "<DS> <model> Ours 1.0 r <acc>"), appended to <results>/<model>_<DS>.txt; acc is
-// written as Python's str(float) writes it (the shortest decimal that reads back
-// as the same double).
-static Status write_result_line(const EvalArgs *a, const char *level, double acc) {
-    char num[32], line[512], path[1200];
+// x as Python's str(float) writes it: the shortest decimal that reads back as the same double.
+static void py_float(double x, char *num, size_t n) {
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(num, sizeof num, "%.*g", prec, acc);
-        if (strtod(num, NULL) == acc) break;
+        snprintf(num, n, "%.*g", prec, x);
+        if (strtod(num, NULL) == x) break;
     }
-    if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", sizeof num - strlen(num) - 1);
-    if (level) snprintf(line, sizeof line, "%s %s Ours 1.0 %s %s\n", dataset_name(a->ds), a->model_name, level, num);
-    else snprintf(line, sizeof line, "%s %s full 1.0 1.0 %s\n", dataset_name(a->ds), a->model_name, num);
+    if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", n - strlen(num) - 1);
+}
+
+// The artifact's result line, "<DS> <model> <mode> <prefill SLO> <decode SLO> <acc>"
+// (with --level r: "<DS> <model> Ours 1.0 r <acc>"), appended to <results>/<model>_<DS>.txt.
+static Status write_result_line(const EvalArgs *a, const char *mode, double prefill, double decode, double acc) {
+    char num[32], pre[32], dec[32], line[512], path[1200];
+    py_float(acc, num, sizeof num);
+    py_float(prefill, pre, sizeof pre);
+    py_float(decode, dec, sizeof dec);
+    snprintf(line, sizeof line, "%s %s %s %s %s %s\n", dataset_name(a->ds), a->model_name, mode, pre, dec, num);
     mkdir(a->results_dir, 0777);
     snprintf(path, sizeof path, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
     return append_line_atomic(path, line);
@@ -183,9 +187,20 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     bool model_ok = false, scorer_ok = false;
     LevelView lv = {0};
     const LlamaView *view = NULL;
-    Status st = cli_load_model(opts, n_opts, &m);
-    model_ok = st == ST_OK;
-    if (st == ST_OK) st = cli_level_view(opts, n_opts, &m, &lv, &view);
+    CliPolicy pol = {0};
+    const char *level = args_get(opts, n_opts, "level");
+    Status st = ST_OK;
+    if (level && (args_get(opts, n_opts, "mode") || args_get(opts, n_opts, "prefill-slo") ||
+                  args_get(opts, n_opts, "decode-slo")))
+        st = status_fail(ST_USAGE, "--level runs one level as it is; with --mode and SLOs, the policy picks the view");
+    if (st == ST_OK && level) { // one elastic level, as elasticize and lora made it
+        st = cli_load_model(opts, n_opts, &m);
+        model_ok = st == ST_OK;
+        if (st == ST_OK) st = cli_level_view(opts, n_opts, &m, &lv, &view);
+    } else if (st == ST_OK) { // a policy under an SLO (full by default)
+        st = cli_policy_open(opts, n_opts, &m, &pol);
+        model_ok = st == ST_OK;
+    }
     if (st == ST_OK) st = tokenizer_load_for_model(&tok, a->model_path);
     if (st == ST_OK) st = eval_prompt_build(&prompt, a->ds, artifact_dir);
     if (st == ST_IO) // the few-shot examples come from the bundled data folder
@@ -194,6 +209,7 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     if (st == ST_OK) st = scorer_init(&scorer, &m, tok, dev, a->share_prefix, 8192);
     scorer_ok = st == ST_OK;
     if (st == ST_OK) st = scorer_set_view(&scorer, view);
+    char decided[sizeof ((Decision *)0)->what] = "";
     PredFile preds = {0};
     size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0, done = 0;
     if (st == ST_OK) st = preds_open(&preds, a->predictions, &data, &done, &right);
@@ -204,6 +220,19 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     double t0 = time_now();
     for (size_t i = done; st == ST_OK && i < n; i++) {
         const McQuestion *q = &data.items[i];
+        if (pol.open) { // the policy's view for this request; a new decision drops the cached prefix
+            Decision d;
+            PolicyRequest rq = {.prompt = q->question};
+            st = pol.policy->decide(pol.state, &rq, &pol.slo, &d);
+            if (st == ST_OK && (d.view != view || strcmp(d.what, decided))) {
+                if (!decided[0]) log_info("%s at SLO (%g, %g): %s", pol.policy->name, pol.slo.prefill, pol.slo.decode,
+                                          d.what);
+                view = d.view;
+                snprintf(decided, sizeof decided, "%s", d.what);
+                st = scorer_set_view(&scorer, view);
+            }
+            if (st != ST_OK) break;
+        }
         EvalResult r;
         st = eval_question(&scorer, &prompt, a->ds, q, a->metric, &r);
         if (st != ST_OK) {
@@ -225,12 +254,17 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
                a->model_name, acc, right, n, eval_metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
-        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) st = write_result_line(a, args_get(opts, n_opts, "level"), acc);
+        if (pol.open && decided[0]) printf("view: %s\n", decided);
+        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) {
+            if (level) st = write_result_line(a, "Ours", 1.0, strtod(level, NULL), acc);
+            else st = write_result_line(a, pol.policy->name, pol.slo.prefill, pol.slo.decode, acc);
+        }
     }
     if (scorer_ok) scorer_free(&scorer);
     eval_prompt_free(&prompt);
     tokenizer_free(tok);
     level_view_free(&lv);
+    cli_policy_close(&pol);
     if (model_ok) llama_free(&m);
     dataset_free(&data);
     return st;
@@ -248,7 +282,11 @@ int cmd_eval(int argc, char **argv) {
                      {"predictions", true, "write per-question predictions here (JSONL); a killed run resumes from them", NULL},
                      {"results", true, "folder of the result files (default results)", NULL},
                      {"model-name", true, "model name in the result line and file (default: from --model)", NULL},
-                     {"skip-bad", false, "skip malformed records (counted) instead of stopping", NULL}};
+                     {"skip-bad", false, "skip malformed records (counted) instead of stopping", NULL},
+                     {"mode", true, "the policy: full (default), LLMPruner, LayerReduction, ShortGPT, AttnDrop, LaCo", NULL},
+                     {"prefill-slo", true, "prefill SLO, a fraction of the full model's TTFT: 0.2 ... 1.0 (default 1.0)", NULL},
+                     {"decode-slo", true, "decode SLO, a fraction of the full model's per-token time: 0.5 ... 1.0 (default 1.0)", NULL},
+                     {"compat", true, "paper (default) or artifact: the baselines' variant (docs/deviations.md)", NULL}};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "eval");
     if (st != ST_OK) return cli_fail(st);

@@ -22,6 +22,7 @@ static const Command commands[] = {
     {"tokenize", cmd_tokenize, "text to token ids (with offsets), ids to text"},
     {"anchors", cmd_anchors, "per-layer loss with the layer skipped; picks the anchor layers"},
     {"elasticize", cmd_elasticize, "anchors + Taylor importance + reordering + level table -> artifact (.h5)"},
+    {"prepare", cmd_prepare, "a baseline's offline step (layer ranks, merged layers) into the artifact"},
     {"ppl", cmd_ppl, "perplexity on held-out text, optionally at an elastic level"},
     {"lora", cmd_lora, "LoRA fine-tuning (alpaca or plain text), resumable, data-parallel under mpirun"},
     {"textsets", cmd_textsets, "calibration / recovery / held-out text from BoolQ's Wikipedia passages"},

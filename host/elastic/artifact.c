@@ -84,7 +84,7 @@ Status artifact_write(const char *path, const LlamaConfig *c, const Artifact *a)
     return h5_commit(f);
 }
 
-static Status check_identity(H5Store *f, const LlamaConfig *c) {
+Status artifact_check_model(H5Store *f, const LlamaConfig *c) {
     char *fmt = NULL;
     Status st = h5_get_attr_str(f, "/", "format", &fmt);
     if (st == ST_OK && strcmp(fmt, "elastilm-artifact"))
@@ -113,7 +113,7 @@ static Status read_str(H5Store *f, const char *obj, const char *key, char *buf, 
 
 static Status read_all(H5Store *f, const LlamaConfig *c, Artifact *a) {
     int L = c->n_layers;
-    TRY(check_identity(f, c));
+    TRY(artifact_check_model(f, c));
     TRY(read_str(f, "/", "model", a->model, sizeof a->model));
     TRY(read_str(f, "calibration", "file", a->calib, sizeof a->calib));
     TRY(read_str(f, "permutation", "order", a->order, sizeof a->order));
@@ -220,6 +220,39 @@ Status artifact_apply(LlamaModel *m, const char *path) {
     return st;
 }
 
+Status artifact_level_widths(H5Store *f, const char *level, const LlamaConfig *c, LlamaWidth *out) {
+    char name[256];
+    snprintf(name, sizeof name, "levels/%s", level);
+    if (!h5_exists(f, name)) {
+        if (!strcmp(level, "1") || !strcmp(level, "1.0")) {
+            for (int l = 0; l < c->n_layers; l++) out[l] = (LlamaWidth){c->n_kv_heads, c->ffn_dim};
+            return ST_OK;
+        }
+        return status_fail(ST_FORMAT, "%s: the artifact has no level %s (no group '%s'; run elasticize first)",
+                           h5_path(f), level, name);
+    }
+    int64_t shape[1] = {c->n_layers};
+    int32_t *kv = malloc((size_t)c->n_layers * sizeof *kv), *ffn = malloc((size_t)c->n_layers * sizeof *ffn);
+    Status st = kv && ffn ? ST_OK : status_fail(ST_OOM, "out of memory");
+    if (st == ST_OK) {
+        snprintf(name, sizeof name, "levels/%s/n_kv", level);
+        st = h5_read_i32_into(f, name, 1, shape, kv);
+    }
+    if (st == ST_OK) {
+        snprintf(name, sizeof name, "levels/%s/ffn", level);
+        st = h5_read_i32_into(f, name, 1, shape, ffn);
+    }
+    for (int l = 0; st == ST_OK && l < c->n_layers; l++) {
+        if (kv[l] < 1 || kv[l] > c->n_kv_heads || ffn[l] < 1 || ffn[l] > c->ffn_dim)
+            st = status_fail(ST_FORMAT, "%s: level %s, layer %d: widths (%d KV heads, %d FFN channels) do not fit the model",
+                             h5_path(f), level, l, kv[l], ffn[l]);
+        else out[l] = (LlamaWidth){kv[l], ffn[l]};
+    }
+    free(kv);
+    free(ffn);
+    return st;
+}
+
 Status level_view_load(const char *path, const LlamaModel *m, const char *level, bool without_lora, LevelView *v) {
     memset(v, 0, sizeof *v);
     const LlamaConfig *c = &m->cfg;
@@ -237,7 +270,7 @@ Status level_view_load(const char *path, const LlamaModel *m, const char *level,
         level_view_free(v);
         return st;
     }
-    st = check_identity(f, c);
+    st = artifact_check_model(f, c);
     if (st == ST_OK) st = artifact_level_widths(f, name, c, v->widths);
     snprintf(group, sizeof group, "lora/%s", name);
     if (st == ST_OK && !without_lora && h5_exists(f, group)) {

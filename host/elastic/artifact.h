@@ -9,6 +9,7 @@
 #define ELASTILM_ARTIFACT_H
 
 #include "elastic/elastic.h"
+#include "io/h5.h"
 #include "models/lora.h"
 
 #define ARTIFACT_MAX_LEVELS 32
@@ -36,6 +37,14 @@ void artifact_free(Artifact *a);
 
 // "0.5" for 0.5: how levels are named inside the file.
 void level_name(double level, char *buf, size_t n);
+
+// Checks that an open artifact file is an elastilm artifact made for a model of config c.
+Status artifact_check_model(H5Store *f, const LlamaConfig *c);
+
+// The widths of an elastic level from the artifact's level table:
+// levels/<level>/n_kv and levels/<level>/ffn, int32 [L] (written by elasticize).
+// Level "1" (the full model) needs no table.
+Status artifact_level_widths(H5Store *f, const char *level, const LlamaConfig *c, LlamaWidth *out);
 
 // Loads the artifact and reorders the model's weights by its permutation.
 Status artifact_apply(LlamaModel *m, const char *path);

@@ -58,6 +58,25 @@ Status importance_compute(const LlamaModel *m, const int32_t *ids, int n, int se
                           Importance *imp);
 void importance_free(Importance *imp);
 
+// ---- layer statistics (the layer baselines' importance) ------------------------
+
+// How a cosine between two [N, D] activations is taken: the mean over the N
+// tokens of per-token cosines (ShortGPT's and LLM-Drop's papers), or one
+// cosine of the two flattened batches (the ElastiLM artifact).
+typedef enum { COS_PER_TOKEN = 0, COS_FLAT } CosMode;
+
+// On the calibration batch [n x seq], per layer l with input x, attention
+// output A = o(attention(norm1 x)), h = x + A and FFN output F = down(...(norm2 h)):
+//   bi[l]   = 1 - cos(x, layer output)                     (ShortGPT's Block Influence)
+//   attn[l] = per token: 1 - cos(x, x + A)  (LLM-Drop); flat: 1 - cos(norm1 x, A) (the artifact)
+//   ffn[l]  = per token: 1 - cos(h, h + F)  (LLM-Drop); flat: 1 - cos(norm2 h, F)
+// Cosines are formed in double from the fp32 activations. Each array is [L].
+Status layer_stats(const LlamaModel *m, const int32_t *ids, int n, int seq, CosMode mode, double *bi, double *attn,
+                   double *ffn);
+
+// Indices 0..n-1 in ascending order of v (stable: ties keep the lower index first).
+void order_ascending(const double *v, int n, int *out);
+
 // ---- permutation and levels ------------------------------------------------------
 
 typedef struct {

@@ -140,6 +140,12 @@ Status llama_weights_parse(const char *name, DType *dt); // the inverse; ST_USAG
 Status llama_require_f32(const LlamaModel *m, const char *what);
 // Bytes the weights take in memory in their format (matrices and norms).
 size_t llama_weights_bytes(const LlamaModel *m);
+// Puts an extra layer (f32 on the CPU, e.g. a merged layer a view substitutes)
+// in the model's matrix format and on its device, as llama_convert_weights
+// and llama_to_device put the model's own: its 7 projection matrices are
+// replaced by converted copies; its norms must already be where the model's
+// are (typically views of a model layer's norms).
+Status llama_layer_like_model(const LlamaModel *m, LlamaLayer *ly);
 // A model of config c with random weights on the CPU (benchmarks and tests).
 Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed);
 // Writes the model (as it is in memory, e.g. reordered) as a Hugging Face

@@ -71,6 +71,30 @@ Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
     return st;
 }
 
+Status llama_layer_like_model(const LlamaModel *m, LlamaLayer *ly) {
+    const Tensor *like = &m->layers[0].wq;
+    Tensor *ts[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
+    for (int i = 0; i < 7; i++) {
+        if (ts[i]->dtype != DT_F32 || ts[i]->dev.kind != DEV_CPU)
+            return status_fail(ST_USAGE, "an extra layer starts as f32 on the CPU");
+        if (like->dtype == DT_F32 && m->dev.kind == DEV_CPU) continue;
+        Tensor out;
+        if (m->dev.kind == DEV_CPU) {
+            TRY(tensor_alloc(&out, like->dtype, CPU, ts[i]->ndim, ts[i]->shape));
+            Status st = tensor_copy_convert(&out, ts[i]);
+            if (st != ST_OK) {
+                tensor_free(&out);
+                return st;
+            }
+        } else {
+            TRY(copy_to(m->dev, like->dtype, ts[i], &out));
+        }
+        tensor_free(ts[i]);
+        *ts[i] = out;
+    }
+    return ST_OK;
+}
+
 Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;

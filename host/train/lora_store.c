@@ -61,35 +61,3 @@ Status lora_store_read(H5Store *f, const char *group, const LlamaConfig *c, cons
     return st;
 }
 
-Status artifact_level_widths(H5Store *f, const char *level, const LlamaConfig *c, LlamaWidth *out) {
-    char name[256];
-    snprintf(name, sizeof name, "levels/%s", level);
-    if (!h5_exists(f, name)) {
-        if (!strcmp(level, "1") || !strcmp(level, "1.0")) {
-            for (int l = 0; l < c->n_layers; l++) out[l] = (LlamaWidth){c->n_kv_heads, c->ffn_dim};
-            return ST_OK;
-        }
-        return status_fail(ST_FORMAT, "%s: the artifact has no level %s (no group '%s'; run elasticize first)",
-                           h5_path(f), level, name);
-    }
-    int64_t shape[1] = {c->n_layers};
-    int32_t *kv = malloc((size_t)c->n_layers * sizeof *kv), *ffn = malloc((size_t)c->n_layers * sizeof *ffn);
-    Status st = kv && ffn ? ST_OK : status_fail(ST_OOM, "out of memory");
-    if (st == ST_OK) {
-        snprintf(name, sizeof name, "levels/%s/n_kv", level);
-        st = h5_read_i32_into(f, name, 1, shape, kv);
-    }
-    if (st == ST_OK) {
-        snprintf(name, sizeof name, "levels/%s/ffn", level);
-        st = h5_read_i32_into(f, name, 1, shape, ffn);
-    }
-    for (int l = 0; st == ST_OK && l < c->n_layers; l++) {
-        if (kv[l] < 1 || kv[l] > c->n_kv_heads || ffn[l] < 1 || ffn[l] > c->ffn_dim)
-            st = status_fail(ST_FORMAT, "%s: level %s, layer %d: widths (%d KV heads, %d FFN channels) do not fit the model",
-                             h5_path(f), level, l, kv[l], ffn[l]);
-        else out[l] = (LlamaWidth){kv[l], ffn[l]};
-    }
-    free(kv);
-    free(ffn);
-    return st;
-}

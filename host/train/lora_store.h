@@ -16,9 +16,5 @@ Status lora_store_write(H5Store *f, const char *group, const LoraSet *s);
 // must have the view's shape.
 Status lora_store_read(H5Store *f, const char *group, const LlamaConfig *c, const LlamaWidth *widths, LoraSet *s);
 
-// The view of an elastic level from the artifact's level table:
-// levels/<level>/n_kv and levels/<level>/ffn, int32 [L] (written by elasticize).
-// Level "1" (the full model) needs no table.
-Status artifact_level_widths(H5Store *f, const char *level, const LlamaConfig *c, LlamaWidth *out);
 
 #endif
