@@ -106,10 +106,11 @@ REAL_BIN := $(BUILD)/tests/run_real_tests
 BENCH_BIN := $(BUILD)/bench_llama
 TOKBENCH_BIN := $(BUILD)/bench_tokenizers
 SWITCH_BIN := $(BUILD)/bench_switch
+POLICYBENCH_BIN := $(BUILD)/bench_policies
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention clean fetch FORCE
+.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention bench-policies-bin clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -153,6 +154,11 @@ $(SWITCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_switch.o
 
 $(TOKBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_tokenizers.o
 	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+$(POLICYBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_policies.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+bench-policies-bin: $(POLICYBENCH_BIN)
 
 $(BUILD)/tests/real/%.o: tests/real/%.c
 	@mkdir -p $(dir $@)

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Per-dataset accuracy, as the artifact's scripts/<DS>.sh run it, with the modes
-# elastilm has so far (today: the full model). Appends the artifact's result
-# lines to results/<model>_<DS>.txt and writes per-question predictions beside them.
+# Per-dataset accuracy under SLOs, as the artifact's scripts/<DS>.sh run it:
+# the full model once, then for each SLO pair (0.8,0.9) (0.6,0.8) (0.4,0.7)
+# (0.2,0.6) (0.2,0.5) every mode elastilm has (LLMPruner, LayerReduction, LaCo,
+# ShortGPT, AttnDrop; Lingua2+Contextual, Off-The-Shelf and Ours join as they
+# are built). Appends the artifact's result lines "<DS> <model> <mode> <prefill>
+# <decode> <acc>" to results/<model>_<DS>.txt and writes per-question
+# predictions beside them (a killed run resumes from them).
 #   experiments/eval_dataset.sh DS [MODEL_PATH] [extra elastilm eval options...]
 # DS: ARC_E OBQA PIQA SCIQ Octopus LlamaTouch. MODEL_PATH defaults to SmolLM2-135M-Instruct
-# (fetched into $ELASTILM_CACHE). ELASTILM_BIN picks the binary (default ./elastilm).
+# (fetched into $ELASTILM_CACHE). Environment:
+#   ARTIFACT   the elastic artifact with the levels' LoRA and the prepared baselines
+#              (elasticize, lora, `elastilm prepare --mode ...`); without it only the full model runs
+#   MODES      the modes to run (default: "LLMPruner LayerReduction LaCo ShortGPT AttnDrop")
+#   SLOS       the SLO pairs (default: "0.8,0.9 0.6,0.8 0.4,0.7 0.2,0.6 0.2,0.5")
+#   LIMIT      score only the first LIMIT questions (the result lines then cover those)
+#   RESULTS    the result folder (default: results/ in the source tree)
+#   ELASTILM_BIN the binary (default ./elastilm)
 set -euo pipefail
 ds=${1:?usage: eval_dataset.sh DS [MODEL_PATH] [options...]}
 shift
@@ -23,8 +34,24 @@ case $ds in
   *) echo "eval_dataset.sh: unknown dataset '$ds' (ARC_E OBQA PIQA SCIQ Octopus LlamaTouch)" >&2; exit 2 ;;
 esac
 name=$(basename "$model"); name=${name%.gguf}
-mkdir -p "$root/results"
-for mode in full; do # elastic modes and the baselines join here as they are built
-  "$bin" eval --model "$model" --model-name "$name" --dataset "$ds" \
-    --results "$root/results" --predictions "$root/results/${name}_${ds}.${mode}.predictions.jsonl" "$@"
+results=${RESULTS:-$root/results}
+mkdir -p "$results"
+limit=()
+[ -n "${LIMIT:-}" ] && limit=(--limit "$LIMIT")
+run() { # mode prefill decode [options...]
+  local mode=$1 pre=$2 dec=$3
+  shift 3
+  "$bin" eval --model "$model" --model-name "$name" --dataset "$ds" --mode "$mode" \
+    --prefill-slo "$pre" --decode-slo "$dec" --results "$results" "${limit[@]}" \
+    --predictions "$results/${name}_${ds}.${mode}_${pre}_${dec}.predictions.jsonl" "$@"
+}
+run full 1.0 1.0 "$@"
+if [ -z "${ARTIFACT:-}" ]; then
+  echo "eval_dataset.sh: no ARTIFACT given: only the full model was run" >&2
+  exit 0
+fi
+for slo in ${SLOS:-0.8,0.9 0.6,0.8 0.4,0.7 0.2,0.6 0.2,0.5}; do
+  for mode in ${MODES:-LLMPruner LayerReduction LaCo ShortGPT AttnDrop}; do
+    run "$mode" "${slo%,*}" "${slo#*,}" --artifact "$ARTIFACT" "$@"
+  done
 done

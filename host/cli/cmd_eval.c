@@ -255,7 +255,7 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         if (pol.open && decided[0]) printf("view: %s\n", decided);
-        if (a->limit < 0 && a->metric == METRIC_ARTIFACT) {
+        if ((a->limit < 0 || args_get(opts, n_opts, "results")) && a->metric == METRIC_ARTIFACT) {
             if (level) st = write_result_line(a, "Ours", 1.0, strtod(level, NULL), acc);
             else st = write_result_line(a, pol.policy->name, pol.slo.prefill, pol.slo.decode, acc);
         }
@@ -276,7 +276,7 @@ int cmd_eval(int argc, char **argv) {
                      {"data", true, "the dataset file (default: the fetched copy, or the bundled one for Octopus/LlamaTouch)", NULL},
                      {"data-dir", true, "the bundled data folder (default: $ELASTILM_DATA, else the built-in one)", NULL},
                      {"split", true, "validation|test (ARC_E), val|dev (Octopus), test|dev (LlamaTouch)", NULL},
-                     {"limit", true, "score only the first N questions (no result line is written)", NULL},
+                     {"limit", true, "score only the first N questions (a result line only with an explicit --results)", NULL},
                      {"metric", true, "artifact (mean log-prob, default), acc (sum) or acc_norm (sum / bytes)", NULL},
                      {"no-share", false, "score every candidate from scratch (no shared-prefix KV cache)", NULL},
                      {"predictions", true, "write per-question predictions here (JSONL); a killed run resumes from them", NULL},
