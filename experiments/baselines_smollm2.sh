@@ -22,7 +22,10 @@ calib="$cache/textsets/boolq_calib.txt"
     --out "$cache/textsets" --calib 200 --recover 2000
 mkdir -p "$out"
 cp "$art" "$out/artifact.h5"
-for mode in LayerReduction ShortGPT AttnDrop LaCo; do
+# LayerReduction reads the anchor calibration's layer-skip losses that elasticize stored
+"$bin" prepare --mode LayerReduction --model "$model" --artifact "$out/artifact.h5" --compat "$compat" \
+  | tee -a "$out/prepare.log"
+for mode in ShortGPT AttnDrop LaCo; do
   "$bin" prepare --mode "$mode" --model "$model" --artifact "$out/artifact.h5" --calib "$calib" --compat "$compat" \
     | tee -a "$out/prepare.log"
 done

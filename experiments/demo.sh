@@ -3,7 +3,9 @@
 # describe it, generate from token ids and from a text prompt, then make it
 # elastic: anchors, importance, reordering and the level table (elasticize),
 # a short LoRA recovery per level, and ARC-Easy accuracy per level.
-# Later stages (the TLM, baselines, accuracy under SLOs and e2e trace replay)
+# Then the layer baselines: LayerReduction, ShortGPT, AttnDrop and LaCo prepared
+# into the same artifact, and ARC-Easy under one SLO pair for every policy.
+# Later stages (the TLM, the prompt-compressing baselines and e2e trace replay)
 # join this script as they are built.
 #   experiments/demo.sh [ELASTILM_BIN]
 set -euo pipefail
@@ -60,3 +62,18 @@ for level in 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1; do
     printf "%s\t%s\n" "$level" "$acc"
 done
 echo "(levels below 1 run a prefix of the reordered weights plus the level's LoRA; 1 is the full model)"
+
+echo "== elastilm prepare: the layer baselines into the artifact (LayerReduction from the anchors' layer-skip losses)"
+"$bin" prepare --mode LayerReduction --model "$model" --artifact "$run/smollm2.h5" --quiet
+for mode in ShortGPT AttnDrop LaCo; do
+    "$bin" prepare --mode "$mode" --model "$model" --artifact "$run/smollm2.h5" --calib "$sets/boolq_calib.txt" --quiet
+done
+
+echo "== ARC-Easy under the SLO pair (prefill 0.4, decode 0.7): each policy's view (first 100 questions)"
+printf "mode\taccuracy\tview\n"
+for mode in full LLMPruner LayerReduction ShortGPT AttnDrop LaCo; do
+    out=$("$bin" eval --model "$model" --artifact "$run/smollm2.h5" --mode "$mode" --prefill-slo 0.4 --decode-slo 0.7 \
+          --dataset ARC_E --limit 100 --quiet)
+    printf "%s\t%s\t%s\n" "$mode" "$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")" "$(sed -n 's/^view: //p' <<<"$out")"
+done
+echo "(full ignores the SLO; the others serve s = min(0.4, 0.7) = 0.4 of the layers or cost, LLMPruner the level 0.4)"

@@ -88,8 +88,9 @@ static void group_name(char *buf, size_t n, const char *mode, Compat compat, con
     snprintf(buf, n, "baselines/%s/%s%s%s", mode, compat_name(compat), name ? "/" : "", name ? name : "");
 }
 
-Status policy_read_i32(const char *artifact, const LlamaConfig *c, const char *mode, Compat compat, const char *name,
-                       int n, int32_t *out) {
+// baselines/<mode>/<compat>/<name>, int32 or f64 [n], from an artifact made for config c.
+static Status read_array(const char *artifact, const LlamaConfig *c, const char *mode, Compat compat, const char *name,
+                         int n, bool f64, void *out) {
     H5Store *f;
     TRY(h5_open_read(&f, artifact));
     char path[256];
@@ -99,25 +100,19 @@ Status policy_read_i32(const char *artifact, const LlamaConfig *c, const char *m
         st = status_fail(ST_USAGE, "%s: no '%s' (run `elastilm prepare --mode %s%s` first)", artifact, path, mode,
                          compat == COMPAT_ARTIFACT ? " --compat artifact" : "");
     int64_t sh[1] = {n};
-    if (st == ST_OK) st = h5_read_i32_into(f, path, 1, sh, out);
+    if (st == ST_OK) st = f64 ? h5_read_f64_into(f, path, 1, sh, out) : h5_read_i32_into(f, path, 1, sh, out);
     h5_close(f);
     return st;
 }
 
+Status policy_read_i32(const char *artifact, const LlamaConfig *c, const char *mode, Compat compat, const char *name,
+                       int n, int32_t *out) {
+    return read_array(artifact, c, mode, compat, name, n, false, out);
+}
+
 Status policy_read_f64(const char *artifact, const LlamaConfig *c, const char *mode, Compat compat, const char *name,
                        int n, double *out) {
-    H5Store *f;
-    TRY(h5_open_read(&f, artifact));
-    char path[256];
-    group_name(path, sizeof path, mode, compat, name);
-    Status st = artifact_check_model(f, c);
-    if (st == ST_OK && !h5_exists(f, path))
-        st = status_fail(ST_USAGE, "%s: no '%s' (run `elastilm prepare --mode %s%s` first)", artifact, path, mode,
-                         compat == COMPAT_ARTIFACT ? " --compat artifact" : "");
-    int64_t sh[1] = {n};
-    if (st == ST_OK) st = h5_read_f64_into(f, path, 1, sh, out);
-    h5_close(f);
-    return st;
+    return read_array(artifact, c, mode, compat, name, n, true, out);
 }
 
 bool attndrop_budget(int n, double s, int *a, int *m) {
