@@ -37,3 +37,4 @@ for ds in ARC_E OBQA PIQA SCIQ Octopus LlamaTouch; do
   ARTIFACT="$out/artifact.h5" RESULTS="$out/results" LIMIT=$lim ELASTILM_BIN="$bin" \
     "$root/experiments/eval_dataset.sh" "$ds" "$model" --compat "$compat" --quiet | tee -a "$out/eval.log"
 done
+"$root/experiments/results_table.sh" "$out"/results/*.txt | tee "$out/accuracy.md"
