@@ -246,5 +246,16 @@ Test(policies, prepare_and_decide_from_the_cli) {
              tu_bin());
     cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
     cr_expect(strstr(out, "needs --artifact") != NULL, "%s", out);
+    // forward/generate run the policy's decided view; SLOs without a policy, or with --level, are refused
+    snprintf(cmd, sizeof cmd, "%s generate --model " ELASTIC " --artifact %s --mode LaCo --prefill-slo 0.6 "
+             "--decode-slo 0.9 --ids \"1 2 3\" --steps 4", tu_bin(), art);
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "LaCo at SLO (0.6, 0.9): 3 of 6 layers after merging") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s forward --model " ELASTIC " --prefill-slo 0.4 --ids \"1 2\"", tu_bin());
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "give the policy with --mode") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s forward --model " ELASTIC " --artifact %s --level 0.5 --mode ShortGPT --ids \"1 2\"",
+             tu_bin(), art);
+    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
     tu_remove_dir(dir);
 }

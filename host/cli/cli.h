@@ -37,6 +37,13 @@ int cmd_prepare(int argc, char **argv);
                       "the GPU keeps its own bf16 weights, training needs f32", NULL}
 #define CLI_N_COMMON 9
 
+// The options of the commands that serve a policy (eval, forward, generate).
+#define CLI_POLICY_OPTS \
+    {"mode", true, "the policy: full (default), LLMPruner, LayerReduction, ShortGPT, AttnDrop, LaCo", NULL}, \
+    {"prefill-slo", true, "prefill SLO, a fraction of the full model's TTFT: 0.2 ... 1.0 (default 1.0)", NULL}, \
+    {"decode-slo", true, "decode SLO, a fraction of the full model's per-token time: 0.5 ... 1.0 (default 1.0)", NULL}, \
+    {"compat", true, "paper (default) or artifact: the baselines' variant (docs/deviations.md)", NULL}
+
 // Applies --device, --threads, --quiet and --weights; checks --model is given.
 // --weights bf16|q8 runs on the CPU: with it, an explicit --device cuda is
 // refused and a default GPU choice falls back to the CPU.
@@ -71,6 +78,16 @@ typedef struct {
 } CliPolicy;
 Status cli_policy_open(const ArgOpt *opts, int n_opts, LlamaModel *m, CliPolicy *p);
 void cli_policy_close(CliPolicy *p);
+
+// The model and the one view a command runs: with --mode, the policy's decision
+// at --prefill-slo/--decode-slo (cli_policy_open); else --artifact [--level r]
+// as cli_load_model + cli_level_view. Free with cli_view_free, then llama_free.
+typedef struct {
+    LevelView lv;
+    CliPolicy pol;
+} CliView;
+Status cli_load_model_view(const ArgOpt *opts, int n_opts, LlamaModel *m, CliView *cv, const LlamaView **view);
+void cli_view_free(CliView *cv);
 
 // With --level (needs --artifact): the level's widths and adapter in *lv and
 // *view = &lv->view; without: *view = NULL. Free lv with level_view_free.

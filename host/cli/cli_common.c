@@ -110,6 +110,38 @@ void cli_policy_close(CliPolicy *p) {
     p->open = false;
 }
 
+Status cli_load_model_view(const ArgOpt *opts, int n_opts, LlamaModel *m, CliView *cv, const LlamaView **view) {
+    memset(cv, 0, sizeof *cv);
+    *view = NULL;
+    bool slo = args_get(opts, n_opts, "prefill-slo") || args_get(opts, n_opts, "decode-slo");
+    if (!args_get(opts, n_opts, "mode")) {
+        if (slo) return status_fail(ST_USAGE, "--prefill-slo/--decode-slo: give the policy with --mode");
+        TRY(cli_load_model(opts, n_opts, m));
+        Status st = cli_level_view(opts, n_opts, m, &cv->lv, view);
+        if (st != ST_OK) llama_free(m);
+        return st;
+    }
+    if (args_get(opts, n_opts, "level"))
+        return status_fail(ST_USAGE, "--level runs one level as it is; with --mode and SLOs, the policy picks the view");
+    TRY(cli_policy_open(opts, n_opts, m, &cv->pol));
+    Decision d;
+    PolicyRequest rq = {0};
+    Status st = cv->pol.policy->decide(cv->pol.state, &rq, &cv->pol.slo, &d);
+    if (st != ST_OK) {
+        cli_policy_close(&cv->pol);
+        llama_free(m);
+        return st;
+    }
+    *view = d.view;
+    log_info("%s at SLO (%g, %g): %s", cv->pol.policy->name, cv->pol.slo.prefill, cv->pol.slo.decode, d.what);
+    return ST_OK;
+}
+
+void cli_view_free(CliView *cv) {
+    level_view_free(&cv->lv);
+    cli_policy_close(&cv->pol);
+}
+
 Status cli_load_tokenizer(const ArgOpt *opts, int n_opts, Tokenizer **tok) {
     const char *path = args_get(opts, n_opts, "tokenizer");
     return path ? tokenizer_load_json(tok, path) : tokenizer_load_for_model(tok, args_get(opts, n_opts, "model"));

@@ -283,10 +283,7 @@ int cmd_eval(int argc, char **argv) {
                      {"results", true, "folder of the result files (default results)", NULL},
                      {"model-name", true, "model name in the result line and file (default: from --model)", NULL},
                      {"skip-bad", false, "skip malformed records (counted) instead of stopping", NULL},
-                     {"mode", true, "the policy: full (default), LLMPruner, LayerReduction, ShortGPT, AttnDrop, LaCo", NULL},
-                     {"prefill-slo", true, "prefill SLO, a fraction of the full model's TTFT: 0.2 ... 1.0 (default 1.0)", NULL},
-                     {"decode-slo", true, "decode SLO, a fraction of the full model's per-token time: 0.5 ... 1.0 (default 1.0)", NULL},
-                     {"compat", true, "paper (default) or artifact: the baselines' variant (docs/deviations.md)", NULL}};
+                     CLI_POLICY_OPTS};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "eval");
     if (st != ST_OK) return cli_fail(st);

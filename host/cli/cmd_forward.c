@@ -41,14 +41,15 @@ static Status prompt_ids(const char *model, const char *prompt, int32_t **ids, i
 }
 
 // Loads the model and parses --ids or --prompt; the caller frees both.
+// The inputs, the model and the view it runs (--level or --mode; cli_load_model_view).
 static Status load_inputs(const ArgOpt *opts, int n, LlamaModel *m, Device *dev, int32_t **ids, int32_t **mask,
-                          int *n_seq, int *T) {
+                          int *n_seq, int *T, CliView *cv, const LlamaView **view) {
     TRY(cli_setup(opts, n, dev));
     const char *text = args_get(opts, n, "ids"), *prompt = args_get(opts, n, "prompt");
     if (!text == !prompt) return status_fail(ST_USAGE, "give exactly one of --ids and --prompt");
     if (text) TRY(cli_parse_ids(text, ids, mask, n_seq, T));
     else TRY(prompt_ids(args_get(opts, n, "model"), prompt, ids, mask, n_seq, T));
-    Status st = cli_load_model(opts, n, m);
+    Status st = cli_load_model_view(opts, n, m, cv, view);
     if (st != ST_OK) {
         free(*ids);
         free(*mask);
@@ -83,13 +84,12 @@ static Status run_forward(const ArgOpt *opts, int n) {
     Device dev;
     int32_t *ids, *mask;
     int n_seq, T;
-    TRY(load_inputs(opts, n, &m, &dev, &ids, &mask, &n_seq, &T));
+    CliView cv;
+    const LlamaView *view;
+    TRY(load_inputs(opts, n, &m, &dev, &ids, &mask, &n_seq, &T, &cv, &view));
     LlamaSession s;
     Tensor logits = {0};
-    LevelView lv;
-    const LlamaView *view;
-    Status st = cli_level_view(opts, n, &m, &lv, &view);
-    if (st == ST_OK) st = llama_session_init(&s, &m, n_seq, T, dev);
+    Status st = llama_session_init(&s, &m, n_seq, T, dev);
     if (st == ST_OK) {
         st = llama_session_set_view(&s, &m, view);
         if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)n_seq * T, m.cfg.vocab_size);
@@ -105,7 +105,7 @@ static Status run_forward(const ArgOpt *opts, int n) {
         print_top5(&logits, ids, mask, n_seq, T);
     }
     tensor_free(&logits);
-    level_view_free(&lv);
+    cli_view_free(&cv);
     llama_free(&m);
     free(ids);
     free(mask);
@@ -116,7 +116,8 @@ int cmd_forward(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
                      {"ids", true, "token ids, \"1 2 3\"; several sequences \"1 2 3; 4 5\" are left-padded", NULL},
                      {"prompt", true, "a text prompt, tokenized with the model's tokenizer (instead of --ids)", NULL},
-                     {"out", true, "write the [T x V] float32 little-endian logits of every position here", NULL}};
+                     {"out", true, "write the [T x V] float32 little-endian logits of every position here", NULL},
+                     CLI_POLICY_OPTS};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "forward");
     if (st != ST_OK) return cli_fail(st);
@@ -136,12 +137,11 @@ static Status run_generate(const ArgOpt *opts, int n) {
     Device dev;
     int32_t *ids, *mask;
     int n_seq, T;
-    TRY(load_inputs(opts, n, &m, &dev, &ids, &mask, &n_seq, &T));
+    CliView cv;
+    const LlamaView *view;
+    TRY(load_inputs(opts, n, &m, &dev, &ids, &mask, &n_seq, &T, &cv, &view));
     int32_t *out = malloc((size_t)n_seq * (size_t)steps * sizeof *out);
     Status st = out ? ST_OK : status_fail(ST_OOM, "out of memory");
-    LevelView lv = {0};
-    const LlamaView *view = NULL;
-    if (st == ST_OK) st = cli_level_view(opts, n, &m, &lv, &view);
     double t0 = time_now();
     if (st == ST_OK) st = llama_generate_greedy(&m, view, ids, mask, n_seq, T, (int)steps, dev, out);
     if (st == ST_OK && args_get(opts, n, "prompt")) {
@@ -163,7 +163,7 @@ static Status run_generate(const ArgOpt *opts, int n) {
         }
     }
     if (st == ST_OK) log_info("%d x %ld tokens in %.2fs", n_seq, steps, time_now() - t0);
-    level_view_free(&lv);
+    cli_view_free(&cv);
     free(out);
     llama_free(&m);
     free(ids);
@@ -175,7 +175,8 @@ int cmd_generate(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
                      {"ids", true, "prompt token ids, \"1 2 3\" (several: \"1 2; 3 4 5\", left-padded)", NULL},
                      {"prompt", true, "a text prompt (instead of --ids); the output is then decoded text", NULL},
-                     {"steps", true, "tokens to generate (default 16)", NULL}};
+                     {"steps", true, "tokens to generate (default 16)", NULL},
+                     CLI_POLICY_OPTS};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "generate");
     if (st != ST_OK) return cli_fail(st);
