@@ -10,10 +10,11 @@
 # "-- --max-steps 30 --batch 8" for a short run. LEVELS overrides the list
 # (default: the artifact's 0.2 ... 0.9). ELASTILM_BIN picks the binary.
 # Output of level r: results/prune_tune/<r>/ (train_log.tsv, result.json,
-# checkpoint.h5, a peft adapter); a killed run continues with --resume.
+# checkpoint.h5; the adapter itself goes into the artifact as lora/<r>, not as a
+# peft directory: it belongs to the reordered model); a killed run continues with --resume.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,15p' "$0" >&2
+    sed -n '2,16p' "$0" >&2
     exit 2
 fi
 model=$1 art=$2 data=$3
