@@ -14,7 +14,7 @@
 # peft directory: it belongs to the reordered model); a killed run continues with --resume.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
 fi
 model=$1 art=$2 data=$3
