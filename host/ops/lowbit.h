@@ -17,6 +17,18 @@
 
 #define LOWBIT_MAX_M 4 // activation rows the kernels take; more go through f32 panels and sgemm
 
+// Runs ROW(j, M) for every output column j in [n0, n1) with M = m (1..LOWBIT_MAX_M) as a
+// compile-time constant, so that each row kernel is specialised and unrolled for it.
+#define LOWBIT_EACH_COLUMN(m, n0, n1, ROW)                                   \
+    do {                                                                     \
+        switch (m) {                                                         \
+        case 1: for (int64_t j = (n0); j < (n1); j++) ROW(j, 1); break;      \
+        case 2: for (int64_t j = (n0); j < (n1); j++) ROW(j, 2); break;      \
+        case 3: for (int64_t j = (n0); j < (n1); j++) ROW(j, 3); break;      \
+        default: for (int64_t j = (n0); j < (n1); j++) ROW(j, 4); break;     \
+        }                                                                    \
+    } while (0)
+
 typedef struct {
     float *y;     // [m, n] output, rows ldy apart
     int64_t ldy;

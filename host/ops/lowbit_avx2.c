@@ -59,20 +59,9 @@ AVX2 INLINE void bf16_row(const LowbitOut *o, const Bf16Act *a, const uint16_t *
 }
 
 AVX2 void bf16_rows_avx2(const LowbitOut *o, const Bf16Act *a, const uint16_t *w, int64_t ldw, int64_t n0, int64_t n1) {
-    switch (o->m) {
-    case 1:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 1, 4);
-        break;
-    case 2:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 2, 4);
-        break;
-    case 3:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 3, 2);
-        break;
-    default:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 4, 2);
-        break;
-    }
+#define BF16_ROW(j, M) bf16_row(o, a, w + (j) * ldw, (j), (M), (M) <= 2 ? 4 : 2) // fewer rows: deeper unroll
+    LOWBIT_EACH_COLUMN(o->m, n0, n1, BF16_ROW);
+#undef BF16_ROW
 }
 
 // sum over the block of x * w as 8 int32 lanes (each 4 products).
@@ -108,20 +97,9 @@ AVX2 INLINE void q8_row(const LowbitOut *o, const Q8Act *a, const Q8Block *wr, i
 }
 
 AVX2 void q8_rows_avx2(const LowbitOut *o, const Q8Act *a, const Q8Block *w, int64_t ldw, int64_t n0, int64_t n1) {
-    switch (o->m) {
-    case 1:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 1);
-        break;
-    case 2:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 2);
-        break;
-    case 3:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 3);
-        break;
-    default:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 4);
-        break;
-    }
+#define Q8_ROW(j, M) q8_row(o, a, w + (j) * ldw, (j), (M))
+    LOWBIT_EACH_COLUMN(o->m, n0, n1, Q8_ROW);
+#undef Q8_ROW
 }
 
 AVX2 void bf16_widen_avx2(float *dst, const uint16_t *src, int64_t k) {

@@ -36,20 +36,9 @@ AVX512BF16 INLINE void bf16_row(const LowbitOut *o, const Bf16Act *a, const uint
 
 AVX512BF16 void bf16_rows_avx512(const LowbitOut *o, const Bf16Act *a, const uint16_t *w, int64_t ldw, int64_t n0,
                                  int64_t n1) {
-    switch (o->m) {
-    case 1:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 1);
-        break;
-    case 2:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 2);
-        break;
-    case 3:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 3);
-        break;
-    default:
-        for (int64_t j = n0; j < n1; j++) bf16_row(o, a, w + j * ldw, j, 4);
-        break;
-    }
+#define BF16_ROW(j, M) bf16_row(o, a, w + (j) * ldw, (j), (M))
+    LOWBIT_EACH_COLUMN(o->m, n0, n1, BF16_ROW);
+#undef BF16_ROW
 }
 
 // 16 int32 lanes, each the sum of 4 products x * w.
@@ -87,18 +76,7 @@ AVX512VNNI INLINE void q8_row(const LowbitOut *o, const Q8Act *a, const Q8Block 
 
 AVX512VNNI void q8_rows_avx512(const LowbitOut *o, const Q8Act *a, const Q8Block *w, int64_t ldw, int64_t n0,
                                int64_t n1) {
-    switch (o->m) {
-    case 1:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 1);
-        break;
-    case 2:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 2);
-        break;
-    case 3:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 3);
-        break;
-    default:
-        for (int64_t j = n0; j < n1; j++) q8_row(o, a, w + j * ldw, j, 4);
-        break;
-    }
+#define Q8_ROW(j, M) q8_row(o, a, w + (j) * ldw, (j), (M))
+    LOWBIT_EACH_COLUMN(o->m, n0, n1, Q8_ROW);
+#undef Q8_ROW
 }
