@@ -183,18 +183,16 @@ Test(policies, prepare_and_decide_from_the_cli) {
             cr_expect(strstr(out, "prepared") != NULL, "%s", out);
         }
     // published ranks: wrong length, repeats; a given list is used as it is
-    snprintf(cmd, sizeof cmd, "%s prepare --mode ShortGPT --model " ELASTIC " " TOKENIZER "--artifact %s --ranks \"[0, 1, 2]\"",
-             tu_bin(), art);
-    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
-    cr_expect(strstr(out, "3 layers listed, the model has 6") != NULL, "%s", out);
-    snprintf(cmd, sizeof cmd, "%s prepare --mode ShortGPT --model " ELASTIC " " TOKENIZER "--artifact %s --ranks \"[0, 1, 2, 3, 4, 4]\"",
-             tu_bin(), art);
-    cr_expect_eq(tu_run(cmd, out, sizeof out), 2, "%s", out);
-    cr_expect(strstr(out, "layer 4 is listed twice") != NULL, "%s", out);
-    snprintf(cmd, sizeof cmd, "%s prepare --mode ShortGPT --model " ELASTIC " " TOKENIZER "--artifact %s --ranks \"[5, 4, 3, 2, 1, 0]\"",
-             tu_bin(), art);
-    cr_expect_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
-    cr_expect(strstr(out, "[5, 4, 3, 2, 1, 0]") != NULL, "%s", out);
+    struct { const char *ranks; int rc; const char *says; } given[] = {
+        {"[0, 1, 2]", 2, "3 layers listed, the model has 6"},
+        {"[0, 1, 2, 3, 4, 4]", 2, "layer 4 is listed twice"},
+        {"[5, 4, 3, 2, 1, 0]", 0, "[5, 4, 3, 2, 1, 0]"}};
+    for (size_t i = 0; i < sizeof given / sizeof *given; i++) {
+        snprintf(cmd, sizeof cmd, "%s prepare --mode ShortGPT --model " ELASTIC " " TOKENIZER "--artifact %s --ranks \"%s\"",
+                 tu_bin(), art, given[i].ranks);
+        cr_expect_eq(tu_run(cmd, out, sizeof out), given[i].rc, "%s", out);
+        cr_expect(strstr(out, given[i].says) != NULL, "%s", out);
+    }
     // an artifact made for another model
     snprintf(cmd, sizeof cmd, "%s prepare --mode ShortGPT --model tests/fixtures/tiny-llama-mha " TOKENIZER
              "--artifact %s --calib " TEXT " --samples 2 --seq 8", tu_bin(), art);
