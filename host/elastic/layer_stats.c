@@ -48,7 +48,6 @@ Status layer_stats(const LlamaModel *m, const int32_t *ids, int n, int seq, CosM
     if (st == ST_OK) {
         for (int s = 0; s <= n; s++) cu[s] = s * seq;
         for (int64_t i = 0; i < N; i++) targets[i] = -1; // no loss is needed, only the activations
-        targets[0] = ids[1 % N];
         st = tensor_alloc_2d(&branch, DT_F32, (Device){DEV_CPU, 0}, N, D);
     }
     if (st == ST_OK) st = llama_train_init(&t, m, NULL, NULL, &o, (int)N);

@@ -184,19 +184,6 @@ void block_view_keep_tail(BlockView *v, const int32_t *ranks, int keep) {
     for (int i = 0; i < v->n_layers - keep; i++) v->blocks[ranks[i]] = 0;
 }
 
-void block_view_describe(const BlockView *v, char *buf, size_t n) {
-    int kept = 0, attn = 0, ffn = 0, subst = 0;
-    for (int l = 0; l < v->n_layers; l++) {
-        kept += v->blocks[l] != 0;
-        attn += (v->blocks[l] & LAYER_ATTN) != 0;
-        ffn += (v->blocks[l] & LAYER_FFN) != 0;
-        subst += v->weights[l] != NULL;
-    }
-    snprintf(buf, n, "%d of %d layers run (%d attention, %d FFN blocks)%s", kept, v->n_layers, attn, ffn,
-             subst ? "" : "");
-    if (subst) snprintf(buf + strlen(buf), n - strlen(buf), ", %d with merged weights", subst);
-}
-
 void print_list_i32(const char *label, const int32_t *v, int n) {
     printf("%s: [", label);
     for (int i = 0; i < n; i++) printf(i ? ", %d" : "%d", v[i]);

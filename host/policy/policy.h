@@ -119,8 +119,6 @@ void block_view_free(BlockView *v);
 void block_view_reset(BlockView *v);
 // Keeps the `keep` layers at the tail of ranks (the most important); the others are dropped.
 void block_view_keep_tail(BlockView *v, const int32_t *ranks, int keep);
-// A one-line list of the layers (or sub-blocks) the view drops, for Decision.what.
-void block_view_describe(const BlockView *v, char *buf, size_t n);
 
 // Policies that drop whole layers by a rank list stored at baselines/<mode>/<compat>/ranks
 // (LayerReduction, ShortGPT): s = min(prefill, decode), keep layers_kept(s) at the list's tail.

@@ -358,6 +358,7 @@ typedef struct {
     bool have[N_RATIOS];
     LlamaLayer *merged;  // [n_merged] distinct merged layers
     double *merged_coef; // [n_merged * L]
+    int *merged_base;    // [n_merged] the original layer whose norms each carries
     int n_merged;
     int *use[N_RATIOS];  // [depth] index into merged, -1 = the model's own layer
     BlockView bv;
@@ -368,7 +369,7 @@ static void laco_close(void *state) {
     if (!s) return;
     for (int i = 0; i < N_RATIOS; i++) laco_free(&s->g[i]), free(s->use[i]);
     for (int k = 0; k < s->n_merged; k++) laco_layer_free(&s->merged[k]);
-    free(s->merged), free(s->merged_coef);
+    free(s->merged), free(s->merged_coef), free(s->merged_base);
     block_view_free(&s->bv);
     free(s);
 }
@@ -405,7 +406,9 @@ static Status laco_open(void **state, const PolicyOpen *o) {
     if (!s) return status_fail(ST_OOM, "out of memory");
     s->merged = calloc((size_t)N_RATIOS * L, sizeof *s->merged);
     s->merged_coef = calloc((size_t)N_RATIOS * L * L, sizeof *s->merged_coef);
-    Status st = s->merged && s->merged_coef ? block_view_init(&s->bv, L) : status_fail(ST_OOM, "out of memory");
+    s->merged_base = calloc((size_t)N_RATIOS * L, sizeof *s->merged_base);
+    Status st = s->merged && s->merged_coef && s->merged_base ? block_view_init(&s->bv, L)
+                                                               : status_fail(ST_OOM, "out of memory");
     H5Store *f = NULL;
     if (st == ST_OK) st = h5_open_read(&f, o->artifact);
     if (st == ST_OK) st = artifact_check_model(f, &m->cfg);
@@ -430,12 +433,13 @@ static Status laco_open(void **state, const PolicyOpen *o) {
             if (is_unit(c, L, s->g[i].start[k])) continue;
             for (int j = 0; j < s->n_merged && s->use[i][k] < 0; j++)
                 if (!memcmp(s->merged_coef + (size_t)j * L, c, (size_t)L * sizeof *c) &&
-                    s->merged[j].attn_norm.data == m->layers[s->g[i].start[k]].attn_norm.data)
+                    s->merged_base[j] == s->g[i].start[k])
                     s->use[i][k] = j;
             if (s->use[i][k] >= 0) continue;
             st = laco_materialize(m, &s->g[i], k, &s->merged[s->n_merged]);
             if (st != ST_OK) break;
             memcpy(s->merged_coef + (size_t)s->n_merged * L, c, (size_t)L * sizeof *c);
+            s->merged_base[s->n_merged] = s->g[i].start[k];
             s->use[i][k] = s->n_merged++;
         }
     }
@@ -451,15 +455,10 @@ static Status laco_open(void **state, const PolicyOpen *o) {
 
 static Status laco_place(void *state, const LlamaModel *m) {
     Laco *s = state;
-    for (int k = 0; k < s->n_merged; k++) {
-        // the norms: the model's own, wherever they are now
-        for (int i = 0; i < N_RATIOS; i++)
-            for (int g = 0; s->have[i] && g < s->g[i].depth; g++)
-                if (s->use[i][g] == k) {
-                    s->merged[k].attn_norm = m->layers[s->g[i].start[g]].attn_norm;
-                    s->merged[k].mlp_norm = m->layers[s->g[i].start[g]].mlp_norm;
-                    s->merged[k].attn_norm.owns = s->merged[k].mlp_norm.owns = false;
-                }
+    for (int k = 0; k < s->n_merged; k++) { // the norms: the base layer's own, wherever they are now
+        s->merged[k].attn_norm = m->layers[s->merged_base[k]].attn_norm;
+        s->merged[k].mlp_norm = m->layers[s->merged_base[k]].mlp_norm;
+        s->merged[k].attn_norm.owns = s->merged[k].mlp_norm.owns = false;
         TRY(llama_layer_like_model(m, &s->merged[k]));
     }
     return ST_OK;
