@@ -2,6 +2,7 @@
 #ifndef ELASTILM_CLI_H
 #define ELASTILM_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "args.h"
@@ -36,6 +37,22 @@ int cmd_prepare(int argc, char **argv);
     {"weights", true, "CPU weight format for inference: f32 (default), bf16 or q8 (8-bit blocks of 32); " \
                       "the GPU keeps its own bf16 weights, training needs f32", NULL}
 #define CLI_N_COMMON 9
+
+// Calibration sampling (anchors, elasticize, prepare): the text and the batch drawn from it.
+#define CLI_CALIB_OPTS \
+    {"calib", true, "calibration text: documents separated by blank lines", NULL}, \
+    {"tokenizer", true, "tokenizer.json to use (default: the model's own)", NULL}, \
+    {"samples", true, "calibration samples (default 10)", NULL}, \
+    {"seq", true, "tokens per sample (default 64)", NULL}, \
+    {"seed", true, "sampling seed (default 42)", NULL}
+
+typedef struct {
+    const char *calib; // NULL when not given (and not required)
+    long samples, seq, seed;
+    long keep;         // --keep where the command has it (default 6)
+} CalibArgs;
+// Reads CLI_CALIB_OPTS (and --keep): --calib is a usage error when required and absent.
+Status cli_calib_args(const ArgOpt *opts, int n_opts, bool required, CalibArgs *a);
 
 // The options of the commands that serve a policy (eval, forward, generate).
 #define CLI_POLICY_OPTS \

@@ -60,6 +60,19 @@ Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev) {
     return ST_OK;
 }
 
+Status cli_calib_args(const ArgOpt *opts, int n_opts, bool required, CalibArgs *a) {
+    a->calib = args_get(opts, n_opts, "calib");
+    if (!a->calib && required)
+        return status_fail(ST_USAGE, "--calib is required (a plain-text file; see `elastilm textsets`)");
+    a->samples = 10, a->seq = 64, a->seed = 42, a->keep = 6;
+    const char *v;
+    if ((v = args_get(opts, n_opts, "samples"))) TRY(args_int(v, "samples", 1, 1 << 20, &a->samples));
+    if ((v = args_get(opts, n_opts, "seq"))) TRY(args_int(v, "seq", 2, 1 << 20, &a->seq));
+    if ((v = args_get(opts, n_opts, "seed"))) TRY(args_int(v, "seed", 0, 1L << 62, &a->seed));
+    if ((v = args_get(opts, n_opts, "keep"))) TRY(args_int(v, "keep", 0, 1 << 20, &a->keep));
+    return ST_OK;
+}
+
 Status cli_load_model(const ArgOpt *opts, int n_opts, LlamaModel *m) {
     TRY(llama_load(m, args_get(opts, n_opts, "model")));
     const char *art = args_get(opts, n_opts, "artifact");

@@ -9,30 +9,7 @@
 #include "elastic/artifact.h"
 #include "runtime/log.h"
 
-#define CALIB_OPTS                                                                                   \
-    {"calib", true, "calibration text: documents separated by blank lines (required)", NULL},        \
-    {"tokenizer", true, "tokenizer.json to use (default: the model's own)", NULL},                    \
-    {"samples", true, "calibration samples (default 10)", NULL},                                      \
-    {"seq", true, "tokens per sample (default 64)", NULL},                                            \
-    {"seed", true, "sampling seed (default 42)", NULL},                                               \
-    {"keep", true, "anchor layers kept whole (default 6)", NULL}
-
-typedef struct {
-    const char *calib;
-    long samples, seq, seed, keep;
-} CalibArgs;
-
-static Status calib_args(const ArgOpt *opts, int n, CalibArgs *a) {
-    a->calib = args_get(opts, n, "calib");
-    if (!a->calib) return status_fail(ST_USAGE, "--calib is required (a plain-text file; see `elastilm textsets`)");
-    a->samples = 10, a->seq = 64, a->seed = 42, a->keep = 6;
-    const char *v;
-    if ((v = args_get(opts, n, "samples"))) TRY(args_int(v, "samples", 1, 1 << 20, &a->samples));
-    if ((v = args_get(opts, n, "seq"))) TRY(args_int(v, "seq", 2, 1 << 20, &a->seq));
-    if ((v = args_get(opts, n, "seed"))) TRY(args_int(v, "seed", 0, 1L << 62, &a->seed));
-    if ((v = args_get(opts, n, "keep"))) TRY(args_int(v, "keep", 0, 1 << 20, &a->keep));
-    return ST_OK;
-}
+#define CALIB_OPTS CLI_CALIB_OPTS, {"keep", true, "anchor layers kept whole (default 6)", NULL}
 
 // The model (as stored, not reordered), its calibration batch.
 static Status load_calib(const ArgOpt *opts, int n, const CalibArgs *a, LlamaModel *m, int32_t **ids) {
@@ -74,7 +51,7 @@ int cmd_anchors(int argc, char **argv) {
     CalibArgs a;
     LlamaModel m;
     int32_t *ids = NULL;
-    if ((st = calib_args(opts, n, &a)) != ST_OK || (st = load_calib(opts, n, &a, &m, &ids)) != ST_OK) return cli_fail(st);
+    if ((st = cli_calib_args(opts, n, true, &a)) != ST_OK || (st = load_calib(opts, n, &a, &m, &ids)) != ST_OK) return cli_fail(st);
     int L = m.cfg.n_layers;
     double base, *skip = malloc((size_t)L * sizeof *skip);
     int *order = malloc((size_t)L * sizeof *order);
@@ -119,7 +96,7 @@ static void print_levels(const LlamaConfig *c, const Artifact *art) {
 
 static Status elasticize(const ArgOpt *opts, int n) {
     CalibArgs a;
-    TRY(calib_args(opts, n, &a));
+    TRY(cli_calib_args(opts, n, true, &a));
     const char *out = args_get(opts, n, "out");
     if (!out) return status_fail(ST_USAGE, "elasticize: --out ART.h5 is required");
     const char *order = args_get(opts, n, "order");

@@ -55,11 +55,9 @@ static Status prepare(const ArgOpt *opts, int n) {
     if (r) TRY(parse_list(r, "ranks", &ranks, &p.n_ranks));
     Status st = fr ? parse_list(fr, "ffn-ranks", &ffn_ranks, &p.n_ffn_ranks) : ST_OK;
     p.ranks = ranks, p.ffn_ranks = ffn_ranks;
-    long samples = 10, seq = 64, seed = 42;
-    const char *v, *calib_path = args_get(opts, n, "calib");
-    if (st == ST_OK && (v = args_get(opts, n, "samples"))) st = args_int(v, "samples", 1, 1 << 20, &samples);
-    if (st == ST_OK && (v = args_get(opts, n, "seq"))) st = args_int(v, "seq", 2, 1 << 20, &seq);
-    if (st == ST_OK && (v = args_get(opts, n, "seed"))) st = args_int(v, "seed", 0, 1L << 62, &seed);
+    CalibArgs ca;
+    if (st == ST_OK) st = cli_calib_args(opts, n, false, &ca);
+    const char *calib_path = st == ST_OK ? ca.calib : NULL;
     if (st == ST_OK && pol->needs_calib && !ranks && !calib_path)
         st = status_fail(ST_USAGE, "%s computes from calibration text: --calib FILE (or a published list with --ranks)",
                          pol->name);
@@ -70,9 +68,9 @@ static Status prepare(const ArgOpt *opts, int n) {
     model_ok = st == ST_OK;
     if (st == ST_OK) st = cli_load_tokenizer(opts, n, &tok);
     if (st == ST_OK && calib_path && !ranks)
-        st = calib_sample(calib_path, tok, (int)samples, (int)seq, (uint64_t)seed, &calib);
+        st = calib_sample(calib_path, tok, (int)ca.samples, (int)ca.seq, (uint64_t)ca.seed, &calib);
     if (st == ST_OK) {
-        p.m = &m, p.tok = tok, p.calib = calib, p.n_calib = (int)samples, p.seq = (int)seq;
+        p.m = &m, p.tok = tok, p.calib = calib, p.n_calib = (int)ca.samples, p.seq = (int)ca.seq;
         double t0 = time_now();
         st = pol->prepare(&p);
         if (st == ST_OK)
@@ -90,11 +88,7 @@ int cmd_prepare(int argc, char **argv) {
                      {"compat", true, "paper (default) or artifact: the artifact's variant of the method", NULL},
                      {"ranks", true, "a published rank list \"[3, 4, ...]\" (ascending importance) instead of computing", NULL},
                      {"ffn-ranks", true, "AttnDrop with --ranks: the FFN list (the artifact uses ShortGPT's ranks)", NULL},
-                     {"calib", true, "calibration text: documents separated by blank lines (ShortGPT, AttnDrop)", NULL},
-                     {"tokenizer", true, "tokenizer.json to use (default: the model's own)", NULL},
-                     {"samples", true, "calibration samples (default 10)", NULL},
-                     {"seq", true, "tokens per sample (default 64)", NULL},
-                     {"seed", true, "sampling seed (default 42)", NULL}};
+                     CLI_CALIB_OPTS};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "prepare");
     if (st != ST_OK) return cli_fail(st);
