@@ -16,6 +16,8 @@
 #                   llama.cpp (built once into $ELASTILM_CACHE) in one run; results/bench_cpu.md
 #   make bench-tokenizers  tokenizer encode MB/s against HF tokenizers when it is installed
 #   make bench-contention  generate/eval idle and beside a busy process (shared machines)
+#   make bench-encoder-bin  build/bench_encoder; experiments/bench/bench_encoder.sh runs it against
+#                   torch (TLM encoder training step, scoring vs SmolLM2 prefill); results/bench_encoder.md
 
 ifeq ($(origin CC),default)
   CC := gcc
@@ -107,10 +109,11 @@ BENCH_BIN := $(BUILD)/bench_llama
 TOKBENCH_BIN := $(BUILD)/bench_tokenizers
 SWITCH_BIN := $(BUILD)/bench_switch
 POLICYBENCH_BIN := $(BUILD)/bench_policies
+ENCBENCH_BIN := $(BUILD)/bench_encoder
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention bench-policies-bin clean fetch FORCE
+.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -159,6 +162,11 @@ $(POLICYBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_policies.o
 	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
 
 bench-policies-bin: $(POLICYBENCH_BIN)
+
+$(ENCBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_encoder.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+bench-encoder-bin: $(ENCBENCH_BIN)
 
 $(BUILD)/tests/real/%.o: tests/real/%.c
 	@mkdir -p $(dir $@)

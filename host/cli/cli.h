@@ -23,6 +23,8 @@ int cmd_anchors(int argc, char **argv);
 int cmd_elasticize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
+int cmd_tlm(int argc, char **argv);
+int cmd_compress(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \

@@ -15,6 +15,8 @@
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
 #include "text/tokenizer.h"
+#include "tlm/prompt_compress.h"
+#include "tlm/tlm_store.h"
 
 typedef struct {
     DatasetId ds;
@@ -23,6 +25,8 @@ typedef struct {
     bool share_prefix, skip_bad;
     const char *model_path, *model_name, *data, *split, *predictions, *results_dir;
     char name_buf[256]; // the default model name
+    const char *compress, *tlm, *cl100k; // --compress METHOD --tlm PATH [--cl100k FILE]
+    double prompt_ratio;                 // --prompt-ratio (1 = no compression)
 } EvalArgs;
 
 static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
@@ -42,6 +46,17 @@ static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
     a->predictions = args_get(opts, n, "predictions");
     a->results_dir = args_get(opts, n, "results");
     if (!a->results_dir) a->results_dir = "results";
+    a->compress = args_get(opts, n, "compress");
+    a->tlm = args_get(opts, n, "tlm");
+    a->cl100k = args_get(opts, n, "cl100k");
+    a->prompt_ratio = 1.0;
+    const char *pr = args_get(opts, n, "prompt-ratio");
+    if (pr) TRY(args_float(pr, "prompt-ratio", 0, 1, &a->prompt_ratio));
+    if (pr && !(a->prompt_ratio > 0)) return status_fail(ST_USAGE, "--prompt-ratio: expected 0 < p <= 1, got %s", pr);
+    if ((a->compress || a->tlm) && !(a->compress && a->tlm && pr))
+        return status_fail(ST_USAGE, "eval: compressing the system prompt takes --compress METHOD, --tlm PATH and "
+                                     "--prompt-ratio p together");
+    if (pr && !a->compress) return status_fail(ST_USAGE, "eval: --prompt-ratio needs --compress and --tlm");
     if (!a->model_name) { // the model file or folder name, without .gguf
         const char *base = strrchr(a->model_path, '/');
         snprintf(a->name_buf, sizeof a->name_buf, "%s", base && base[1] ? base + 1 : a->model_path);
@@ -171,6 +186,79 @@ static Status write_result_line(const EvalArgs *a, const char *mode, double pref
     return append_line_atomic(path, line);
 }
 
+// --compress: the system prompt of every question compressed to --prompt-ratio
+// by the TLM (only the system prompt; the query and the choices are kept).
+typedef struct {
+    PromptCompressor *pc;
+    PromptMethod method;
+    bool compat;
+    Encoder tlm;
+    bool have_tlm;
+    Tokenizer *enc, *cl100k;
+    long S;              // LLM tokens of the system prompt
+    double kept_tokens;  // LLM tokens of the compressed system prompts, summed
+} Compression;
+
+static void compression_close(Compression *c) {
+    prompt_compressor_free(c->pc);
+    tokenizer_free(c->cl100k);
+    tokenizer_free(c->enc);
+    if (c->have_tlm) encoder_free(&c->tlm);
+    memset(c, 0, sizeof *c);
+}
+
+static Status compression_open(Compression *c, const EvalArgs *a, const Tokenizer *llm_tok, Compat compat) {
+    memset(c, 0, sizeof *c);
+    TRY(prompt_method_parse(a->compress, &c->method));
+    c->compat = compat == COMPAT_ARTIFACT && c->method == PC_SCORE;
+    Status st = tlm_open(a->tlm, &c->tlm, &c->enc);
+    c->have_tlm = st == ST_OK;
+    if (st == ST_OK && c->method == PC_LLMLINGUA2) {
+        char path[4096];
+        const char *cache = getenv("ELASTILM_CACHE"), *home = getenv("HOME");
+        if (a->cl100k) snprintf(path, sizeof path, "%s", a->cl100k);
+        else if (cache && *cache) snprintf(path, sizeof path, "%s/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken", cache);
+        else snprintf(path, sizeof path, "%s/.cache/elastilm/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken",
+                      home ? home : ".");
+        st = tokenizer_load_tiktoken(&c->cl100k, path);
+    }
+    PromptCompressorConfig cfg = {.method = c->method, .compat = c->compat, .tlm = &c->tlm, .enc = c->enc,
+                                  .llm_tok = llm_tok, .cl100k = c->cl100k, .seed = 42, .max_len = 512};
+    if (st == ST_OK) st = prompt_compressor_new(&c->pc, &cfg);
+    if (st != ST_OK) compression_close(c);
+    return st;
+}
+
+// Q = the longest rendered query + choice in LLM tokens (special tokens included).
+static Status compress_system(Compression *c, const EvalPrompt *p, const McQuestion *q, double ratio, uint64_t request,
+                              char **sys) {
+    EvalPrompt bare = {.system = "", .query = p->query};
+    char *query = eval_prompt_render(&bare, q->question);
+    if (!query) return status_fail(ST_OOM, "out of memory");
+    long Q = 0;
+    Status st = ST_OK;
+    for (int k = 0; st == ST_OK && k < q->n_choices; k++) {
+        size_t lq = strlen(query), lc = strlen(q->choices[k]);
+        char *qa = malloc(lq + lc + 1);
+        if (!qa) {
+            st = status_fail(ST_OOM, "out of memory");
+            break;
+        }
+        memcpy(qa, query, lq), memcpy(qa + lq, q->choices[k], lc + 1);
+        long n;
+        st = prompt_count_llm(c->pc, qa, &n);
+        if (st == ST_OK && n > Q) Q = n;
+        free(qa);
+    }
+    free(query);
+    if (st == ST_OK) st = prompt_count_llm(c->pc, p->system, &c->S);
+    if (st == ST_OK) st = prompt_compress(c->pc, p->system, Q, ratio, request, sys, NULL);
+    long n = 0;
+    if (st == ST_OK) st = prompt_count_llm(c->pc, *sys, &n);
+    c->kept_tokens += (double)n;
+    return st;
+}
+
 static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device dev) {
     char path[1200], artifact_dir[1100];
     datadir_set(args_get(opts, n_opts, "data-dir"));
@@ -202,6 +290,8 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         model_ok = st == ST_OK;
     }
     if (st == ST_OK) st = tokenizer_load_for_model(&tok, a->model_path);
+    Compression cz = {0};
+    if (st == ST_OK && a->compress) st = compression_open(&cz, a, tok, pol.open ? pol.compat : COMPAT_PAPER);
     if (st == ST_OK) st = eval_prompt_build(&prompt, a->ds, artifact_dir);
     if (st == ST_IO) // the few-shot examples come from the bundled data folder
         st = status_wrap(st, "data folder %s from %s (set it with --data-dir DIR or $ELASTILM_DATA)", data_dir,
@@ -234,7 +324,16 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
             if (st != ST_OK) break;
         }
         EvalResult r;
-        st = eval_question(&scorer, &prompt, a->ds, q, a->metric, &r);
+        EvalPrompt qp = prompt; // the system prompt compressed for this question, or as it is
+        char *sys = NULL;
+        if (cz.pc) st = compress_system(&cz, &prompt, q, a->prompt_ratio, (uint64_t)i, &sys);
+        if (st != ST_OK) {
+            st = status_wrap(st, "%s (question %s)", q->where, q->id);
+            break;
+        }
+        if (sys) qp.system = sys;
+        st = eval_question(&scorer, &qp, a->ds, q, a->metric, &r);
+        free(sys);
         if (st != ST_OK) {
             st = status_wrap(st, "%s (question %s)", q->where, q->id);
             break;
@@ -255,12 +354,21 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         if (pol.open && decided[0]) printf("view: %s\n", decided);
+        if (cz.pc)
+            printf("system prompt: %s at p = %g, %.1f of %ld LLM tokens kept on average\n",
+                   prompt_method_name(cz.method), a->prompt_ratio, n ? cz.kept_tokens / (double)n : 0.0, cz.S);
         if ((a->limit < 0 || args_get(opts, n_opts, "results")) && a->metric == METRIC_ARTIFACT) {
             if (level) st = write_result_line(a, "Ours", 1.0, strtod(level, NULL), acc);
-            else st = write_result_line(a, pol.policy->name, pol.slo.prefill, pol.slo.decode, acc);
+            else if (cz.pc) {
+                char mode[128];
+                snprintf(mode, sizeof mode, "%s+%s%s:%g", pol.policy->name, prompt_method_name(cz.method),
+                         cz.compat ? "-artifact" : "", a->prompt_ratio);
+                st = write_result_line(a, mode, pol.slo.prefill, pol.slo.decode, acc);
+            } else st = write_result_line(a, pol.policy->name, pol.slo.prefill, pol.slo.decode, acc);
         }
     }
     if (scorer_ok) scorer_free(&scorer);
+    compression_close(&cz);
     eval_prompt_free(&prompt);
     tokenizer_free(tok);
     level_view_free(&lv);
@@ -283,6 +391,14 @@ int cmd_eval(int argc, char **argv) {
                      {"results", true, "folder of the result files (default results)", NULL},
                      {"model-name", true, "model name in the result line and file (default: from --model)", NULL},
                      {"skip-bad", false, "skip malformed records (counted) instead of stopping", NULL},
+                     {"compress", true, "compress each question's system prompt: score (the TLM's score head), random "
+                                        "or llmlingua2 (with --tlm and --prompt-ratio)", NULL},
+                     {"prompt-ratio", true, "prompt ratio p in (0, 1] for --compress (sys_ratio = max(0, ((S+Q)p - Q)/S))",
+                      NULL},
+                     {"tlm", true, "the TLM: an artifact with tlm/score or an HF token-classification encoder directory",
+                      NULL},
+                     {"cl100k", true, "cl100k_base.tiktoken for --compress llmlingua2 (default: from datasets/fetch.sh)",
+                      NULL},
                      CLI_POLICY_OPTS};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "eval");

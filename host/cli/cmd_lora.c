@@ -18,6 +18,7 @@
 #include "runtime/mapped_file.h"
 #include "train/data.h"
 #include "train/lora_store.h"
+#include "train/lora_train_model.h"
 #include "train/peft.h"
 #include "train/trainer.h"
 
@@ -61,6 +62,7 @@ typedef struct {
     OptimConfig optim;
     LoopOptions loop;
     long val_size; // -1 = default
+    bool recompute;
     bool resume;
     long kill_after; // --kill-after-step (tests)
 } LoraArgs;
@@ -132,7 +134,7 @@ static Status parse(LoraArgs *a) {
     TRY(get_int("seed", 0, 1L << 62, 42, &v));
     a->loop.seed = (uint64_t)v;
     TRY(get_int("kill-after-step", 0, 1L << 40, 0, &a->kill_after));
-    a->loop.recompute = args_get(opts, N_OPTS, "recompute") != NULL;
+    a->recompute = args_get(opts, N_OPTS, "recompute") != NULL;
     TRY(get_int("val-size", 0, 1L << 30, -1, &a->val_size));
     a->resume = args_get(opts, N_OPTS, "resume") != NULL;
     if (a->resume && !a->out) return status_fail(ST_USAGE, "lora: --resume needs --out (where the checkpoint is)");
@@ -153,7 +155,7 @@ static Status fingerprint(const LoraArgs *a, char *buf, size_t n) {
              a->dopt.format, a->dopt.cutoff, a->dopt.train_on_inputs, a->level, a->lora.rank, a->lora.alpha,
              a->lora.dropout, lora_targets_string(a->lora.targets, targets, sizeof targets), a->optim.lr,
              a->optim.weight_decay, a->optim.max_grad_norm, a->optim.warmup, a->loop.epochs, a->loop.batch,
-             a->loop.micro_batch, a->loop.max_steps, a->val_size, a->loop.seed, a->loop.recompute, a->model, a->data,
+             a->loop.micro_batch, a->loop.max_steps, a->val_size, a->loop.seed, a->recompute, a->model, a->data,
              args_get(opts, N_OPTS, "val-data") ? args_get(opts, N_OPTS, "val-data") : "-",
              a->artifact ? a->artifact : "-", a->adapter ? a->adapter : "-", tok ? tok : "-");
     if (len < 0 || (size_t)len >= n) return status_fail(ST_USAGE, "lora: the paths given are too long");
@@ -172,7 +174,7 @@ static Status write_result(const LoraArgs *a, const TrainResult *r, const TokenD
              "\"dropped_records\": %d, \"first_val_loss\": %.6f, \"best_val_loss\": %.6f, \"best_step\": %" PRId64
              ", \"last_train_loss\": %.6f, \"tokens_per_s\": %.1f}\n",
              a->level, r->steps, sp->n_train, sp->n_val, d->dropped, r->first_val_loss, r->best_val_loss, r->best_step,
-             r->last_train_loss, r->tokens_per_s);
+             r->last_train_loss, r->size_per_s);
     fputs(line, stdout);
     if (!a->out) return ST_OK;
     char path[4096];
@@ -271,12 +273,15 @@ static Status run(const Dist *dist) {
     if (st == ST_OK) st = fingerprint(&a, fp, sizeof fp);
     TrainResult res;
     if (st == ST_OK) {
-        TrainJob job = {.m = &m, .widths = widths, .lora = &lora, .data = &data, .split = &split, .optim = a.optim,
-                        .loop = a.loop, .out_dir = a.out, .resume = a.resume, .fingerprint = fp, .dist = dist,
+        LoraTrainModel lm;
+        TrainJob job = {.model = &lm.tm, .split = &split, .optim = a.optim, .loop = a.loop, .out_dir = a.out,
+                        .resume = a.resume, .fingerprint = fp, .dist = dist,
                         .after_step = a.kill_after > 0 ? kill_after : NULL, .step_ctx = &a.kill_after};
         log_info("LoRA r=%d alpha=%g on %" PRId64 " parameters, %" PRId64 " steps, level %s, %d rank(s)", lora.cfg.rank,
                  lora.cfg.alpha, lora.n_params, trainer_total_steps(&job), a.level, dist->world);
-        st = trainer_run(&job, &res);
+        st = lora_train_model_init(&lm, &m, widths, &lora, &data, a.loop.micro_batch, a.recompute);
+        if (st == ST_OK) st = trainer_run(&job, &res);
+        lora_train_model_free(&lm);
     }
     if (st == ST_OK && dist->rank == 0) st = save_outputs(&a, &lora);
     if (st == ST_OK && dist->rank == 0) st = write_result(&a, &res, &data, &split);

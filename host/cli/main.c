@@ -26,6 +26,8 @@ static const Command commands[] = {
     {"ppl", cmd_ppl, "perplexity on held-out text, optionally at an elastic level"},
     {"lora", cmd_lora, "LoRA fine-tuning (alpaca or plain text), resumable, data-parallel under mpirun"},
     {"textsets", cmd_textsets, "calibration / recovery / held-out text from BoolQ's Wikipedia passages"},
+    {"tlm", cmd_tlm, "the tiny language model: score-head labels and training"},
+    {"compress", cmd_compress, "a system prompt compressed to a prompt ratio by the TLM (or LLMLingua-2, random)"},
     {"eval", cmd_eval, "multiple-choice accuracy on ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch"},
 };
 

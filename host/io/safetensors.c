@@ -1,16 +1,35 @@
 #include "safetensors.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static Status parse_dtype(const char *path, const char *name, const char *s, DType *dt) {
+// The dtypes the safetensors format defines that elastilm does not read, with
+// their element sizes (sub-byte formats are not listed: they stay refused).
+static const struct { const char *tag; size_t size; } unreadable_dtypes[] = {
+    {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1}, {"I16", 2}, {"U16", 2},
+    {"U32", 4}, {"I64", 8}, {"U64", 8}, {"F64", 8},
+};
+
+// dt and the element size; SAFETENSORS_UNREADABLE for a defined dtype elastilm does not read.
+static Status parse_dtype(const char *path, const char *name, const char *s, DType *dt, size_t *size) {
     if (strcmp(s, "F32") == 0) *dt = DT_F32;
     else if (strcmp(s, "F16") == 0) *dt = DT_F16;
     else if (strcmp(s, "BF16") == 0) *dt = DT_BF16;
     else if (strcmp(s, "I32") == 0) *dt = DT_I32;
-    else return status_fail(ST_UNSUPPORTED, "%s: tensor '%s' has dtype %s, which elastilm does not read (F32, F16, BF16, I32)", path, name, s);
+    else {
+        for (size_t i = 0; i < sizeof unreadable_dtypes / sizeof *unreadable_dtypes; i++)
+            if (strcmp(s, unreadable_dtypes[i].tag) == 0) {
+                *dt = SAFETENSORS_UNREADABLE;
+                *size = unreadable_dtypes[i].size;
+                return ST_OK;
+            }
+        return status_fail(ST_UNSUPPORTED, "%s: tensor '%s' has dtype %s, which is not a safetensors dtype elastilm knows "
+                                           "(it reads F32, F16, BF16, I32)", path, name, s);
+    }
+    *size = dtype_size(*dt);
     return ST_OK;
 }
 
@@ -29,6 +48,14 @@ static int cmp_by_name(const void *a, const void *b) {
     return strcmp(((const SafeTensor *)a)->name, ((const SafeTensor *)b)->name);
 }
 
+// Readable tensors first, then by name.
+static int cmp_by_kind_name(const void *a, const void *b) {
+    const SafeTensor *x = a, *y = b;
+    bool ux = x->dtype == SAFETENSORS_UNREADABLE, uy = y->dtype == SAFETENSORS_UNREADABLE;
+    if (ux != uy) return ux ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
 static int cmp_by_offset(const void *a, const void *b) {
     const SafeTensor *x = *(const SafeTensor *const *)a, *y = *(const SafeTensor *const *)b;
     return x->data < y->data ? -1 : x->data > y->data ? 1 : 0;
@@ -42,7 +69,9 @@ static Status parse_entry(const char *path, json_t *entry, const uint8_t *base, 
     if (!json_is_array(js)) return status_fail(ST_FORMAT, "%s: tensor '%s': missing or non-array \"shape\"", path, t->name);
     if (!json_is_array(jo) || json_array_size(jo) != 2)
         return status_fail(ST_FORMAT, "%s: tensor '%s': \"data_offsets\" must be [begin, end]", path, t->name);
-    TRY(parse_dtype(path, t->name, json_string_value(jd), &t->dtype));
+    size_t esize = 0;
+    TRY(parse_dtype(path, t->name, json_string_value(jd), &t->dtype, &esize));
+    snprintf(t->tag, sizeof t->tag, "%s", json_string_value(jd));
     size_t nd = json_array_size(js);
     if (nd > TENSOR_MAX_DIMS)
         return status_fail(ST_UNSUPPORTED, "%s: tensor '%s' has %zu dimensions (at most %d)", path, t->name, nd, TENSOR_MAX_DIMS);
@@ -64,7 +93,7 @@ static Status parse_entry(const char *path, json_t *entry, const uint8_t *base, 
     if (end > data_size)
         return status_fail(ST_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the file (%zu data bytes)",
                            path, t->name, (unsigned long long)begin, (unsigned long long)end, data_size);
-    uint64_t expect = numel * dtype_size(t->dtype);
+    uint64_t expect = numel * esize;
     if (end - begin != expect)
         return status_fail(ST_FORMAT, "%s: tensor '%s': %llu data bytes, but shape and dtype need %llu",
                            path, t->name, (unsigned long long)(end - begin), (unsigned long long)expect);
@@ -73,14 +102,14 @@ static Status parse_entry(const char *path, json_t *entry, const uint8_t *base, 
     return ST_OK;
 }
 
-static Status check_overlaps(const char *path, SafetensorsFile *f) {
-    if (f->n < 2) return ST_OK;
-    const SafeTensor **order = malloc(f->n * sizeof *order);
+static Status check_overlaps(const char *path, SafetensorsFile *f, size_t n) {
+    if (n < 2) return ST_OK;
+    const SafeTensor **order = malloc(n * sizeof *order);
     if (!order) return status_fail(ST_OOM, "%s: out of memory", path);
-    for (size_t i = 0; i < f->n; i++) order[i] = &f->tensors[i];
-    qsort(order, f->n, sizeof *order, cmp_by_offset);
+    for (size_t i = 0; i < n; i++) order[i] = &f->tensors[i];
+    qsort(order, n, sizeof *order, cmp_by_offset);
     Status st = ST_OK;
-    for (size_t i = 1; i < f->n && st == ST_OK; i++) {
+    for (size_t i = 1; i < n && st == ST_OK; i++) {
         const SafeTensor *a = order[i - 1], *b = order[i];
         if (a->nbytes && b->nbytes && a->data + a->nbytes > b->data)
             st = status_fail(ST_FORMAT, "%s: tensors '%s' and '%s' overlap in the data section", path, a->name, b->name);
@@ -97,15 +126,21 @@ static Status parse_header(SafetensorsFile *f, json_t *root, const uint8_t *base
     if (!f->tensors) return status_fail(ST_OOM, "%s: out of memory", path);
     const char *key;
     json_t *value;
+    size_t n = 0; // entries so far (safetensors_close frees their names)
     json_object_foreach(root, key, value) {
         if (strcmp(key, "__metadata__") == 0) continue;
-        SafeTensor *t = &f->tensors[f->n++];
+        SafeTensor *t = &f->tensors[n++];
+        f->n = n;
         t->name = strdup(key);
         if (!t->name) return status_fail(ST_OOM, "%s: out of memory", path);
         TRY(parse_entry(path, value, base, data_size, t));
     }
-    qsort(f->tensors, f->n, sizeof *f->tensors, cmp_by_name);
-    return check_overlaps(path, f);
+    qsort(f->tensors, n, sizeof *f->tensors, cmp_by_kind_name);
+    size_t readable = 0;
+    while (readable < n && f->tensors[readable].dtype != SAFETENSORS_UNREADABLE) readable++;
+    f->n = readable;
+    f->n_unreadable = n - readable;
+    return check_overlaps(path, f, n);
 }
 
 Status safetensors_open(SafetensorsFile *f, const char *path) {
@@ -139,7 +174,7 @@ done:
 }
 
 void safetensors_close(SafetensorsFile *f) {
-    for (size_t i = 0; i < f->n; i++) free(f->tensors[i].name);
+    for (size_t i = 0; f->tensors && i < f->n + f->n_unreadable; i++) free(f->tensors[i].name);
     free(f->tensors);
     mapped_file_close(&f->file);
     memset(f, 0, sizeof *f);
@@ -147,10 +182,16 @@ void safetensors_close(SafetensorsFile *f) {
 
 const SafeTensor *safetensors_find(const SafetensorsFile *f, const char *name) {
     SafeTensor key = {.name = (char *)name};
-    return bsearch(&key, f->tensors, f->n, sizeof *f->tensors, cmp_by_name);
+    const SafeTensor *t = f->n ? bsearch(&key, f->tensors, f->n, sizeof *f->tensors, cmp_by_name) : NULL;
+    if (!t && f->n_unreadable)
+        t = bsearch(&key, f->tensors + f->n, f->n_unreadable, sizeof *f->tensors, cmp_by_name);
+    return t;
 }
 
 Status safetensors_view(const SafetensorsFile *f, const SafeTensor *t, Tensor *out) {
+    if (t->dtype == SAFETENSORS_UNREADABLE)
+        return status_fail(ST_UNSUPPORTED, "%s: tensor '%s' has dtype %s, which elastilm does not read (F32, F16, BF16, I32)",
+                           f->file.path, t->name, t->tag);
     if ((uintptr_t)t->data % dtype_size(t->dtype) != 0)
         return status_fail(ST_FORMAT, "%s: tensor '%s' is not aligned for %s", f->file.path, t->name, dtype_name(t->dtype));
     int64_t scalar_shape[1] = {1};

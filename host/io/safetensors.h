@@ -5,6 +5,13 @@
 //  "__metadata__": {...}}, then the data; offsets are relative to the end of
 // the header. safetensors_open validates every entry (dtype, shape, offsets in
 // range, size consistent with shape, no overlaps) before anything uses it.
+//
+// Tensors of a dtype that the format defines but elastilm does not read (BOOL,
+// U8, I8, I16, U16, U32, I64, U64, F64, F8_E4M3, F8_E5M2, F8_E8M0; e.g. the I64
+// embeddings.position_ids of BERT checkpoints) do not make the file unreadable:
+// they are validated like the others and listed apart, after the readable ones,
+// with dtype SAFETENSORS_UNREADABLE; safetensors_view fails for them, naming the
+// tensor and its dtype. A dtype the format does not define is refused at open.
 #ifndef ELASTILM_SAFETENSORS_H
 #define ELASTILM_SAFETENSORS_H
 
@@ -14,9 +21,14 @@
 #include "runtime/mapped_file.h"
 #include "runtime/tensor.h"
 
+// The dtype of a tensor elastilm does not read (outside DType's values: never
+// pass it to tensor functions; dtype_name gives "?", the file's tag is in tag).
+#define SAFETENSORS_UNREADABLE ((DType)-1)
+
 typedef struct {
     char *name;                      // owned
-    DType dtype;                     // F32, F16, BF16 or I32
+    DType dtype;                     // F32, F16, BF16, I32, or SAFETENSORS_UNREADABLE
+    char tag[12];                    // the dtype as the file names it ("F32", "I64", ...)
     int ndim;                        // 0..TENSOR_MAX_DIMS (0 = scalar)
     int64_t shape[TENSOR_MAX_DIMS];
     const uint8_t *data;             // into the mapped file
@@ -25,16 +37,19 @@ typedef struct {
 
 typedef struct {
     MappedFile file;
-    size_t n;                        // number of tensors
-    SafeTensor *tensors;             // [n], sorted by name
+    size_t n;                        // number of readable tensors (dtype F32, F16, BF16, I32)
+    size_t n_unreadable;             // tensors of other dtypes: tensors[n .. n + n_unreadable)
+    SafeTensor *tensors;             // [n + n_unreadable]: the readable ones sorted by name, then the others sorted by name
 } SafetensorsFile;
 
 Status safetensors_open(SafetensorsFile *f, const char *path);
 void safetensors_close(SafetensorsFile *f);
+// Any tensor by name, readable or not (check dtype before using its data); NULL when absent.
 const SafeTensor *safetensors_find(const SafetensorsFile *f, const char *name);
 
 // A CPU tensor viewing the mapped data (not owned). The data must stay mapped.
-// Fails when the data is not aligned for its dtype (then copy it instead).
+// Fails when the data is not aligned for its dtype (then copy it instead), and
+// with ST_UNSUPPORTED, naming the tensor and its dtype, for an unreadable dtype.
 Status safetensors_view(const SafetensorsFile *f, const SafeTensor *t, Tensor *out);
 
 // Writes tensors (CPU, contiguous or strided) to path atomically. names[i]

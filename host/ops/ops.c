@@ -1,6 +1,7 @@
 // Device dispatch for ops.h: an op runs where its output tensor lives. The
 // CUDA backend (cuda/, ops_cuda.h) is compiled in when nvcc is found
-// (ELASTILM_CUDA) and implements the inference ops; the training ops are
+// (ELASTILM_CUDA) and implements the inference ops (the encoders' and the
+// varlen attention's forwards among them); the training ops are
 // CPU-only for now, so reaching one of them with a CUDA tensor is a bug.
 #include "ops.h"
 
@@ -72,6 +73,29 @@ void op_log_softmax(Tensor *out, const Tensor *x) {
     cpu_log_softmax(out, x);
 }
 
+// ---- encoders ----
+
+void op_layernorm(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b, float eps) {
+    ON_CUDA(out, cuda_layernorm(out, x, w, b, eps));
+    CPU_ONLY(out);
+    cpu_layernorm(out, x, w, b, eps);
+}
+void op_scale_shift(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b) {
+    ON_CUDA(out, cuda_scale_shift(out, x, w, b));
+    CPU_ONLY(out);
+    cpu_scale_shift(out, x, w, b);
+}
+void op_bias_add(Tensor *x, const Tensor *b) {
+    ON_CUDA(x, cuda_bias_add(x, b));
+    CPU_ONLY(x);
+    cpu_bias_add(x, b);
+}
+void op_activation(Tensor *out, const Tensor *x, Activation act) {
+    ON_CUDA(out, cuda_activation(out, x, act));
+    CPU_ONLY(out);
+    cpu_activation(out, x, act);
+}
+
 // ---- training ----
 
 void op_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha) {
@@ -101,6 +125,7 @@ void op_swiglu_backward(Tensor *dgate, Tensor *dup, const Tensor *dout, const Te
 }
 void op_attention_varlen(Tensor *out, Tensor *lse, const Tensor *q, const Tensor *k, const Tensor *v,
                          const VarlenShape *s) {
+    ON_CUDA(out, cuda_attention_varlen(out, lse, q, k, v, s));
     CPU_ONLY(out);
     cpu_attention_varlen(out, lse, q, k, v, s);
 }
@@ -126,6 +151,24 @@ double op_cross_entropy(Tensor *dlogits, const Tensor *logits, const int32_t *ta
 #endif
     CPU_ONLY(logits);
     return cpu_cross_entropy(dlogits, logits, targets, scale);
+}
+void op_layernorm_backward(Tensor *dx, Tensor *dw, Tensor *db, const Tensor *dout, const Tensor *x,
+                           const Tensor *w, float eps) {
+    CPU_ONLY(dout);
+    cpu_layernorm_backward(dx, dw, db, dout, x, w, eps);
+}
+void op_scale_shift_backward(Tensor *dx, Tensor *dw, Tensor *db, const Tensor *dout, const Tensor *x,
+                             const Tensor *w) {
+    CPU_ONLY(dout);
+    cpu_scale_shift_backward(dx, dw, db, dout, x, w);
+}
+void op_bias_backward(Tensor *db, const Tensor *dout) {
+    CPU_ONLY(dout);
+    cpu_bias_backward(db, dout);
+}
+void op_activation_backward(Tensor *dx, const Tensor *dout, const Tensor *x, Activation act) {
+    CPU_ONLY(dx);
+    cpu_activation_backward(dx, dout, x, act);
 }
 double op_sumsq(const Tensor *x) {
     CPU_ONLY(x);

@@ -21,7 +21,8 @@
 
 #include "runtime/tensor.h"
 
-// out[n, :] = table[ids[n], :]                  out [N, D], table [V, D]; ids in [0, V)
+// out[n, :] = table[ids[n], :]                  out [N, D], table [V, D]; ids in [0, V),
+// or negative for a row of zeros (MobileBERT's trigram edges)
 // (on the CPU table may be bf16 or q8_0: its rows are widened to f32)
 void op_embedding(Tensor *out, const Tensor *table, const int32_t *ids);
 
@@ -78,6 +79,26 @@ void op_add(Tensor *out, const Tensor *a, const Tensor *b);
 // out[n, :] = x[n, :] - logsumexp(x[n, :])       x, out [N, V]; out may alias x
 void op_log_softmax(Tensor *out, const Tensor *x);
 
+// ---- encoders (BERT, MobileBERT) ------------------------------------------
+
+// out[n, :] = (x[n, :] - mean) / sqrt(var + eps) * w + b   (biased variance, as
+// torch.nn.LayerNorm)                            x, out [N, D], w, b [D]; out may alias x
+void op_layernorm(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b, float eps);
+
+// out[n, :] = x[n, :] * w + b  (MobileBERT's NoNorm; b may be NULL)   x, out [N, D], w, b [D]
+void op_scale_shift(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b);
+
+// x[n, :] += b                                   x [N, D] (any row stride), b [D]
+void op_bias_add(Tensor *x, const Tensor *b);
+
+typedef enum {
+    ACT_GELU = 0, // exact: x * 0.5 * (1 + erf(x / sqrt(2)))  (transformers' "gelu")
+    ACT_RELU,
+    ACT_TANH,     // BERT's pooler
+} Activation;
+// out = act(x) element by element                x, out [N, F]; out may alias x
+void op_activation(Tensor *out, const Tensor *x, Activation act);
+
 // ---- training ------------------------------------------------------------
 //
 // Backward ops ACCUMULATE into the gradients of their inputs (dx += ...), as
@@ -96,7 +117,7 @@ void op_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha);
 //   dw += alpha * dout^T @ x      dw [N, K] (may be NULL)
 void op_matmul_backward(Tensor *dx, Tensor *dw, const Tensor *dout, const Tensor *x, const Tensor *w, float alpha);
 
-// dtable[ids[n], :] += dout[n, :]                dtable [V, D], dout [N, D]
+// dtable[ids[n], :] += dout[n, :]                dtable [V, D], dout [N, D]; negative ids are skipped
 void op_embedding_backward(Tensor *dtable, const Tensor *dout, const int32_t *ids);
 
 // Backward of op_rmsnorm (x is the forward input): dx [N, D] += ..., dw [D] += ... (may be NULL).
@@ -117,10 +138,12 @@ void op_swiglu_backward(Tensor *dgate, Tensor *dup, const Tensor *dout, const Te
 //   lse    [n_heads, N] f32: log-sum-exp of each query's scaled scores, for the
 //          backward (may be NULL when no backward follows)
 // q, k, v may be strided views (a prefix of heads). Scale 1/sqrt(head_dim).
+// With bidirectional set (encoders), a query sees every key of its sequence.
 typedef struct {
     const int32_t *cu; // [n_seq + 1] cumulative sequence starts; cu[0] = 0, cu[n_seq] = N
     int n_seq;
     int n_heads, n_kv_heads, head_dim;
+    bool bidirectional;
 } VarlenShape;
 void op_attention_varlen(Tensor *out, Tensor *lse, const Tensor *q, const Tensor *k, const Tensor *v,
                          const VarlenShape *s);
@@ -148,6 +171,17 @@ void op_dropout(Tensor *out, const Tensor *x, float p, uint64_t seed);
 // On CUDA only the loss (dlogits NULL) exists; targets is then a host array, as
 // the result is a host value.
 double op_cross_entropy(Tensor *dlogits, const Tensor *logits, const int32_t *targets, float scale);
+
+// Backward of op_layernorm (x is the forward input): dx [N, D] += ..., dw, db [D] += ... (may be NULL).
+void op_layernorm_backward(Tensor *dx, Tensor *dw, Tensor *db, const Tensor *dout, const Tensor *x,
+                           const Tensor *w, float eps);
+// Backward of op_scale_shift: dx += dout * w; dw += sum_n dout * x; db += sum_n dout (each may be NULL).
+void op_scale_shift_backward(Tensor *dx, Tensor *dw, Tensor *db, const Tensor *dout, const Tensor *x,
+                             const Tensor *w);
+// Backward of op_bias_add: db [D] += sum over rows of dout [N, D].
+void op_bias_backward(Tensor *db, const Tensor *dout);
+// Backward of op_activation (x is the forward input): dx [N, F] += dout * act'(x).
+void op_activation_backward(Tensor *dx, const Tensor *dout, const Tensor *x, Activation act);
 
 // Sum of squares of all elements (in double), for gradient-norm clipping.
 double op_sumsq(const Tensor *x);

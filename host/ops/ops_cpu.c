@@ -14,17 +14,29 @@
 #define COLS(t) ((t)->shape[1])
 #define SAME_2D(a, b) assert((a)->ndim == 2 && (b)->ndim == 2 && ROWS(a) == ROWS(b) && COLS(a) == COLS(b))
 
+// A negative id gives a row of zeros (ops.h). Low-bit tables are widened run by
+// run of real ids (ops_cpu_lowbit.c), the rows between set to zero here.
 void cpu_embedding(Tensor *out, const Tensor *table, const int32_t *ids) {
     assert(COLS(out) == COLS(table));
+    int64_t n = ROWS(out), d = COLS(out);
     if (table->dtype != DT_F32) {
-        cpu_embedding_lowbit(out, table, ids);
+        for (int64_t i = 0; i < n;) {
+            int64_t j = i;
+            while (j < n && ids[j] >= 0) j++;
+            if (j > i) {
+                Tensor run = tensor_rows(out, i, j - i);
+                cpu_embedding_lowbit(&run, table, ids + i);
+            }
+            for (; j < n && ids[j] < 0; j++) memset(tensor_row_f32(out, j), 0, (size_t)d * sizeof(float));
+            i = j;
+        }
         return;
     }
-    int64_t n = ROWS(out), d = COLS(out);
 #pragma omp parallel for if (n > 16)
     for (int64_t i = 0; i < n; i++) {
-        assert(ids[i] >= 0 && ids[i] < ROWS(table));
-        memcpy(tensor_row_f32(out, i), tensor_row_f32(table, ids[i]), (size_t)d * sizeof(float));
+        assert(ids[i] < ROWS(table));
+        if (ids[i] < 0) memset(tensor_row_f32(out, i), 0, (size_t)d * sizeof(float));
+        else memcpy(tensor_row_f32(out, i), tensor_row_f32(table, ids[i]), (size_t)d * sizeof(float));
     }
 }
 

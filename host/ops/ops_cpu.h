@@ -1,5 +1,6 @@
 // ops_cpu.h: the CPU implementations behind ops.h: fp32, and matmuls and
-// embedding lookups on bf16 / q8_0 weights (ops_cpu_lowbit.c).
+// embedding lookups on bf16 / q8_0 weights (ops_cpu_lowbit.c); the encoder
+// ops in ops_cpu_encoder.c, the training ops in ops_cpu_grad.c.
 #ifndef ELASTILM_OPS_CPU_H
 #define ELASTILM_OPS_CPU_H
 
@@ -14,6 +15,18 @@ void cpu_attention(Tensor *out, const Tensor *q, const Tensor *k, const Tensor *
 void cpu_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);
 void cpu_add(Tensor *out, const Tensor *a, const Tensor *b);
 void cpu_log_softmax(Tensor *out, const Tensor *x);
+
+// Encoders (ops_cpu_encoder.c), forward and backward.
+void cpu_layernorm(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b, float eps);
+void cpu_scale_shift(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b);
+void cpu_bias_add(Tensor *x, const Tensor *b);
+void cpu_activation(Tensor *out, const Tensor *x, Activation act);
+void cpu_layernorm_backward(Tensor *dx, Tensor *dw, Tensor *db, const Tensor *dout, const Tensor *x, const Tensor *w,
+                            float eps);
+void cpu_scale_shift_backward(Tensor *dx, Tensor *dw, Tensor *db, const Tensor *dout, const Tensor *x,
+                              const Tensor *w);
+void cpu_bias_backward(Tensor *db, const Tensor *dout);
+void cpu_activation_backward(Tensor *dx, const Tensor *dout, const Tensor *x, Activation act);
 
 // Low-bit weights (ops_cpu_lowbit.c): out = alpha x w^T + beta out (beta = 0
 // does not read out) for w in bf16 or q8_0, x and out f32; rows of table in

@@ -68,7 +68,8 @@ void cpu_embedding_backward(Tensor *dtable, const Tensor *dout, const int32_t *i
     for (int64_t b = 0; b < blocks; b++) {
         int64_t j0 = b * COL_BLOCK, j1 = j0 + COL_BLOCK < d ? j0 + COL_BLOCK : d;
         for (int64_t i = 0; i < n; i++) {
-            assert(ids[i] >= 0 && ids[i] < ROWS(dtable));
+            assert(ids[i] < ROWS(dtable));
+            if (ids[i] < 0) continue; // a row of zeros in the forward: no table row to update
             const float *g = tensor_row_f32(dout, i);
             float *t = tensor_row_f32(dtable, ids[i]);
             for (int64_t j = j0; j < j1; j++) t[j] += g[j];
@@ -168,7 +169,8 @@ void cpu_swiglu_backward(Tensor *dgate, Tensor *dup, const Tensor *dout, const T
 // group of query heads (backward, so that dk and dv rows have one writer).
 // Inside, queries go in blocks of VARLEN_QBLOCK; a block of nq queries starting
 // at t0 sees keys [0, t0 + nq) of its sequence, so the score block is
-// [nq, t0 + nq] with row i's keys j > t0 + i masked.
+// [nq, t0 + nq] with row i's keys j > t0 + i masked. Bidirectional (encoders):
+// every block sees all T keys, [nq, T], nothing masked.
 #define VARLEN_QBLOCK 64
 
 typedef struct {
@@ -176,7 +178,11 @@ typedef struct {
     int T;        // its length
     int hd;
     float scale;  // 1 / sqrt(head_dim)
+    bool causal;  // query t sees keys <= t; else all T
 } SeqHead;
+
+// The keys a block of nq queries from t0 sees: [0, nk).
+static int block_keys(const SeqHead *sh, int t0, int nq) { return sh->causal ? t0 + nq : sh->T; }
 
 static int varlen_max_len(const VarlenShape *s, int64_t n_rows) {
     assert(s->cu[0] == 0 && s->cu[s->n_seq] == n_rows);
@@ -201,12 +207,12 @@ static void scores_block(float *S, const float *Q, blasint ldq, const float *K, 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, ldq, K, ldk, 0.0f, S, nk);
 }
 
-// Causal softmax of S [nq, nk] in place (query i of the block sees keys j <= t0 + i);
-// lse_out[i] (may be NULL) = max + log(sum) of row i's visible scores.
-static void causal_softmax_block(float *S, int nq, int nk, int t0, float *lse_out) {
+// Softmax of S [nq, nk] in place, causal (query i of the block sees keys j <= t0 + i)
+// or not (every key); lse_out[i] (may be NULL) = max + log(sum) of row i's visible scores.
+static void softmax_block(float *S, int nq, int nk, int t0, bool causal, float *lse_out) {
     for (int i = 0; i < nq; i++) {
         float *row = S + (int64_t)i * nk, maxs = -INFINITY;
-        int visible = t0 + i + 1; // >= 1: a query always sees itself
+        int visible = causal ? t0 + i + 1 : nk; // >= 1: a query always sees itself
         for (int j = 0; j < visible; j++) maxs = row[j] > maxs ? row[j] : maxs;
         float sum = 0.0f;
         for (int j = 0; j < visible; j++) {
@@ -225,12 +231,12 @@ static void varlen_forward_head(Tensor *out, Tensor *lse, const Tensor *q, const
     int hd = sh->hd;
     const float *K = tensor_row_f32(k, sh->row0) + (int64_t)kvh * hd, *V = tensor_row_f32(v, sh->row0) + (int64_t)kvh * hd;
     for (int t0 = 0; t0 < sh->T; t0 += VARLEN_QBLOCK) {
-        int nq = sh->T - t0 < VARLEN_QBLOCK ? sh->T - t0 : VARLEN_QBLOCK, nk = t0 + nq;
+        int nq = sh->T - t0 < VARLEN_QBLOCK ? sh->T - t0 : VARLEN_QBLOCK, nk = block_keys(sh, t0, nq);
         int64_t row = sh->row0 + t0;
         const float *Q = tensor_row_f32(q, row) + (int64_t)h * hd;
         float *O = tensor_row_f32(out, row) + (int64_t)h * hd;
         scores_block(S, Q, (blasint)tensor_ld(q), K, (blasint)tensor_ld(k), nq, nk, hd, sh->scale);
-        causal_softmax_block(S, nq, nk, t0, lse ? tensor_row_f32(lse, h) + row : NULL);
+        softmax_block(S, nq, nk, t0, sh->causal, lse ? tensor_row_f32(lse, h) + row : NULL);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, S, nk, V, (blasint)tensor_ld(v), 0.0f, O,
                     (blasint)tensor_ld(out));
     }
@@ -252,7 +258,8 @@ void cpu_attention_varlen(Tensor *out, Tensor *lse, const Tensor *q, const Tenso
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
             int b = (int)(w / s->n_heads), h = (int)(w % s->n_heads);
-            SeqHead sh = {s->cu[b], s->cu[b + 1] - s->cu[b], s->head_dim, 1.0f / sqrtf((float)s->head_dim)};
+            SeqHead sh = {s->cu[b], s->cu[b + 1] - s->cu[b], s->head_dim, 1.0f / sqrtf((float)s->head_dim),
+                          !s->bidirectional};
             varlen_forward_head(out, lse, q, k, v, &sh, h, h / group, S);
         }
         free(S);
@@ -270,7 +277,7 @@ typedef struct {
 // One query block's backward: P from the saved lse, dP = dO V^T,
 // dS = P (dP - rowsum(dO O)), then dQ += scale dS K, dK += scale dS^T Q, dV += P^T dO.
 static void varlen_backward_block(const HeadGrad *g, const SeqHead *sh, int t0, int nq, float *P, float *dP) {
-    int hd = sh->hd, nk = t0 + nq;
+    int hd = sh->hd, nk = block_keys(sh, t0, nq);
     const float *Q = g->q + (int64_t)t0 * g->ldq, *O = g->o + (int64_t)t0 * g->ldo;
     const float *dO = g->dout + (int64_t)t0 * g->lddo;
     scores_block(P, Q, g->ldq, g->k, g->ldk, nq, nk, hd, sh->scale);
@@ -280,7 +287,7 @@ static void varlen_backward_block(const HeadGrad *g, const SeqHead *sh, int t0, 
         const float *oi = O + (int64_t)i * g->ldo, *doi = dO + (int64_t)i * g->lddo;
         double di = 0.0; // D_i = dO_i . O_i
         for (int e = 0; e < hd; e++) di += (double)doi[e] * oi[e];
-        int visible = t0 + i + 1;
+        int visible = sh->causal ? t0 + i + 1 : nk;
         for (int j = 0; j < visible; j++) {
             p[j] = expf(p[j] - lse);
             dp[j] = p[j] * (dp[j] - (float)di);
@@ -327,7 +334,8 @@ void cpu_attention_varlen_backward(Tensor *dq, Tensor *dk, Tensor *dv, const Ten
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
             int b = (int)(w / s->n_kv_heads), kvh = (int)(w % s->n_kv_heads);
-            SeqHead sh = {s->cu[b], s->cu[b + 1] - s->cu[b], s->head_dim, 1.0f / sqrtf((float)s->head_dim)};
+            SeqHead sh = {s->cu[b], s->cu[b + 1] - s->cu[b], s->head_dim, 1.0f / sqrtf((float)s->head_dim),
+                          !s->bidirectional};
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                 HeadGrad g = head_grad(dq, dk, dv, dout, q, k, v, out, lse, sh.row0, h, kvh, s->head_dim);
                 for (int t0 = 0; t0 < sh.T; t0 += VARLEN_QBLOCK) {

@@ -2,8 +2,9 @@
 // nvcc is found (ELASTILM_CUDA). The contract is ops.h's, with these choices:
 //  - activations (out, x, q, k, v, logits, ...) are f32 in device memory and
 //    may be strided views (row stride >= columns), exactly as on the CPU, with
-//    one exception: what a matmul reads next may be 16-bit. rmsnorm's, swiglu's
-//    and attention's out may be bf16 or f16 (rounded to nearest even), and
+//    one exception: what a matmul reads next may be 16-bit. rmsnorm's, swiglu's,
+//    attention's (varlen too), layernorm's, scale_shift's and activation's out
+//    may be bf16 or f16 (rounded to nearest even), and
 //    matmul's x may be bf16/f16 when w has that dtype (used as it is) or is f32
 //    (widened first). The model writes them in the weights' dtype, so each is
 //    rounded once where it is written instead of before every matmul;
@@ -11,13 +12,15 @@
 //    tensors; matmuls run on cuBLASLt with fp32 accumulation, the activation
 //    operand in the weight's dtype (written so, or converted first; bf16 x
 //    bf16 -> f32);
-//  - norm weights are f32 device tensors;
+//  - norm weights (and layernorm's, scale_shift's and bias_add's w, b) are f32
+//    device tensors;
 //  - everything else computes in fp32, except the prefill attention on the
 //    tensor cores (cuda_attention_kernel_for below), whose operands are TF32:
 //    ~1e-3 relative against the fp32 CPU, below the bf16 weights' own error;
 //  - the small arrays beside the tensors (token ids, positions, key masks,
-//    rotary frequencies) are device pointers (ops.h): the model uploads them
-//    once per forward; only cuda_gather_logprob takes and returns host arrays;
+//    rotary frequencies, varlen attention's cu) are device pointers (ops.h):
+//    the model uploads them once per forward; only cuda_gather_logprob takes
+//    and returns host arrays;
 //  - every call is on the current device's default stream, ordered with the
 //    others; errors of the CUDA runtime abort with a message (a failing
 //    kernel launch is a bug, not a user error).
@@ -53,6 +56,17 @@ void cuda_copy(Tensor *dst, const Tensor *src);
 void cuda_swiglu(Tensor *out, const Tensor *gate, const Tensor *up);
 void cuda_add(Tensor *out, const Tensor *a, const Tensor *b);
 void cuda_log_softmax(Tensor *out, const Tensor *x);
+
+// Encoders (encoder.cu): the forwards of ops.h's "encoders" section, and the
+// varlen attention's forward (causal or bidirectional; lse may be NULL, else an
+// f32 device tensor [n_heads, N]; s->cu a device array). Everything in fp32, the
+// attention on the CUDA cores (the same arithmetic as cuda_attention's SIMT kernel).
+void cuda_layernorm(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b, float eps);
+void cuda_scale_shift(Tensor *out, const Tensor *x, const Tensor *w, const Tensor *b);
+void cuda_bias_add(Tensor *x, const Tensor *b);
+void cuda_activation(Tensor *out, const Tensor *x, Activation act);
+void cuda_attention_varlen(Tensor *out, Tensor *lse, const Tensor *q, const Tensor *k, const Tensor *v,
+                           const VarlenShape *s);
 // log p(target) of each row: out[r] = logits[r, targets[r]] - logsumexp(logits[r, :]);
 // out is a host array [rows]; targets a host array (negative = skip, out[r] = 0).
 void cuda_gather_logprob(float *out, const Tensor *logits, const int32_t *targets);

@@ -315,9 +315,15 @@ Status tokenizer_load_json(Tokenizer **out, const char *path) {
     char *text = NULL;
     size_t len = 0;
     TRY(read_file_maybe_gz(path, &text, &len));
+    Status st = tokenizer_load_json_text(out, text, len, path);
+    free(text);
+    return st;
+}
+
+Status tokenizer_load_json_text(Tokenizer **out, const char *text, size_t len, const char *path) {
+    *out = NULL;
     json_error_t err;
     json_t *root = json_loadb(text, len, 0, &err);
-    free(text);
     if (!root) return status_fail(ST_FORMAT, "%s: malformed JSON (line %d: %s)", path, err.line, err.text);
     Tokenizer *t = calloc(1, sizeof *t);
     Status st = t ? tokenizer_from_json_root(t, root, path) : status_fail(ST_OOM, "out of memory");

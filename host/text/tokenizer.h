@@ -26,8 +26,18 @@ Status token_list_push(TokenList *l, int32_t id, int32_t start, int32_t end, boo
 
 // path: a tokenizer.json (or tokenizer.json.gz).
 Status tokenizer_load_json(Tokenizer **out, const char *path);
+// The same from the JSON text in memory; what names it in messages.
+Status tokenizer_load_json_text(Tokenizer **out, const char *json, size_t len, const char *what);
 // The tokenizer a GGUF file carries (tokenizer.ggml.model gpt2 or llama).
 Status tokenizer_load_gguf(Tokenizer **out, const GgufFile *g);
+// An OpenAI tiktoken BPE file (path: e.g. cl100k_base.tiktoken, or .gz): one
+// line per token, "base64(bytes) rank"; ids are the ranks. Encodes as tiktoken's
+// cl100k_base does (its pre-tokenizer regex; merges by lowest rank of the
+// merged bytes) with cl100k's special tokens (<|endoftext|> 100257,
+// <|fim_prefix|> 100258, <|fim_middle|> 100259, <|fim_suffix|> 100260,
+// <|endofprompt|> 100276) matched in the text, like
+// encode(text, allowed_special="all"). No BOS. Format errors name file:line.
+Status tokenizer_load_tiktoken(Tokenizer **out, const char *path);
 // The tokenizer of a model path: <dir>/tokenizer.json or the .gguf's metadata.
 Status tokenizer_load_for_model(Tokenizer **out, const char *model_path);
 void tokenizer_free(Tokenizer *t);
@@ -50,5 +60,8 @@ int tokenizer_vocab_size(const Tokenizer *t);
 const char *tokenizer_kind(const Tokenizer *t); // "byte-level BPE", "SentencePiece-style BPE", "WordPiece"
 // The id of a token string, or -1.
 int32_t tokenizer_token_id(const Tokenizer *t, const char *token);
+// The model's string for an id (WordPiece "##x", byte-level "Ġx", added
+// tokens' content), or NULL when the id has none. Owned by the tokenizer.
+const char *tokenizer_id_to_token(const Tokenizer *t, int32_t id);
 
 #endif

@@ -151,6 +151,9 @@ Status llama_train_init(LlamaTrain *t, const LlamaModel *m, const LlamaWidth *wi
     const LlamaConfig *c = &m->cfg;
     if (max_tokens <= 0) return status_fail(ST_USAGE, "training needs room for at least one token");
     TRY(llama_require_f32(m, "the training forward"));
+    if (lora && (lora->tt != &lora_llama_targets || lora->n_layers != c->n_layers))
+        return status_fail(ST_USAGE, "training: the LoRA set is not one for this LLaMA model (%s targets, %d layers)",
+                           lora->tt ? lora->tt->model : "no", lora->n_layers);
     t->m = m;
     t->lora = lora;
     t->opt = opt ? *opt : (TrainOptions){0};

@@ -30,6 +30,7 @@ void adamw_free(AdamW *o) {
 float optim_lr_at(const OptimConfig *c, int64_t k) {
     double f;
     if (k < c->warmup) f = (double)k / (double)c->warmup;
+    else if (c->constant) f = 1.0;
     else f = c->total > c->warmup ? (double)(c->total - k) / (double)(c->total - c->warmup) : 0.0;
     if (f < 0) f = 0;
     return (float)(c->lr * f);

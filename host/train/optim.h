@@ -4,6 +4,7 @@
 #ifndef ELASTILM_OPTIM_H
 #define ELASTILM_OPTIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "runtime/tensor.h"
@@ -15,6 +16,7 @@ typedef struct {
     float max_grad_norm; // <= 0: no clipping
     int64_t warmup;      // optimizer steps of linear warm-up from 0
     int64_t total;       // optimizer steps in all; the rate decays linearly to 0 at total
+    bool constant;       // no decay: lr after the warm-up (transformers' constant schedule with warm-up)
 } OptimConfig;
 
 // HF defaults: betas (0.9, 0.999), eps 1e-8, no weight decay, clipping at 1.0.
@@ -30,8 +32,8 @@ Status adamw_init(AdamW *o, const OptimConfig *cfg, int64_t n);
 void adamw_free(AdamW *o);
 
 // Learning rate of optimizer step k (0-based): lr * k / warmup during the
-// warm-up, then lr * (total - k) / (total - warmup), never below 0. The first
-// step of a warm-up runs at 0, as in the Hugging Face Trainer.
+// warm-up, then lr * (total - k) / (total - warmup), never below 0 (with
+// constant: lr). The first step of a warm-up runs at 0, as in the Hugging Face Trainer.
 float optim_lr_at(const OptimConfig *cfg, int64_t k);
 
 // Scales g in place to a total L2 norm of at most max_norm (torch: by

@@ -11,9 +11,14 @@
 #include "io/safetensors.h"
 #include "runtime/mapped_file.h"
 
+void peft_key_in(const LoraTargetTable *tt, char *buf, size_t n, int layer, int t, char which) {
+    char path[256];
+    snprintf(path, sizeof path, tt->module_paths[t], layer);
+    if (snprintf(buf, n, "base_model.model.%s.lora_%c.weight", path, which) >= (int)n && n > 0) buf[n - 1] = 0;
+}
+
 void peft_key(char *buf, size_t n, int layer, LoraTarget t, char which) {
-    const char *block = t <= LORA_O ? "self_attn" : "mlp";
-    snprintf(buf, n, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer, block, lora_target_names[t], which);
+    peft_key_in(&lora_llama_targets, buf, n, layer, t, which);
 }
 
 static Status make_dir(const char *dir) {
@@ -23,11 +28,11 @@ static Status make_dir(const char *dir) {
 
 static Status write_config(const LoraSet *s, const char *path, const char *base_model) {
     json_t *targets = json_array();
-    for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (s->cfg.targets & (1u << t)) json_array_append_new(targets, json_string(lora_target_names[t]));
+    for (int t = 0; t < s->n_targets; t++)
+        if (s->cfg.targets & (1u << t)) json_array_append_new(targets, json_string(s->tt->names[t]));
     json_t *cfg = json_object();
     json_object_set_new(cfg, "peft_type", json_string("LORA"));
-    json_object_set_new(cfg, "task_type", json_string("CAUSAL_LM"));
+    json_object_set_new(cfg, "task_type", json_string(s->tt->peft_task_type));
     json_object_set_new(cfg, "base_model_name_or_path", base_model ? json_string(base_model) : json_null());
     json_object_set_new(cfg, "r", json_integer(s->cfg.rank));
     json_object_set_new(cfg, "lora_alpha", json_real(s->cfg.alpha));
@@ -51,13 +56,13 @@ Status peft_export(const LoraSet *s, const char *dir, const char *base_model) {
     TRY(make_dir(dir));
     int n = 0;
     for (int l = 0; l < s->n_layers; l++)
-        for (int t = 0; t < LORA_N_TARGETS; t++) n += lora_adapter(s, l, t)->in ? 2 : 0;
+        for (int t = 0; t < s->n_targets; t++) n += lora_adapter(s, l, t)->in ? 2 : 0;
     char **names = calloc((size_t)n + 1, sizeof *names);
     Tensor *ts = calloc((size_t)n + 1, sizeof *ts);
     Status st = names && ts ? ST_OK : status_fail(ST_OOM, "out of memory");
     int k = 0;
     for (int l = 0; st == ST_OK && l < s->n_layers; l++)
-        for (int t = 0; st == ST_OK && t < LORA_N_TARGETS; t++) {
+        for (int t = 0; st == ST_OK && t < s->n_targets; t++) {
             const LoraAdapter *a = lora_adapter(s, l, t);
             if (!a->in) continue;
             for (int w = 0; w < 2; w++) {
@@ -66,7 +71,7 @@ Status peft_export(const LoraSet *s, const char *dir, const char *base_model) {
                     st = status_fail(ST_OOM, "out of memory");
                     break;
                 }
-                peft_key(names[k], 160, l, t, w ? 'B' : 'A');
+                peft_key_in(s->tt, names[k], 160, l, t, w ? 'B' : 'A');
                 ts[k++] = w ? a->B : a->A;
             }
         }
@@ -87,7 +92,7 @@ Status peft_export(const LoraSet *s, const char *dir, const char *base_model) {
 
 // ---- import ---------------------------------------------------------------------
 
-static Status read_config(const char *path, LoraConfig *cfg) {
+static Status read_config(const LoraTargetTable *tt, const char *path, LoraConfig *cfg) {
     char *text = NULL;
     size_t len = 0;
     TRY(read_text_file(path, &text, &len));
@@ -116,13 +121,13 @@ static Status read_config(const char *path, LoraConfig *cfg) {
         cfg->targets = 0;
         size_t i;
         json_t *v;
-        if (json_is_string(targets)) st = lora_parse_targets(json_string_value(targets), &cfg->targets);
+        if (json_is_string(targets)) st = lora_parse_targets_in(tt, json_string_value(targets), &cfg->targets);
         else if (json_is_array(targets))
             json_array_foreach(targets, i, v) {
                 unsigned one = 0;
-                if (!json_is_string(v) || lora_parse_targets(json_string_value(v), &one) != ST_OK) {
-                    st = status_fail(ST_UNSUPPORTED, "%s: target module %s is not a LLaMA projection", path,
-                                     json_is_string(v) ? json_string_value(v) : "(not a string)");
+                if (!json_is_string(v) || lora_parse_targets_in(tt, json_string_value(v), &one) != ST_OK) {
+                    st = status_fail(ST_UNSUPPORTED, "%s: target module %s is not a %s projection", path,
+                                     json_is_string(v) ? json_string_value(v) : "(not a string)", tt->model);
                     break;
                 }
                 cfg->targets |= one;
@@ -147,13 +152,13 @@ static Status load_matrix(const SafetensorsFile *f, const char *path, const char
     return tensor_copy_convert(dst, &src);
 }
 
-Status peft_import(LoraSet *s, const LlamaConfig *c, const LlamaWidth *widths, const char *dir) {
+Status peft_import_table(LoraSet *s, const LoraTargetTable *tt, const void *shape_ctx, int n_layers, const char *dir) {
     char path[4096];
     LoraConfig cfg;
     memset(s, 0, sizeof *s);
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    TRY(read_config(path, &cfg));
-    Status init = lora_init(s, c, widths, &cfg, 0);
+    TRY(read_config(tt, path, &cfg));
+    Status init = lora_init_table(s, tt, shape_ctx, n_layers, &cfg, 0);
     if (init != ST_OK) return status_wrap(ST_FORMAT, "%s: r / lora_dropout", path);
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     SafetensorsFile f;
@@ -163,17 +168,22 @@ Status peft_import(LoraSet *s, const LlamaConfig *c, const LlamaWidth *widths, c
         return st;
     }
     char key[160];
-    for (int l = 0; st == ST_OK && l < c->n_layers; l++)
-        for (int t = 0; st == ST_OK && t < LORA_N_TARGETS; t++) {
+    for (int l = 0; st == ST_OK && l < n_layers; l++)
+        for (int t = 0; st == ST_OK && t < tt->n; t++) {
             LoraAdapter *a = lora_adapter(s, l, t);
             if (!a->in) continue;
-            peft_key(key, sizeof key, l, t, 'A');
+            peft_key_in(tt, key, sizeof key, l, t, 'A');
             st = load_matrix(&f, path, key, &a->A);
             if (st != ST_OK) break;
-            peft_key(key, sizeof key, l, t, 'B');
+            peft_key_in(tt, key, sizeof key, l, t, 'B');
             st = load_matrix(&f, path, key, &a->B);
         }
     safetensors_close(&f);
     if (st != ST_OK) lora_free(s);
     return st;
+}
+
+Status peft_import(LoraSet *s, const LlamaConfig *c, const LlamaWidth *widths, const char *dir) {
+    LlamaShapeCtx ctx = {c, widths};
+    return peft_import_table(s, &lora_llama_targets, &ctx, c->n_layers, dir);
 }

@@ -1,7 +1,8 @@
 // peft.h: LoRA sets to and from Hugging Face peft's adapter directory
 // (adapter_model.safetensors + adapter_config.json).
 //
-// Keys: base_model.model.model.layers.<l>.<self_attn|mlp>.<proj>.lora_<A|B>.weight,
+// Keys: base_model.model.<module path>.lora_<A|B>.weight, the module path from
+// the set's target table (LLaMA: model.layers.<l>.<self_attn|mlp>.<proj>),
 // A [r, in], B [out, r] in fp32. A set trained on a prefix view exports with
 // the view's shapes: it loads into the equally pruned model.
 #ifndef ELASTILM_PEFT_H
@@ -20,7 +21,11 @@ Status peft_export(const LoraSet *s, const char *dir, const char *base_model);
 // view's shape. Messages name the file and the key at fault.
 Status peft_import(LoraSet *s, const LlamaConfig *c, const LlamaWidth *widths, const char *dir);
 
-// peft's key of one adapter matrix (which = 'A' or 'B').
+// The same for any target table (shapes from tt->shape(shape_ctx, ...)).
+Status peft_import_table(LoraSet *s, const LoraTargetTable *tt, const void *shape_ctx, int n_layers, const char *dir);
+
+// peft's key of one adapter matrix (which = 'A' or 'B') of a LLaMA set / of a set with table tt.
 void peft_key(char *buf, size_t n, int layer, LoraTarget t, char which);
+void peft_key_in(const LoraTargetTable *tt, char *buf, size_t n, int layer, int t, char which);
 
 #endif

@@ -1,4 +1,4 @@
-// The LoRA training loop: batches, ranks, validation, checkpoints, resume.
+// The training loop: batches, ranks, validation, checkpoints, resume.
 #include "trainer.h"
 
 #include <math.h>
@@ -11,7 +11,6 @@
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
 #include "runtime/rng.h"
-#include "train/llama_train.h"
 
 // Per-step records, kept for the log and the checkpoint.
 typedef struct {
@@ -22,16 +21,14 @@ typedef struct {
     const TrainJob *job;
     int64_t total;          // optimizer steps
     int64_t steps_per_epoch;
-    LlamaTrain t;
+    const TrainModel *tm;
     AdamW opt;
     History h;
-    float *best;            // [n_params] the best adapter so far
+    float *best;            // [n_params] the best parameters so far
     double first_val, best_val;
     int64_t best_step;
     int *order;             // [n_train] the current epoch's shuffle
     int order_epoch;
-    int32_t *ids, *targets, cu[1025]; // one packed micro-batch
-    int max_tokens;
 } Run;
 
 int64_t trainer_total_steps(const TrainJob *job) {
@@ -58,43 +55,57 @@ static void history_free(History *h) {
     free(h->loss), free(h->lr), free(h->grad_norm), free(h->val_loss), free(h->tokens);
 }
 
+static const char *model_kind(const TrainModel *tm) { return tm->kind ? tm->kind : "model"; }
+
+// The split's indices are the model's examples, and each fits a micro-batch on its own.
+static Status check_examples(const TrainModel *tm, const int *ex, int n, const char *what) {
+    for (int i = 0; i < n; i++) {
+        if (ex[i] < 0 || ex[i] >= tm->n_examples)
+            return status_fail(ST_USAGE, "%s example %d is outside the model's %d examples", what, ex[i],
+                               tm->n_examples);
+        int64_t size = tm->size(tm->ctx, ex[i]);
+        if (tm->capacity > 0 && size > tm->capacity)
+            return status_fail(ST_USAGE, "%s example %d has size %lld, more than a micro-batch holds (%lld)", what,
+                               ex[i], (long long)size, (long long)tm->capacity);
+    }
+    return ST_OK;
+}
+
 static Status run_init(Run *r, const TrainJob *job) {
     memset(r, 0, sizeof *r);
     r->job = job;
+    r->tm = job->model;
+    const TrainModel *tm = r->tm;
     const LoopOptions *lo = &job->loop;
-    if (lo->epochs < 1 || lo->batch < 1 || lo->micro_batch < 1 || lo->micro_batch > 1024)
-        return status_fail(ST_USAGE, "epochs, batch and micro-batch must be positive (micro-batch at most 1024)");
+    if (lo->epochs < 1 || lo->batch < 1 || lo->micro_batch < 1)
+        return status_fail(ST_USAGE, "epochs, batch and micro-batch must be positive");
     if (lo->batch % lo->micro_batch)
         return status_fail(ST_USAGE, "the batch (%d) must be a multiple of the micro-batch (%d)", lo->batch,
                            lo->micro_batch);
+    if (!tm || !tm->params || !tm->grads || !tm->counted || !tm->size || !tm->step || !tm->eval || tm->n_params < 0 ||
+        tensor_numel(tm->params) < tm->n_params || tensor_numel(tm->grads) < tm->n_params)
+        return status_fail(ST_USAGE, "trainer: the model is incomplete (parameters, gradients or callbacks missing)");
+    TRY(check_examples(tm, job->split->train, job->split->n_train, "training"));
+    TRY(check_examples(tm, job->split->val, job->split->n_val, "validation"));
     r->steps_per_epoch = (job->split->n_train + lo->batch - 1) / lo->batch;
     r->total = trainer_total_steps(job);
-    int max_len = 0;
-    for (int i = 0; i < job->data->n; i++)
-        if (data_len(job->data, i) > max_len) max_len = data_len(job->data, i);
-    r->max_tokens = max_len * lo->micro_batch;
     OptimConfig oc = job->optim;
     oc.total = r->total;
-    TRY(adamw_init(&r->opt, &oc, job->lora->n_params));
-    TrainOptions to = {.full_grads = false, .recompute = lo->recompute};
-    TRY(llama_train_init(&r->t, job->m, job->widths, job->lora, &to, r->max_tokens));
+    TRY(adamw_init(&r->opt, &oc, tm->n_params));
     TRY(history_alloc(&r->h, r->total));
-    r->best = malloc((size_t)job->lora->n_params * sizeof *r->best);
-    r->order = malloc((size_t)job->split->n_train * sizeof *r->order);
-    r->ids = malloc((size_t)r->max_tokens * sizeof *r->ids);
-    r->targets = malloc((size_t)r->max_tokens * sizeof *r->targets);
-    if (!r->best || !r->order || !r->ids || !r->targets) return status_fail(ST_OOM, "out of memory");
-    memcpy(r->best, job->lora->params.data, (size_t)job->lora->n_params * sizeof *r->best);
+    r->best = malloc((size_t)(tm->n_params > 0 ? tm->n_params : 1) * sizeof *r->best);
+    r->order = malloc((size_t)(job->split->n_train > 0 ? job->split->n_train : 1) * sizeof *r->order);
+    if (!r->best || !r->order) return status_fail(ST_OOM, "out of memory");
+    memcpy(r->best, tm->params->data, (size_t)tm->n_params * sizeof *r->best);
     r->order_epoch = -1;
     r->first_val = r->best_val = NAN;
     return ST_OK;
 }
 
 static void run_free(Run *r) {
-    llama_train_free(&r->t);
     adamw_free(&r->opt);
     history_free(&r->h);
-    free(r->best), free(r->order), free(r->ids), free(r->targets);
+    free(r->best), free(r->order);
 }
 
 // ---- batches ------------------------------------------------------------------------------
@@ -117,34 +128,34 @@ static const int *global_batch(Run *r, int64_t step, int *n) {
     return r->order + first;
 }
 
-// Packs sequences seqs[0..n) into one micro-batch.
-static TrainBatch pack(Run *r, const int *seqs, int n) {
-    const TokenData *d = r->job->data;
-    int at = 0;
-    r->cu[0] = 0;
-    for (int s = 0; s < n; s++) {
-        int len = data_len(d, seqs[s]);
-        memcpy(r->ids + at, d->ids + d->start[seqs[s]], (size_t)len * sizeof *r->ids);
-        data_targets(d, seqs[s], r->targets + at);
-        at += len;
-        r->cu[s + 1] = at;
+// How many of ex[0..n) (n >= 1) make the next micro-batch: at most micro_batch
+// examples and at most the model's capacity in size (always at least one).
+static int micro_len(const Run *r, const int *ex, int n) {
+    const TrainModel *tm = r->tm;
+    int most = n < r->job->loop.micro_batch ? n : r->job->loop.micro_batch;
+    if (tm->capacity <= 0) return most;
+    int64_t size = tm->size(tm->ctx, ex[0]);
+    int k = 1;
+    while (k < most) {
+        int64_t s = tm->size(tm->ctx, ex[k]);
+        if (size + s > tm->capacity) break;
+        size += s, k++;
     }
-    return (TrainBatch){.ids = r->ids, .targets = r->targets, .cu = r->cu, .n_seq = n, .n_tokens = at};
+    return k;
 }
 
-// Mean token loss over the validation split (sharded over ranks).
+// Mean loss per counted unit over the validation split (sharded over ranks).
 static Status validate(Run *r, double *out) {
     const TrainJob *job = r->job;
+    const TrainModel *tm = r->tm;
     const DataSplit *sp = job->split;
-    double acc[2] = {0, 0}; // loss sum, counted tokens
-    int mb = job->loop.micro_batch;
-    for (int i = 0, k = 0; i < sp->n_val; i += mb, k++) {
+    double acc[2] = {0, 0}; // loss sum, counted units
+    for (int i = 0, k = 0, n; i < sp->n_val; i += n, k++) {
+        n = micro_len(r, sp->val + i, sp->n_val - i);
         if (k % job->dist->world != job->dist->rank) continue;
-        int n = sp->n_val - i < mb ? sp->n_val - i : mb;
-        TrainBatch b = pack(r, sp->val + i, n);
         double loss;
         int64_t counted;
-        TRY(llama_train_eval(&r->t, &b, &loss, &counted));
+        TRY(tm->eval(tm->ctx, sp->val + i, n, &loss, &counted));
         acc[0] += loss, acc[1] += (double)counted;
     }
     TRY(dist_allreduce_sum_f64(job->dist, acc, 2));
@@ -153,33 +164,37 @@ static Status validate(Run *r, double *out) {
 }
 
 // One optimizer step: the rank's micro-batches, all-reduce, AdamW.
-static Status train_step(Run *r, int64_t step, double *tokens_done) {
+static Status train_step(Run *r, int64_t step, double *size_done) {
     const TrainJob *job = r->job;
-    LoraSet *lora = job->lora;
+    const TrainModel *tm = r->tm;
     int n;
-    const int *seqs = global_batch(r, step, &n);
+    const int *ex = global_batch(r, step, &n);
     int64_t counted = 0;
-    for (int i = 0; i < n; i++) counted += data_counted(job->data, seqs[i]);
+    for (int i = 0; i < n; i++) counted += tm->counted(tm->ctx, ex[i]);
     float scale = counted > 0 ? 1.0f / (float)counted : 0.0f;
-    double acc[2] = {0, 0}; // loss sum, tokens processed
-    int mb = job->loop.micro_batch;
-    for (int i = 0, k = 0; i < n; i += mb, k++) {
+    double acc[2] = {0, 0}; // loss sum, size processed
+    for (int i = 0, k = 0, m; i < n; i += m, k++) {
+        m = micro_len(r, ex + i, n - i);
         if (k % job->dist->world != job->dist->rank) continue;
-        TrainBatch b = pack(r, seqs + i, n - i < mb ? n - i : mb);
         double loss;
-        TRY(llama_train_step(&r->t, &b, scale, rng_mix(rng_mix(job->loop.seed, (uint64_t)step), (uint64_t)k), &loss, NULL));
-        acc[0] += loss, acc[1] += b.n_tokens;
+        int64_t size;
+        TRY(tm->step(tm->ctx, ex + i, m, scale, rng_mix(rng_mix(job->loop.seed, (uint64_t)step), (uint64_t)k), &loss,
+                     &size));
+        acc[0] += loss, acc[1] += (double)size;
     }
-    TRY(dist_allreduce_sum_f32(job->dist, lora->grads.data, lora->n_params));
+    TRY(dist_allreduce_sum_f32(job->dist, tm->grads->data, tm->n_params));
     TRY(dist_allreduce_sum_f64(job->dist, acc, 2));
     float lr;
-    double norm = adamw_update(&r->opt, &lora->params, &lora->grads, &lr);
-    tensor_zero(&lora->grads);
+    // AdamW and clipping see exactly the n_params trainable values
+    Tensor p = tensor_wrap(tm->params->data, DT_F32, tm->params->dev, 1, (int64_t[]){tm->n_params});
+    Tensor g = tensor_wrap(tm->grads->data, DT_F32, tm->grads->dev, 1, (int64_t[]){tm->n_params});
+    double norm = adamw_update(&r->opt, &p, &g, &lr);
+    tensor_zero(&g);
     r->h.loss[step] = counted > 0 ? acc[0] / (double)counted : NAN;
     r->h.lr[step] = lr;
     r->h.grad_norm[step] = norm;
     r->h.tokens[step] = acc[1];
-    *tokens_done += acc[1];
+    *size_done += acc[1];
     return ST_OK;
 }
 
@@ -212,8 +227,11 @@ static Status save_checkpoint(Run *r, int64_t steps) {
     out_path(job, "checkpoint.h5", path, sizeof path);
     H5Store *f;
     TRY(h5_create(&f, path));
-    int64_t n[1] = {job->lora->n_params}, t[1] = {r->total};
-    Status st = h5_write_f32(f, "lora/params", 1, n, job->lora->params.data);
+    const TrainModel *tm = r->tm;
+    char params_name[128];
+    snprintf(params_name, sizeof params_name, "%s/params", model_kind(tm));
+    int64_t n[1] = {tm->n_params}, t[1] = {r->total};
+    Status st = h5_write_f32(f, params_name, 1, n, tm->params->data);
     if (st == ST_OK) st = h5_write_f32(f, "adam/m", 1, n, r->opt.m.data);
     if (st == ST_OK) st = h5_write_f32(f, "adam/v", 1, n, r->opt.v.data);
     if (st == ST_OK) st = h5_write_f32(f, "best/params", 1, n, r->best);
@@ -255,8 +273,11 @@ static Status read_checkpoint(Run *r, int64_t *steps) {
     if (st == ST_OK && total != r->total)
         st = status_fail(ST_USAGE, "%s: the run it belongs to has %lld steps, this one %lld", path, (long long)total,
                          (long long)r->total);
-    int64_t n[1] = {job->lora->n_params}, t[1] = {r->total};
-    if (st == ST_OK) st = h5_read_f32_into(f, "lora/params", 1, n, job->lora->params.data);
+    const TrainModel *tm = r->tm;
+    char params_name[128];
+    snprintf(params_name, sizeof params_name, "%s/params", model_kind(tm));
+    int64_t n[1] = {tm->n_params}, t[1] = {r->total};
+    if (st == ST_OK) st = h5_read_f32_into(f, params_name, 1, n, tm->params->data);
     if (st == ST_OK) st = h5_read_f32_into(f, "adam/m", 1, n, r->opt.m.data);
     if (st == ST_OK) st = h5_read_f32_into(f, "adam/v", 1, n, r->opt.v.data);
     if (st == ST_OK) st = h5_read_f32_into(f, "best/params", 1, n, r->best);
@@ -292,8 +313,8 @@ static Status load_checkpoint(Run *r, int64_t *steps) {
     if (!head[0]) return d->rank == 0 ? st : status_fail(ST_IO, "rank %d: rank 0 could not read the checkpoint", d->rank);
     *steps = head[1];
     if (*steps == 0 || d->world == 1) return ST_OK;
-    size_t np = (size_t)job->lora->n_params * sizeof(float), nh = (size_t)r->total * sizeof(double);
-    void *bufs[] = {job->lora->params.data, r->opt.m.data, r->opt.v.data, r->best};
+    size_t np = (size_t)r->tm->n_params * sizeof(float), nh = (size_t)r->total * sizeof(double);
+    void *bufs[] = {r->tm->params->data, r->opt.m.data, r->opt.v.data, r->best};
     for (int i = 0; i < 4; i++) TRY(dist_broadcast(d, bufs[i], (int64_t)np, 0));
     double *hist[] = {r->h.loss, r->h.lr, r->h.grad_norm, r->h.val_loss, r->h.tokens};
     for (int i = 0; i < 5; i++) TRY(dist_broadcast(d, hist[i], (int64_t)nh, 0));
@@ -317,7 +338,7 @@ static Status maybe_validate(Run *r, int64_t step, bool force) {
     if (!(val >= r->best_val)) { // also when best_val is NaN
         r->best_val = val;
         r->best_step = step;
-        memcpy(r->best, job->lora->params.data, (size_t)job->lora->n_params * sizeof *r->best);
+        memcpy(r->best, r->tm->params->data, (size_t)r->tm->n_params * sizeof *r->best);
     }
     return ST_OK;
 }
@@ -331,11 +352,11 @@ static Status run_loop(Run *r, TrainResult *res) {
         if (rank0) log_info("resuming after step %lld of %lld", (long long)start, (long long)r->total);
     } else if (job->split->n_val > 0) {
         TRY(validate(r, &r->first_val));
-        r->best_val = r->first_val; // the untrained adapter is the best until a step beats it
+        r->best_val = r->first_val; // the untrained parameters are the best until a step beats it
         if (rank0) log_info("validation loss before training: %.4f", r->first_val);
     }
     Progress p;
-    progress_begin(&p, "lora", (long)r->total);
+    progress_begin(&p, model_kind(r->tm), (long)r->total);
     if (!rank0) p.active = false;
     p.done = (long)start;
     double t0 = time_now(), tokens = 0;
@@ -360,15 +381,14 @@ static Status run_loop(Run *r, TrainResult *res) {
     progress_end(&p);
     double dt = time_now() - t0;
     if (job->out_dir && start == r->total) TRY(save_checkpoint(r, r->total)); // rewrite the log of a finished run
-    // the result is the best adapter (the last one without validation data)
-    if (job->split->n_val > 0)
-        memcpy(job->lora->params.data, r->best, (size_t)job->lora->n_params * sizeof *r->best);
+    // the result is the best parameters (the last ones without validation data)
+    if (job->split->n_val > 0) memcpy(r->tm->params->data, r->best, (size_t)r->tm->n_params * sizeof *r->best);
     res->steps = r->total;
     res->first_val_loss = r->first_val;
     res->best_val_loss = r->best_val;
     res->best_step = r->best_step;
     res->last_train_loss = r->total > 0 ? r->h.loss[r->total - 1] : NAN;
-    res->tokens_per_s = dt > 0 ? tokens / dt : 0;
+    res->size_per_s = dt > 0 ? tokens / dt : 0;
     return ST_OK;
 }
 

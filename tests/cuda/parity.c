@@ -1,6 +1,7 @@
 // CPU <-> CUDA parity: every op of ops_cuda.h against its CPU implementation
-// (ops_cpu.h) on random inputs, then whole models (the tiny fixtures) on both
-// backends. A standalone program, not a criterion test: it needs a GPU.
+// (ops_cpu.h) on random inputs, then whole models (the tiny fixtures: LLaMA
+// family and the BERT encoders of fixtures/encoders) on both backends. A
+// standalone program, not a criterion test: it needs a GPU.
 //
 //   cuda_parity [FIXTURES_DIR]        (default tests/fixtures; run from the repository root)
 //   ELASTILM_PARITY_SEED=N            other random inputs (default: a fixed seed)
@@ -58,12 +59,15 @@
 //  same token is fed to every backend, so the logits stay comparable step by
 //  step; the device's argmax must equal the CPU's wherever the CPU's top-2
 //  margin exceeds twice the measured max|Δ| (elsewhere a tie may flip).
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "models/encoder.h"
 #include "models/llama.h"
 #include "models/lora.h"
 #include "ops/ops.h"
@@ -743,6 +747,183 @@ static void check_copy_3d(DType dst_dt) {
     buf_free(&src), buf_free(&dst);
 }
 
+// ---- encoder ops (ops.h "encoders", embedding's negative ids, varlen attention) ----
+//
+// The forwards of cuda/encoder.cu against ops_cpu_encoder.c / ops_cpu_grad.c, as
+// the op checks above: strided views of parents, NaN-poisoned outputs, the whole
+// parent compared. Tolerances: bias_add and the embedding's zero rows exact (one
+// addition or none); layernorm, scale_shift, activations 1e-5 (the same fp32
+// formula in another summation order, FMA contraction, erff / tanhf within a few
+// ulps of glibc's); varlen attention out and lse 1e-5 (the CUDA-core arithmetic
+// of the SIMT attention kernel above, checked at 1e-5 there); 16-bit outputs
+// that plus one rounding (out_tol).
+
+static void check_embedding_negative_ids(void) {
+    int64_t V = 50, D = 40, N = 12;
+    Buf table = buf_new(V, D + 3, DT_F32), out = buf_new(N + 1, D + 2, DT_F32);
+    buf_normal(&table, 1.0f, false);
+    buf_fill(&out, NAN);
+    Rect tv = {0, V, 3, D}, ov = {1, N, 1, D};
+    int32_t ids[12] = {-1, 3, -1, -1, 49, 0, -5, 7, 7, -1, 12, -1}; // runs of negatives at both ends and inside
+    Tensor th = vh(&table, tv), td = vd(&table, tv), oh = vh(&out, ov), od = vd(&out, ov);
+    int32_t *ids_d = dev_copy(ids, sizeof ids);
+    cpu_embedding(&oh, &th, ids);
+    cuda_embedding(&od, &td, ids_d);
+    device_free(GPU, ids_d);
+    check_buf(&out, ov, 0.0, "embedding f32, negative ids -> rows of zeros (exact)");
+    buf_free(&table), buf_free(&out);
+}
+
+// w around 1 and b around 0, as trained norms; x offset so that the mean matters.
+static void param_fill(Buf *p, float mean, float sd) {
+    float *v = p->h.data;
+    for (int64_t j = 0; j < tensor_numel(&p->h); j++) v[j] = mean + sd * rng_normal(&g_rng);
+    buf_upload(p);
+}
+
+static void check_layernorm(int64_t N, int64_t D, float offset, DType out_dt) {
+    Buf x = buf_new(N + 2, D + 7, DT_F32), w = buf_new(1, D, DT_F32), b = buf_new(1, D, DT_F32);
+    Buf out = buf_new(N + 3, D + 4, out_dt);
+    float *xp = x.h.data;
+    for (int64_t i = 0; i < tensor_numel(&x.h); i++) xp[i] = offset + 2.0f * rng_normal(&g_rng);
+    buf_upload(&x);
+    param_fill(&w, 1.0f, 0.2f), param_fill(&b, 0.0f, 0.5f);
+    out_poison(&out);
+    Rect xv = {1, N, 3, D}, ov = {2, N, 1, D};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
+    Tensor wh = flat(&w.h, D), wd = flat(&w.d, D), bh = flat(&b.h, D), bd = flat(&b.d, D);
+    cpu_layernorm(&oh, &xh, &wh, &bh, 1e-12f);
+    cuda_layernorm(&od, &xd, &wd, &bd, 1e-12f);
+    char what[120];
+    snprintf(what, sizeof what, "layernorm [%lld, %lld], mean %g, strided, out %s", (long long)N, (long long)D, offset,
+             dtype_name(out_dt));
+    check_buf(&out, ov, out_tol(out_dt, 1e-5), what);
+    if (out_dt == DT_F32) { // in place, as a post-LN encoder calls it
+        cpu_layernorm(&xh, &xh, &wh, &bh, 1e-12f);
+        cuda_layernorm(&xd, &xd, &wd, &bd, 1e-12f);
+        snprintf(what, sizeof what, "layernorm [%lld, %lld] in place (out = x)", (long long)N, (long long)D);
+        check_buf(&x, xv, 1e-5, what);
+    }
+    buf_free(&x), buf_free(&w), buf_free(&b), buf_free(&out);
+}
+
+static void check_scale_shift_and_bias(void) {
+    int64_t N = 23, D = 128;
+    Buf x = buf_new(N + 1, D + 6, DT_F32), w = buf_new(1, D, DT_F32), b = buf_new(1, D, DT_F32);
+    Buf out = buf_new(N + 2, D + 3, DT_F32);
+    buf_normal(&x, 2.0f, false), param_fill(&w, 1.0f, 0.5f), param_fill(&b, 0.0f, 1.0f);
+    Rect xv = {1, N, 6, D}, ov = {2, N, 0, D};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
+    Tensor wh = flat(&w.h, D), wd = flat(&w.d, D), bh = flat(&b.h, D), bd = flat(&b.d, D);
+    for (int with_b = 1; with_b >= 0; with_b--) {
+        buf_fill(&out, NAN);
+        cpu_scale_shift(&oh, &xh, &wh, with_b ? &bh : NULL);
+        cuda_scale_shift(&od, &xd, &wd, with_b ? &bd : NULL);
+        check_buf(&out, ov, 1e-5, with_b ? "scale_shift [23, 128] (NoNorm), strided" : "scale_shift [23, 128], b NULL");
+    }
+    cpu_bias_add(&xh, &bh);
+    cuda_bias_add(&xd, &bd);
+    check_buf(&x, xv, 0.0, "bias_add [23, 128] on a strided view (exact)");
+    buf_free(&x), buf_free(&w), buf_free(&b), buf_free(&out);
+}
+
+static void check_activation(Activation act, DType out_dt) {
+    static const char *names[] = {"gelu (erf)", "relu", "tanh"};
+    int64_t N = 17, F = 300;
+    Buf x = buf_new(N + 1, F + 5, DT_F32), out = buf_new(N + 2, F + 2, out_dt);
+    buf_normal(&x, 3.0f, false), out_poison(&out);
+    Rect xv = {1, N, 5, F}, ov = {2, N, 1, F};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
+    cpu_activation(&oh, &xh, act);
+    cuda_activation(&od, &xd, act);
+    char what[100];
+    snprintf(what, sizeof what, "activation %s [17, 300], strided, out %s", names[act], dtype_name(out_dt));
+    check_buf(&out, ov, out_tol(out_dt, 1e-5), what);
+    if (out_dt == DT_F32) {
+        cpu_activation(&xh, &xh, act);
+        cuda_activation(&xd, &xd, act);
+        snprintf(what, sizeof what, "activation %s in place", names[act]);
+        check_buf(&x, xv, 1e-5, what);
+    }
+    buf_free(&x), buf_free(&out);
+}
+
+typedef struct {
+    const char *label;
+    int n_seq;
+    int lens[24];
+    int H, KV, hd;
+    bool bidirectional;
+    int extra_heads; // q / k / v / out are column prefixes of wider parents
+} VarlenCase;
+
+static void check_attention_varlen_case(const VarlenCase *vc, DType out_dt) {
+    int32_t cu[25] = {0};
+    for (int b = 0; b < vc->n_seq; b++) cu[b + 1] = cu[b] + vc->lens[b];
+    const int64_t N = cu[vc->n_seq], qd = (int64_t)vc->H * vc->hd, kvd = (int64_t)vc->KV * vc->hd,
+                  e = (int64_t)vc->extra_heads * vc->hd;
+    Buf q = buf_new(N + 1, qd + e, DT_F32), k = buf_new(N + 2, kvd + e, DT_F32), v = buf_new(N, kvd + e + 3, DT_F32);
+    Buf out = buf_new(N + 1, qd + e, out_dt), lse = buf_new(vc->H + 1, N + 2, DT_F32);
+    buf_normal(&q, 1.0f, false), buf_normal(&k, 1.0f, false), buf_normal(&v, 1.0f, false);
+    out_poison(&out), buf_fill(&lse, NAN);
+    Rect qv = {1, N, 0, qd}, kv = {2, N, 0, kvd}, vv = {0, N, 3, kvd}, ov = {0, N, e, qd}, lv = {1, vc->H, 2, N};
+    Tensor qh = vh(&q, qv), qdv = vd(&q, qv), kh = vh(&k, kv), kdv = vd(&k, kv), vhh = vh(&v, vv), vdv = vd(&v, vv);
+    Tensor oh = vh(&out, ov), od = vd(&out, ov), lh = vh(&lse, lv), ld = vd(&lse, lv);
+    int32_t *cu_d = dev_copy(cu, (size_t)(vc->n_seq + 1) * sizeof *cu);
+    VarlenShape sh = {.cu = cu, .n_seq = vc->n_seq, .n_heads = vc->H, .n_kv_heads = vc->KV, .head_dim = vc->hd,
+                      .bidirectional = vc->bidirectional};
+    VarlenShape sd = sh;
+    sd.cu = cu_d;
+    bool with_lse = out_dt == DT_F32; // the 16-bit case runs without lse (NULL: inference)
+    cpu_attention_varlen(&oh, with_lse ? &lh : NULL, &qh, &kh, &vhh, &sh);
+    cuda_attention_varlen(&od, with_lse ? &ld : NULL, &qdv, &kdv, &vdv, &sd);
+    device_free(GPU, cu_d);
+    char what[200];
+    snprintf(what, sizeof what, "attention_varlen %s %s: %d seq, N %lld, H %d KV %d hd %d%s%s",
+             vc->bidirectional ? "bidirectional" : "causal", vc->label, vc->n_seq, (long long)N, vc->H, vc->KV, vc->hd,
+             vc->extra_heads ? ", strided" : "", out_dt == DT_F32 ? "" : ", bf16 out, no lse");
+    check_buf(&out, ov, out_tol(out_dt, 1e-5), what);
+    if (with_lse) {
+        char what_lse[220];
+        snprintf(what_lse, sizeof what_lse, "%s: lse", what);
+        check_buf(&lse, lv, 1e-5, what_lse);
+    }
+    buf_free(&q), buf_free(&k), buf_free(&v), buf_free(&out), buf_free(&lse);
+}
+
+static void check_attention_varlens(void) {
+    const VarlenCase cases[] = {
+        // label, n_seq, lens, H, KV, hd, bidirectional, extra_heads
+        {"short, empty and > 64 rows", 5, {5, 1, 0, 70, 33}, 4, 4, 64, false, 0},
+        {"short, empty and > 64 rows", 5, {5, 1, 0, 70, 33}, 4, 4, 64, true, 0},
+        {"GQA 2:1", 4, {17, 40, 3, 9}, 4, 2, 32, false, 1},
+        {"GQA 2:1", 4, {17, 40, 3, 9}, 4, 2, 32, true, 1},
+        {"BERT-like, blocks straddle sequences", 20, {1, 2, 3, 4, 5, 6, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2, 1, 3}, 12, 12,
+         64, true, 0},
+        {"MobileBERT-like, one sequence of 128", 1, {128}, 4, 4, 32, true, 0},
+        {"hd 128, 200 keys", 2, {200, 37}, 2, 1, 128, true, 0},
+        {"hd 8, GQA 4:1", 3, {6, 11, 2}, 8, 2, 8, true, 0},
+        {"hd 256 (opt-in shared memory)", 2, {45, 20}, 2, 2, 256, true, 0},
+        {"hd 256 (opt-in shared memory)", 2, {45, 20}, 2, 2, 256, false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_attention_varlen_case(&cases[i], DT_F32);
+    check_attention_varlen_case(&cases[3], DT_BF16);
+}
+
+// Everything above, called from main.
+static void check_encoder_ops(void) {
+    check_embedding_negative_ids();
+    check_layernorm(37, 96, 0.0f, DT_F32);
+    check_layernorm(5, 768, 3.0f, DT_F32);
+    check_layernorm(3, 4096, 100.0f, DT_F32);
+    check_layernorm(37, 96, 0.0f, DT_BF16);
+    check_scale_shift_and_bias();
+    const Activation acts[] = {ACT_GELU, ACT_RELU, ACT_TANH};
+    for (int a = 0; a < 3; a++) check_activation(acts[a], DT_F32);
+    check_activation(ACT_GELU, DT_BF16);
+    check_attention_varlens();
+}
+
 // ---- models ---------------------------------------------------------------
 
 static bool g_noted_device_logits;
@@ -1100,6 +1281,163 @@ static void check_model_shared_prefix(const char *fixtures, const char *name) {
     }
 }
 
+// ---- encoder models (models/encoder.h: the TLM's BERT backbone) -------------
+//
+// The tiny encoder fixtures (tests/fixtures/encoders/: bert-tok with a token
+// head, bert-seq with a sequence head and pooler, bert-base without a head),
+// loaded twice on the CPU, one copy moved with encoder_to_device to the GPU
+// (f32), then encoder_hidden and encoder_logits of the same packed batches on
+// both. The batches: 3 sequences of different lengths back to back (one of
+// max_position tokens, one of a single token), token types 1 in the second
+// sequence, run in a session with room for more tokens (row views of its
+// scratch), then a second, smaller batch in the same session (scratch reused,
+// stale rows must not leak in). Tolerance: model_tol's f32 entry (1e-4, the
+// models' bound above): fp32 everywhere, another summation order, through 2
+// layers of LayerNorm and softmax. MobileBERT fixtures (encoders/mobilebert-*)
+// are picked up by name when present; while its forward is not built
+// (encoder_arch_check: ST_UNSUPPORTED) they are noted and skipped.
+
+static int32_t *enc_batch(const EncoderConfig *c, const int *lens, int n_seq, EncoderBatch *b, int32_t **types,
+                          int32_t **cu) {
+    int N = 0;
+    for (int s = 0; s < n_seq; s++) N += lens[s];
+    int32_t *ids = xmalloc((size_t)N * sizeof *ids);
+    *types = xmalloc((size_t)N * sizeof **types);
+    *cu = xmalloc((size_t)(n_seq + 1) * sizeof **cu);
+    (*cu)[0] = 0;
+    for (int s = 0; s < n_seq; s++) {
+        (*cu)[s + 1] = (*cu)[s] + lens[s];
+        for (int i = (*cu)[s]; i < (*cu)[s + 1]; i++) {
+            ids[i] = (int32_t)rng_below(&g_rng, (uint64_t)c->vocab_size);
+            (*types)[i] = s == 1 && c->type_vocab > 1;
+        }
+    }
+    *b = (EncoderBatch){.ids = ids, .types = *types, .cu = *cu, .n_seq = n_seq, .n_tokens = N};
+    return ids;
+}
+
+// One batch on both models: last hidden states [N, D], then the head's logits.
+static void check_encoder_batch(const char *name, const Encoder m[2], EncoderSession *ses[2], const EncoderBatch *b,
+                                const char *label) {
+    const EncoderConfig *c = &m[0].cfg;
+    int64_t N = b->n_tokens, D = c->dim;
+    Tensor hid[2];
+    for (int k = 0; k < 2; k++) {
+        must(tensor_alloc_2d(&hid[k], DT_F32, CPU, N, D), "hidden");
+        float *poison = hid[k].data;
+        for (int64_t i = 0; i < N * D; i++) poison[i] = NAN;
+        Tensor h;
+        if (encoder_hidden(ses[k], b, &h) != ST_OK) {
+            fail_setup(k ? "encoder_hidden (cuda)" : "encoder_hidden (cpu)");
+            tensor_free(&hid[0]);
+            if (k) tensor_free(&hid[1]);
+            return;
+        }
+        if (h.shape[0] != N || h.shape[1] != D) {
+            report(false, INFINITY, 0, "encoder %s: hidden shape [%lld, %lld], expected [%lld, %lld]", name,
+                   (long long)h.shape[0], (long long)h.shape[1], (long long)N, (long long)D);
+            tensor_free(&hid[0]), tensor_free(&hid[1]);
+            return;
+        }
+        op_copy_to_host(hid[k].data, &h);
+    }
+    char what[200];
+    snprintf(what, sizeof what, "encoder %s, cuda f32: encoder_hidden, %s", name, label);
+    check(logits_err(&hid[0], &hid[1]), model_tol[1], what);
+    tensor_free(&hid[0]), tensor_free(&hid[1]);
+    if (c->head == HEAD_NONE) return;
+    int64_t rows = c->head == HEAD_TOKEN ? N : b->n_seq, K = c->num_labels;
+    Tensor lg[2];
+    for (int k = 0; k < 2; k++) {
+        must(tensor_alloc_2d(&lg[k], DT_F32, CPU, rows, K), "logits");
+        float *poison = lg[k].data;
+        for (int64_t i = 0; i < rows * K; i++) poison[i] = NAN;
+        if (encoder_logits(ses[k], b, lg[k].data) != ST_OK) {
+            fail_setup(k ? "encoder_logits (cuda)" : "encoder_logits (cpu)");
+            tensor_free(&lg[0]);
+            if (k) tensor_free(&lg[1]);
+            return;
+        }
+    }
+    snprintf(what, sizeof what, "encoder %s, cuda f32: encoder_logits (%s head), %s", name,
+             c->head == HEAD_TOKEN ? "token" : "sequence", label);
+    check(logits_err(&lg[0], &lg[1]), model_tol[1], what);
+    tensor_free(&lg[0]), tensor_free(&lg[1]);
+}
+
+static void check_encoder_model(const char *fixtures, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/encoders/%s", fixtures, name);
+    Encoder m[2];
+    memset(m, 0, sizeof m);
+    for (int k = 0; k < 2; k++) {
+        Status st = encoder_load(&m[k], path);
+        if (st == ST_UNSUPPORTED) {
+            printf("note  encoder %s: skipped: %s\n", name, status_message());
+            if (k) encoder_free(&m[0]);
+            return;
+        }
+        if (st != ST_OK) {
+            fail_setup(path);
+            if (k) encoder_free(&m[0]);
+            return;
+        }
+    }
+    if (encoder_to_device(&m[1], GPU) != ST_OK) {
+        fail_setup("encoder_to_device");
+        encoder_free(&m[0]), encoder_free(&m[1]);
+        return;
+    }
+    const EncoderConfig *c = &m[0].cfg;
+    int P = c->max_position;
+    // lengths: a middle one, a full max_position one, a single token; then a smaller batch
+    int lens1[3] = {P / 2 > 1 ? P / 2 - 1 : 1, P, 1};
+    int lens2[3] = {3 < P ? 3 : P, 2 < P ? 2 : P, P > 4 ? P - 4 : 1};
+    int cap = lens1[0] + lens1[1] + lens1[2] + 5;
+    EncoderSession *ses[2] = {NULL, NULL};
+    if (encoder_session_new(&ses[0], &m[0], cap) != ST_OK || encoder_session_new(&ses[1], &m[1], cap) != ST_OK) {
+        fail_setup("encoder_session_new");
+    } else {
+        EncoderBatch b;
+        int32_t *types, *cu;
+        int32_t *ids = enc_batch(c, lens1, 3, &b, &types, &cu);
+        char label[120];
+        snprintf(label, sizeof label, "3 packed sequences of %d, %d, %d tokens", lens1[0], lens1[1], lens1[2]);
+        check_encoder_batch(name, m, ses, &b, label);
+        free(ids), free(types), free(cu);
+        ids = enc_batch(c, lens2, 3, &b, &types, &cu);
+        snprintf(label, sizeof label, "then %d, %d, %d tokens in the same session", lens2[0], lens2[1], lens2[2]);
+        check_encoder_batch(name, m, ses, &b, label);
+        free(ids), free(types), free(cu);
+    }
+    encoder_session_free(ses[0]);
+    encoder_session_free(ses[1]);
+    encoder_free(&m[0]), encoder_free(&m[1]);
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+
+static void check_encoder_models(const char *fixtures) {
+    const char *names[] = {"bert-tok", "bert-seq", "bert-base"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) check_encoder_model(fixtures, names[i]);
+    // MobileBERT fixtures, whatever their suffix (mobilebert-tok, mobilebert-seq, ...)
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/encoders", fixtures);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char found[16][128];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL && n < 16;)
+        if (strncmp(e->d_name, "mobilebert-", 11) == 0 && strlen(e->d_name) < sizeof found[0]) {
+            char cfg[800];
+            snprintf(cfg, sizeof cfg, "%s/%s/config.json", dir, e->d_name);
+            if (access(cfg, R_OK) == 0) snprintf(found[n++], sizeof found[0], "%s", e->d_name);
+        }
+    closedir(d);
+    qsort(found, (size_t)n, sizeof found[0], cmp_name);
+    for (int i = 0; i < n; i++) check_encoder_model(fixtures, found[i]);
+}
+
 int main(int argc, char **argv) {
     const char *fixtures = argc > 1 ? argv[1] : "tests/fixtures";
     int n = device_count();
@@ -1139,12 +1477,14 @@ int main(int argc, char **argv) {
     check_copy_and_zero();
     check_copy_3d(DT_F32);
     check_copy_3d(DT_BF16);
+    check_encoder_ops();
 
     const char *models[] = {"tiny-llama-mha", "tiny-llama3-gqa", "tiny-smol-tied", "tiny-elastic-gqa"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model(fixtures, models[i]);
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model_long_prompt(fixtures, models[i]);
     check_model_shared_prefix(fixtures, "tiny-llama3-gqa");
     check_model_shared_prefix(fixtures, "tiny-llama-mha");
+    check_encoder_models(fixtures);
     check_matmul_edges();
 
     printf("cuda_parity: %d checks, %d failed (%.1f s)\n", g_checks, g_failed, time_now() - t0);

@@ -1,0 +1,410 @@
+// The encoder's training forward (activations saved, the same layer step as
+// inference: bert_layer_forward) and backward, with the classification
+// heads' cross-entropy, freezing, hidden dropout and flat parameters/gradients.
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder_internal.h"
+#include "ops/ops.h"
+
+static const Device CPU = {DEV_CPU, 0};
+
+// One layer's saved activations (flat buffers of max_tokens rows).
+typedef struct {
+    Tensor q, k, v, att, lse, ares, x1, hpre, h, fres;
+} LayerSave;
+
+struct EncoderTrain {
+    Encoder *m;
+    EncoderTrainOptions opt;
+    int max_tokens;
+    int n_params;
+    EncoderParam *params;  // [n_params] the model's table
+    Tensor *orig;          // [n_params] the model's tensors before they moved into flat
+    bool *trainable;       // [n_params]
+    Tensor **grad;         // [n_params] gradient views (NULL when frozen)
+    Tensor flat, gflat;    // [n_trainable]
+    Encoder g;             // gradients in the model's shape (frozen tensors have no data)
+    // activations
+    Tensor *xs;            // [L + 1] layer inputs; xs[L] is the last hidden state
+    LayerSave *acts;       // [L]
+    Tensor esum;           // embeddings' LayerNorm input
+    Tensor first, ppre, pooled, feat, logits; // the head
+    // backward scratch
+    Tensor dres, dfres, dtmp, datt, dq, dk, dv, dh, dhp, dfeat, dfirst;
+    int32_t *pos, *types;  // [max_tokens]
+};
+
+static Tensor view2(const Tensor *buf, int64_t rows, int64_t cols) {
+    return tensor_wrap(buf->data, DT_F32, buf->dev, 2, (int64_t[]){rows, cols});
+}
+
+static Status alloc_flat(Tensor *t, int64_t n) { return tensor_alloc_1d(t, DT_F32, CPU, n > 0 ? n : 1); }
+
+static Tensor *gp(Tensor *t) { return t && t->data ? t : NULL; }
+
+static bool param_trainable(const EncoderTrain *t, const EncoderParam *p) {
+    if (p->layer < 0) return !t->opt.freeze_embeddings;
+    if (p->layer < t->m->cfg.n_layers) return p->layer >= t->opt.freeze_below;
+    return true; // pooler and classifier
+}
+
+static Status train_alloc(EncoderTrain *t) {
+    Encoder *m = t->m;
+    const EncoderConfig *c = &m->cfg;
+    int n = t->n_params = encoder_params(m, NULL);
+    t->params = calloc((size_t)n, sizeof *t->params);
+    t->orig = calloc((size_t)n, sizeof *t->orig);
+    t->trainable = calloc((size_t)n, sizeof *t->trainable);
+    t->grad = calloc((size_t)n, sizeof *t->grad);
+    t->g.layers = calloc((size_t)c->n_layers, sizeof *t->g.layers);
+    EncoderParam *gps = calloc((size_t)n, sizeof *gps);
+    int64_t N = t->max_tokens, D = c->dim, F = c->ffn_dim, L = c->n_layers;
+    t->xs = calloc((size_t)L + 1, sizeof *t->xs);
+    t->acts = calloc((size_t)L, sizeof *t->acts);
+    t->pos = calloc((size_t)N, sizeof *t->pos);
+    t->types = calloc((size_t)N, sizeof *t->types);
+    if (!t->params || !t->orig || !t->trainable || !t->grad || !t->g.layers || !gps || !t->xs || !t->acts ||
+        !t->pos || !t->types) {
+        free(gps);
+        return status_fail(ST_OOM, "out of memory for training buffers");
+    }
+    encoder_params(m, t->params);
+    t->g.cfg = *c;
+    encoder_params(&t->g, gps);
+    int64_t n_tr = 0;
+    for (int i = 0; i < n; i++) {
+        t->trainable[i] = param_trainable(t, &t->params[i]);
+        if (t->trainable[i]) n_tr += tensor_numel(t->params[i].t);
+    }
+    Status st = alloc_flat(&t->flat, n_tr);
+    if (st == ST_OK) st = alloc_flat(&t->gflat, n_tr);
+    if (st != ST_OK) {
+        free(gps);
+        return st;
+    }
+    t->flat.shape[0] = t->gflat.shape[0] = n_tr;
+    float *p = t->flat.data, *gptr = t->gflat.data;
+    for (int i = 0; i < n; i++) {
+        Tensor *w = t->params[i].t;
+        t->orig[i] = *w;
+        if (!t->trainable[i]) continue;
+        int64_t k = tensor_numel(w);
+        memcpy(p, w->data, (size_t)k * sizeof(float));
+        *w = tensor_wrap(p, DT_F32, CPU, w->ndim, w->shape);
+        *gps[i].t = tensor_wrap(gptr, DT_F32, CPU, w->ndim, w->shape);
+        t->grad[i] = gps[i].t;
+        p += k, gptr += k;
+    }
+    free(gps);
+    // activations
+    for (int l = 0; l <= L; l++) TRY(alloc_flat(&t->xs[l], N * D));
+    for (int l = 0; l < L; l++) {
+        LayerSave *a = &t->acts[l];
+        Tensor *nd[] = {&a->q, &a->k, &a->v, &a->att, &a->ares, &a->x1, &a->fres};
+        for (size_t i = 0; i < sizeof nd / sizeof *nd; i++) TRY(alloc_flat(nd[i], N * D));
+        TRY(alloc_flat(&a->lse, N * c->n_heads));
+        TRY(alloc_flat(&a->hpre, N * F));
+        TRY(alloc_flat(&a->h, N * F));
+    }
+    int64_t K = c->num_labels > 0 ? c->num_labels : 1;
+    Tensor *nd[] = {&t->esum, &t->first, &t->ppre, &t->pooled, &t->feat, &t->dres, &t->dfres, &t->dtmp,
+                    &t->datt, &t->dq, &t->dk, &t->dv, &t->dfeat, &t->dfirst};
+    for (size_t i = 0; i < sizeof nd / sizeof *nd; i++) TRY(alloc_flat(nd[i], N * D));
+    TRY(alloc_flat(&t->logits, N * K));
+    TRY(alloc_flat(&t->dh, N * F));
+    TRY(alloc_flat(&t->dhp, N * F));
+    return ST_OK;
+}
+
+Status encoder_train_new(EncoderTrain **out, Encoder *m, const EncoderTrainOptions *opt, int max_tokens) {
+    *out = NULL;
+    TRY(encoder_arch_check(&m->cfg));
+    if (m->dev.kind != DEV_CPU) return status_fail(ST_UNSUPPORTED, "encoder training runs on the CPU");
+    if (m->cfg.head == HEAD_NONE)
+        return status_fail(ST_USAGE, "encoder training needs a classification head (encoder_set_head)");
+    if (max_tokens <= 0) return status_fail(ST_USAGE, "encoder training needs room for at least one token");
+    EncoderTrain *t = calloc(1, sizeof *t);
+    if (!t) return status_fail(ST_OOM, "out of memory");
+    t->m = m;
+    t->opt = opt ? *opt : (EncoderTrainOptions){0};
+    if (t->opt.dropout < 0 || t->opt.dropout >= 1) {
+        free(t);
+        return status_fail(ST_USAGE, "encoder training: dropout must be in [0, 1)");
+    }
+    t->max_tokens = max_tokens;
+    Status st = train_alloc(t);
+    if (st != ST_OK) {
+        encoder_train_free(t);
+        return st;
+    }
+    *out = t;
+    return ST_OK;
+}
+
+void encoder_train_free(EncoderTrain *t) {
+    if (!t) return;
+    // the trained values go back where the model had them
+    for (int i = 0; t->params && t->orig && i < t->n_params; i++) {
+        if (!t->trainable[i] || !t->orig[i].data) continue;
+        Tensor *w = t->params[i].t;
+        if (w->data != t->orig[i].data) memcpy(t->orig[i].data, w->data, (size_t)tensor_numel(w) * sizeof(float));
+        *w = t->orig[i];
+    }
+    int L = t->m->cfg.n_layers;
+    for (int l = 0; t->xs && l <= L; l++) tensor_free(&t->xs[l]);
+    for (int l = 0; t->acts && l < L; l++) {
+        LayerSave *a = &t->acts[l];
+        Tensor *ts[] = {&a->q, &a->k, &a->v, &a->att, &a->lse, &a->ares, &a->x1, &a->hpre, &a->h, &a->fres};
+        for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
+    }
+    Tensor *ts[] = {&t->flat, &t->gflat, &t->esum, &t->first, &t->ppre, &t->pooled, &t->feat, &t->logits,
+                    &t->dres, &t->dfres, &t->dtmp, &t->datt, &t->dq, &t->dk, &t->dv, &t->dh, &t->dhp,
+                    &t->dfeat, &t->dfirst};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
+    free(t->xs), free(t->acts), free(t->params), free(t->orig), free(t->trainable), free(t->grad);
+    free(t->g.layers), free(t->pos), free(t->types);
+    free(t);
+}
+
+Tensor *encoder_train_params(EncoderTrain *t) { return &t->flat; }
+Tensor *encoder_train_grads(EncoderTrain *t) { return &t->gflat; }
+Tensor *encoder_train_grad(EncoderTrain *t, int i) { return i >= 0 && i < t->n_params ? t->grad[i] : NULL; }
+void encoder_train_zero_grads(EncoderTrain *t) { memset(t->gflat.data, 0, (size_t)t->gflat.shape[0] * sizeof(float)); }
+
+// ---- forward ---------------------------------------------------------------------
+
+typedef struct {
+    EncoderTrain *t;
+    const EncoderBatch *b;
+    bool dropout;
+    uint64_t seed;
+} Ctx;
+
+static VarlenShape varlen(const EncoderTrain *t, const EncoderBatch *b) {
+    const EncoderConfig *c = &t->m->cfg;
+    return (VarlenShape){.cu = b->cu, .n_seq = b->n_seq, .n_heads = c->n_heads, .n_kv_heads = c->n_heads,
+                         .head_dim = c->head_dim, .bidirectional = true};
+}
+
+static void attend_train(void *ctx, int l, const Tensor *q, const Tensor *k, const Tensor *v, Tensor *att) {
+    Ctx *x = ctx;
+    VarlenShape shape = varlen(x->t, x->b);
+    Tensor lse = view2(&x->t->acts[l].lse, x->t->m->cfg.n_heads, x->b->n_tokens);
+    op_attention_varlen(att, &lse, q, k, v, &shape);
+}
+
+static void dropout_train(void *ctx, int l, int site, Tensor *x) {
+    Ctx *c = ctx;
+    if (c->dropout && c->t->opt.dropout > 0) op_dropout(x, x, c->t->opt.dropout, encoder_drop_seed(c->seed, l, site));
+}
+
+// Everything up to the last hidden state xs[L], activations saved.
+static void forward_body(EncoderTrain *t, const EncoderBatch *b, bool dropout, uint64_t seed) {
+    Encoder *m = t->m;
+    const EncoderConfig *c = &m->cfg;
+    int64_t N = b->n_tokens, D = c->dim, F = c->ffn_dim;
+    for (int s = 0; s < b->n_seq; s++)
+        for (int i = b->cu[s]; i < b->cu[s + 1]; i++) t->pos[i] = i - b->cu[s];
+    const int32_t *types = b->types;
+    if (!types) {
+        memset(t->types, 0, (size_t)N * sizeof *t->types);
+        types = t->types;
+    }
+    Ctx ctx = {t, b, dropout, seed};
+    Tensor x0 = view2(&t->xs[0], N, D), esum = view2(&t->esum, N, D), tmp = view2(&t->dtmp, N, D);
+    bert_embed(m, b->ids, t->pos, types, &esum, &tmp, &x0);
+    dropout_train(&ctx, -1, 0, &x0);
+    BertLayerSteps steps = {&ctx, attend_train, dropout_train};
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerSave *a = &t->acts[l];
+        BertLayerBufs bufs = {.x = view2(&t->xs[l], N, D), .q = view2(&a->q, N, D), .k = view2(&a->k, N, D),
+                              .v = view2(&a->v, N, D), .att = view2(&a->att, N, D), .ao = view2(&a->ares, N, D),
+                              .ares = view2(&a->ares, N, D), .x1 = view2(&a->x1, N, D),
+                              .hpre = view2(&a->hpre, N, F), .h = view2(&a->h, N, F), .fo = view2(&a->fres, N, D),
+                              .fres = view2(&a->fres, N, D), .out = view2(&t->xs[l + 1], N, D)};
+        bert_layer_forward(c, &m->layers[l], l, &bufs, &steps);
+    }
+}
+
+// The head's logits [rows, K] from xs[L] (rows = N tokens or n_seq sequences).
+static Tensor forward_head(EncoderTrain *t, const EncoderBatch *b, bool dropout, uint64_t seed) {
+    Encoder *m = t->m;
+    const EncoderConfig *c = &m->cfg;
+    int64_t N = b->n_tokens, D = c->dim, S = b->n_seq;
+    Ctx ctx = {t, b, dropout, seed};
+    Tensor xL = view2(&t->xs[c->n_layers], N, D), feat;
+    int64_t rows = N;
+    if (c->head == HEAD_TOKEN) {
+        feat = view2(&t->feat, N, D);
+        op_copy(&feat, &xL);
+    } else {
+        rows = S;
+        Tensor first = view2(&t->first, S, D);
+        op_embedding(&first, &xL, b->cu);
+        feat = view2(&t->feat, S, D);
+        if (c->pooler) {
+            Tensor ppre = view2(&t->ppre, S, D);
+            op_matmul(&ppre, &first, &m->pooler.w);
+            op_bias_add(&ppre, &m->pooler.b);
+            op_activation(&feat, &ppre, ACT_TANH);
+        } else {
+            op_copy(&feat, &first);
+        }
+    }
+    dropout_train(&ctx, c->n_layers, 0, &feat);
+    Tensor logits = view2(&t->logits, rows, c->num_labels);
+    op_matmul(&logits, &feat, &m->classifier.w);
+    op_bias_add(&logits, &m->classifier.b);
+    return logits;
+}
+
+static Status check_targets(const EncoderTrain *t, const EncoderBatch *b, const int32_t *targets, int64_t *counted) {
+    const EncoderConfig *c = &t->m->cfg;
+    int rows = c->head == HEAD_TOKEN ? b->n_tokens : b->n_seq;
+    int64_t n = 0;
+    for (int i = 0; i < rows; i++) {
+        if (targets[i] >= c->num_labels)
+            return status_fail(ST_USAGE, "encoder training: target %d of row %d is not a label [0, %d)", targets[i], i,
+                               c->num_labels);
+        n += targets[i] >= 0;
+    }
+    *counted = n;
+    return ST_OK;
+}
+
+// ---- backward ----------------------------------------------------------------------
+
+// dx = dropout(d) at a site (the same mask as the forward), or d itself.
+static const Tensor *drop_grad(EncoderTrain *t, bool on, uint64_t seed, int l, int site, const Tensor *d, Tensor *buf) {
+    if (!on || t->opt.dropout <= 0) return d;
+    op_dropout(buf, d, t->opt.dropout, encoder_drop_seed(seed, l, site));
+    return buf;
+}
+
+// dres holds dL/d(output of layer l) on entry and dL/d(its input) on return (when need_dx).
+static void layer_backward(EncoderTrain *t, const EncoderBatch *b, int l, bool need_dx, uint64_t seed) {
+    const EncoderConfig *c = &t->m->cfg;
+    const BertLayer *w = &t->m->layers[l];
+    BertLayer *g = &t->g.layers[l];
+    LayerSave *a = &t->acts[l];
+    int64_t N = b->n_tokens, D = c->dim, F = c->ffn_dim;
+    Tensor dres = view2(&t->dres, N, D), dfres = view2(&t->dfres, N, D), dtmp = view2(&t->dtmp, N, D);
+    Tensor dh = view2(&t->dh, N, F), dhp = view2(&t->dhp, N, F);
+    Tensor datt = view2(&t->datt, N, D), dq = view2(&t->dq, N, D), dk = view2(&t->dk, N, D), dv = view2(&t->dv, N, D);
+    Tensor x = view2(&t->xs[l], N, D), q = view2(&a->q, N, D), k = view2(&a->k, N, D), v = view2(&a->v, N, D);
+    Tensor att = view2(&a->att, N, D), lse = view2(&a->lse, c->n_heads, N), ares = view2(&a->ares, N, D);
+    Tensor x1 = view2(&a->x1, N, D), hpre = view2(&a->hpre, N, F), h = view2(&a->h, N, F), fres = view2(&a->fres, N, D);
+    // FFN block
+    tensor_zero(&dfres);
+    op_layernorm_backward(&dfres, gp(&g->out_ln.w), gp(&g->out_ln.b), &dres, &fres, &w->out_ln.w, c->ln_eps);
+    const Tensor *dfo = drop_grad(t, true, seed, l, BERT_DROP_FFN_OUT, &dfres, &dtmp);
+    if (gp(&g->out.b)) op_bias_backward(&g->out.b, dfo);
+    tensor_zero(&dh);
+    op_matmul_backward(&dh, gp(&g->out.w), dfo, &h, &w->out.w, 1.0f);
+    tensor_zero(&dhp);
+    op_activation_backward(&dhp, &dh, &hpre, c->act);
+    if (gp(&g->inter.b)) op_bias_backward(&g->inter.b, &dhp);
+    op_matmul_backward(&dfres, gp(&g->inter.w), &dhp, &x1, &w->inter.w, 1.0f); // dfres = dL/dx1 now
+    // attention block
+    tensor_zero(&dres);
+    op_layernorm_backward(&dres, gp(&g->attn_ln.w), gp(&g->attn_ln.b), &dfres, &ares, &w->attn_ln.w, c->ln_eps);
+    const Tensor *dao = drop_grad(t, true, seed, l, BERT_DROP_ATTN_OUT, &dres, &dtmp);
+    if (gp(&g->o.b)) op_bias_backward(&g->o.b, dao);
+    tensor_zero(&datt);
+    op_matmul_backward(&datt, gp(&g->o.w), dao, &att, &w->o.w, 1.0f);
+    tensor_zero(&dq);
+    tensor_zero(&dk);
+    tensor_zero(&dv);
+    VarlenShape shape = varlen(t, b);
+    op_attention_varlen_backward(&dq, &dk, &dv, &datt, &q, &k, &v, &att, &lse, &shape);
+    const Linear *ws[3] = {&w->q, &w->k, &w->v};
+    Linear *gs[3] = {&g->q, &g->k, &g->v};
+    Tensor *ds[3] = {&dq, &dk, &dv};
+    for (int i = 0; i < 3; i++) {
+        if (gp(&gs[i]->b)) op_bias_backward(&gs[i]->b, ds[i]);
+        op_matmul_backward(need_dx ? &dres : NULL, gp(&gs[i]->w), ds[i], &x, &ws[i]->w, 1.0f);
+    }
+}
+
+// From the logits' gradient (in the logits buffer) to dres = dL/d xs[L].
+static void head_backward(EncoderTrain *t, const EncoderBatch *b, const Tensor *dlogits, bool dropout, uint64_t seed) {
+    Encoder *m = t->m;
+    const EncoderConfig *c = &m->cfg;
+    int64_t N = b->n_tokens, D = c->dim, S = b->n_seq, rows = c->head == HEAD_TOKEN ? N : S;
+    Encoder *g = &t->g;
+    Tensor feat = view2(&t->feat, rows, D), dfeat = view2(&t->dfeat, rows, D);
+    if (gp(&g->classifier.b)) op_bias_backward(&g->classifier.b, dlogits);
+    tensor_zero(&dfeat);
+    op_matmul_backward(&dfeat, gp(&g->classifier.w), dlogits, &feat, &m->classifier.w, 1.0f);
+    if (dropout && t->opt.dropout > 0)
+        op_dropout(&dfeat, &dfeat, t->opt.dropout, encoder_drop_seed(seed, c->n_layers, 0));
+    Tensor dres = view2(&t->dres, N, D);
+    tensor_zero(&dres);
+    if (c->head == HEAD_TOKEN) {
+        op_add(&dres, &dres, &dfeat);
+        return;
+    }
+    Tensor dfirst = view2(&t->dfirst, S, D);
+    if (c->pooler) {
+        Tensor ppre = view2(&t->ppre, S, D), dppre = view2(&t->dtmp, S, D), first = view2(&t->first, S, D);
+        tensor_zero(&dppre);
+        op_activation_backward(&dppre, &dfeat, &ppre, ACT_TANH);
+        if (gp(&g->pooler.b)) op_bias_backward(&g->pooler.b, &dppre);
+        tensor_zero(&dfirst);
+        op_matmul_backward(&dfirst, gp(&g->pooler.w), &dppre, &first, &m->pooler.w, 1.0f);
+    } else {
+        dfirst = dfeat;
+    }
+    op_embedding_backward(&dres, &dfirst, b->cu);
+}
+
+static void embed_backward(EncoderTrain *t, const EncoderBatch *b, bool dropout, uint64_t seed) {
+    Encoder *m = t->m;
+    int64_t N = b->n_tokens, D = m->cfg.dim;
+    Tensor dres = view2(&t->dres, N, D), dtmp = view2(&t->dtmp, N, D), desum = view2(&t->dfres, N, D);
+    Tensor esum = view2(&t->esum, N, D);
+    const Tensor *de = drop_grad(t, dropout, seed, -1, 0, &dres, &dtmp);
+    tensor_zero(&desum);
+    op_layernorm_backward(&desum, gp(&t->g.embd_ln.w), gp(&t->g.embd_ln.b), de, &esum, &m->embd_ln.w, m->cfg.ln_eps);
+    const int32_t *types = b->types ? b->types : t->types;
+    if (gp(&t->g.word_embd)) op_embedding_backward(&t->g.word_embd, &desum, b->ids);
+    if (gp(&t->g.pos_embd)) op_embedding_backward(&t->g.pos_embd, &desum, t->pos);
+    if (gp(&t->g.type_embd)) op_embedding_backward(&t->g.type_embd, &desum, types);
+}
+
+Status encoder_train_step(EncoderTrain *t, const EncoderBatch *b, const int32_t *targets, float loss_scale,
+                          uint64_t dropout_seed, double *loss_sum, int64_t *counted) {
+    TRY(encoder_check_batch(t->m, b, t->max_tokens));
+    int64_t n_counted;
+    TRY(check_targets(t, b, targets, &n_counted));
+    const EncoderConfig *c = &t->m->cfg;
+    forward_body(t, b, true, dropout_seed);
+    Tensor logits = forward_head(t, b, true, dropout_seed);
+    double loss = op_cross_entropy(&logits, &logits, targets, loss_scale); // logits become their gradient
+    head_backward(t, b, &logits, true, dropout_seed);
+    // the lowest layer whose input gradient anyone needs
+    bool emb = !t->opt.freeze_embeddings;
+    int lowest = emb ? 0 : (t->opt.freeze_below > 0 ? t->opt.freeze_below : 0);
+    for (int l = c->n_layers - 1; l >= lowest; l--) {
+        if (!emb && l <= lowest) layer_backward(t, b, l, false, dropout_seed);
+        else layer_backward(t, b, l, true, dropout_seed);
+    }
+    if (emb) embed_backward(t, b, true, dropout_seed);
+    if (loss_sum) *loss_sum = loss;
+    if (counted) *counted = n_counted;
+    return ST_OK;
+}
+
+Status encoder_train_eval(EncoderTrain *t, const EncoderBatch *b, const int32_t *targets, double *loss_sum,
+                          int64_t *counted) {
+    TRY(encoder_check_batch(t->m, b, t->max_tokens));
+    int64_t n_counted;
+    TRY(check_targets(t, b, targets, &n_counted));
+    forward_body(t, b, false, 0);
+    Tensor logits = forward_head(t, b, false, 0);
+    double loss = op_cross_entropy(NULL, &logits, targets, 1.0f);
+    if (loss_sum) *loss_sum = loss;
+    if (counted) *counted = n_counted;
+    return ST_OK;
+}
