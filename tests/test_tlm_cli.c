@@ -141,6 +141,14 @@ Test(tlm_cli, score_trains_exports_and_resumes_exactly) {
         cr_expect_str_eq(o1, o2, "method %s", methods[i]);
         if (i < 2) cr_expect(strlen(o1) < strlen(text), "%s: %s", methods[i], o1);
     }
+    // tlm scores: one line per piece, the same from the artifact and the directory
+    cr_assert_eq(run(o1, sizeof o1, "tlm scores --tlm %s/a.h5 --text 'Cats sleep? Yes.'", g_dir), 0, "%s", o1);
+    cr_assert_eq(run(o2, sizeof o2, "tlm scores --tlm %s/a_hf --text 'Cats sleep? Yes.'", g_dir), 0, "%s", o2);
+    cr_expect_str_eq(o1, o2);
+    cr_expect(!strncmp(o1, "piece\tstart\tend\tlogit_drop\tlogit_keep\tp_keep\ncats\t0\t4\t", 48), "%s", o1);
+    int lines = 0;
+    for (const char *c = o1; *c; c++) lines += *c == '\n';
+    cr_expect_eq(lines, 6, "%s", o1); // the header and cats sleep ? yes .
     // p = 1 leaves the prompt as it is
     cr_assert_eq(run(o1, sizeof o1, "compress --tlm %s/a.h5 --ratio 1 --text '%s' --quiet", g_dir, text), 0, "%s", o1);
     char want[512];

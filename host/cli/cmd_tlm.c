@@ -263,6 +263,7 @@ static Status run_score(const Dist *dist) {
     DataSplit split = {0};
     TRY(encoder_load(&m, enc_dir));
     Status st = tokenizer_load_for_model(&enc, enc_dir);
+    if (st == ST_OK) st = tlm_check_vocab(&m, enc, enc_dir);
     if (max_len < 0) max_len = m.cfg.max_position < 512 ? m.cfg.max_position : 512;
     if (st == ST_OK && max_len > m.cfg.max_position)
         st = status_fail(ST_USAGE, "--max-len %ld is longer than the encoder's %d positions", max_len, m.cfg.max_position);
@@ -346,16 +347,74 @@ static Status run_score(const Dist *dist) {
     return st;
 }
 
+// ---- tlm scores ----------------------------------------------------------------
+
+static ArgOpt scores_opts[] = {
+    {"tlm", true, "the TLM: an artifact with tlm/score or an HF token-classification encoder directory (required)",
+     NULL},
+    {"text", true, "the text to score", NULL},
+    {"file", true, "read the text from this file instead", NULL},
+    {"threads", true, "CPU threads (default: the cores other processes leave free; $ELASTILM_THREADS)", NULL},
+    {"help", false, "show this help", NULL},
+};
+#define N_SCORES_OPTS ((int)(sizeof scores_opts / sizeof *scores_opts))
+
+// One line per encoder piece: its byte span, the score head's two logits and p(keep).
+static Status run_scores(void) {
+    const ArgOpt *o = scores_opts;
+    const int n = N_SCORES_OPTS;
+    const char *tlm = args_get(o, n, "tlm"), *text = args_get(o, n, "text"), *file = args_get(o, n, "file"), *v;
+    if (!tlm) return status_fail(ST_USAGE, "tlm scores: --tlm is required");
+    if (!text == !file) return status_fail(ST_USAGE, "tlm scores: give one of --text or --file");
+    if ((v = args_get(o, n, "threads"))) {
+        long t;
+        TRY(args_int(v, "threads", 1, 4096, &t));
+        ops_set_threads((int)t);
+    }
+    char *buf = NULL;
+    if (file) TRY(read_text_file(file, &buf, NULL));
+    const char *t = file ? buf : text;
+    Encoder m;
+    Tokenizer *enc = NULL;
+    EncoderSession *s = NULL;
+    TokenList l = {0};
+    float *lg = NULL;
+    Status st = tlm_open(tlm, &m, &enc);
+    bool have_m = st == ST_OK;
+    int max_len = have_m && m.cfg.max_position < 512 ? m.cfg.max_position : 512;
+    if (st == ST_OK) st = tokenizer_encode(enc, t, strlen(t), false, &l);
+    if (st == ST_OK) st = encoder_session_new(&s, &m, max_len);
+    if (st == ST_OK && !(lg = malloc((l.n ? l.n : 1) * 2 * sizeof *lg))) st = status_fail(ST_OOM, "out of memory");
+    if (st == ST_OK) st = score_head_logits(s, &m, enc, &l, max_len, lg);
+    if (st == ST_OK) {
+        printf("piece\tstart\tend\tlogit_drop\tlogit_keep\tp_keep\n");
+        for (size_t i = 0; i < l.n; i++) {
+            const char *piece = tokenizer_id_to_token(enc, l.ids[i]);
+            double p = 1.0 / (1.0 + exp((double)lg[2 * i] - (double)lg[2 * i + 1]));
+            printf("%s\t%d\t%d\t%.6g\t%.6g\t%.6f\n", piece ? piece : "?", l.starts[i], l.ends[i], lg[2 * i],
+                   lg[2 * i + 1], p);
+        }
+    }
+    free(lg);
+    token_list_free(&l);
+    if (s) encoder_session_free(s);
+    tokenizer_free(enc);
+    if (have_m) encoder_free(&m);
+    free(buf);
+    return st;
+}
+
 // ---- dispatch ------------------------------------------------------------------
 
 int cmd_tlm(int argc, char **argv) {
     const char *sub = argc > 0 ? argv[0] : NULL;
     if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         fprintf(sub ? stdout : stderr,
-                "usage: elastilm tlm <labels|score> [options]\n\n"
+                "usage: elastilm tlm <labels|score|scores> [options]\n\n"
                 "  labels   keep/drop labels for the score head, from the target LLM's self-information (--text)\n"
                 "           or from (prompt, compressed prompt) pairs (--pairs)\n"
-                "  score    train the score head (token classification) on an encoder; store it in the artifact\n\n"
+                "  score    train the score head (token classification) on an encoder; store it in the artifact\n"
+                "  scores   the score head's keep logits and probability for every piece of a text\n\n"
                 "'elastilm tlm <sub> --help' lists its options.\n");
         return sub ? 0 : 2;
     }
@@ -367,6 +426,17 @@ int cmd_tlm(int argc, char **argv) {
             return 0;
         }
         st = run_labels();
+        return st == ST_OK ? 0 : cli_fail(st);
+    }
+    if (!strcmp(sub, "scores")) {
+        Status st = args_parse(argc - 1, argv + 1, scores_opts, N_SCORES_OPTS, "tlm scores");
+        if (st != ST_OK) return cli_fail(st);
+        if (args_get(scores_opts, N_SCORES_OPTS, "help")) {
+            args_print_help("tlm scores", "the score head's keep logits and probability for every piece of a text",
+                            scores_opts, N_SCORES_OPTS);
+            return 0;
+        }
+        st = run_scores();
         return st == ST_OK ? 0 : cli_fail(st);
     }
     if (!strcmp(sub, "score")) {
@@ -384,5 +454,5 @@ int cmd_tlm(int argc, char **argv) {
         dist_finalize();
         return rc;
     }
-    return cli_fail(status_fail(ST_USAGE, "tlm: unknown subcommand '%s' (labels or score)", sub));
+    return cli_fail(status_fail(ST_USAGE, "tlm: unknown subcommand '%s' (labels, score or scores)", sub));
 }

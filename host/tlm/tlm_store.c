@@ -106,12 +106,33 @@ Status tlm_store_load(const char *artifact, const char *group, Encoder *m, Token
     return st;
 }
 
+Status tlm_check_vocab(const Encoder *m, const Tokenizer *tok, const char *what) {
+    if (strcmp(tokenizer_kind(tok), "WordPiece"))
+        return status_fail(ST_FORMAT, "%s: the tokenizer is %s; the TLM needs the encoder's WordPiece vocabulary", what,
+                           tokenizer_kind(tok));
+    if (tokenizer_vocab_size(tok) > m->cfg.vocab_size)
+        return status_fail(ST_FORMAT, "%s: the tokenizer has %d tokens but the model's embedding only %d rows (another "
+                           "model's tokenizer?)", what, tokenizer_vocab_size(tok), m->cfg.vocab_size);
+    return ST_OK;
+}
+
 Status tlm_open(const char *path, Encoder *m, Tokenizer **tok) {
     struct stat sb;
     if (stat(path, &sb) != 0) return status_fail(ST_IO, "%s: no such file or directory", path);
-    if (!S_ISDIR(sb.st_mode)) return tlm_store_load(path, TLM_SCORE_GROUP, m, tok);
-    TRY(encoder_load(m, path));
-    Status st = tokenizer_load_for_model(tok, path);
-    if (st != ST_OK) encoder_free(m);
+    Status st;
+    if (!S_ISDIR(sb.st_mode)) st = tlm_store_load(path, TLM_SCORE_GROUP, m, tok);
+    else {
+        TRY(encoder_load(m, path));
+        st = tokenizer_load_for_model(tok, path);
+        if (st != ST_OK) {
+            encoder_free(m);
+            return st;
+        }
+    }
+    if (st == ST_OK && (st = tlm_check_vocab(m, *tok, path)) != ST_OK) {
+        tokenizer_free(*tok);
+        *tok = NULL;
+        encoder_free(m);
+    }
     return st;
 }

@@ -20,6 +20,9 @@
 Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const char *tok_dir, const char *info);
 // Reads group of the artifact into *m (CPU, f32) and its tokenizer.
 Status tlm_store_load(const char *artifact, const char *group, Encoder *m, Tokenizer **tok);
+// The tokenizer's ids must index the encoder's embedding: an error naming what
+// when the tokenizer has more tokens than the model's vocabulary.
+Status tlm_check_vocab(const Encoder *m, const Tokenizer *tok, const char *what);
 // path: an artifact (.h5, group tlm/score) or an HF directory of an encoder
 // with a token-classification head (config.json, model.safetensors, tokenizer.json).
 Status tlm_open(const char *path, Encoder *m, Tokenizer **tok);
