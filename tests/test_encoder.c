@@ -348,7 +348,8 @@ Test(encoder, bad_inputs) {
     tu_replace_in_file(cfg, "\"model_type\": \"bert\"", "\"model_type\": \"llama\"");
     tu_expect_err(encoder_load(&m, dir), ST_UNSUPPORTED, "config.json", "model_type 'llama'", NULL);
     tu_replace_in_file(cfg, "\"model_type\": \"llama\"", "\"model_type\": \"mobilebert\"");
-    tu_expect_err(encoder_load(&m, dir), ST_UNSUPPORTED, "MobileBERT forward not built yet", NULL, NULL);
+    // read as a MobileBERT (default embedding_size 128 etc.): its weights do not fit
+    tu_expect_err(encoder_load(&m, dir), ST_FORMAT, "model.safetensors", NULL, NULL);
     tu_remove_dir(dir);
     // a missing key
     tu_copy_dir(DIR "bert-seq", dir, sizeof dir);
@@ -447,9 +448,81 @@ Test(encoder, random_model_trains) {
     cr_expect_eq(((float *)m.embd_ln.w.data)[0], 1.0f);
     cr_expect_eq(((float *)m.layers[0].q.b.data)[0], 0.0f);
     cr_expect_neq(((float *)m.layers[0].q.w.data)[0], 0.0f);
+    // a MobileBERT config needs its own fields (tests/test_encoder_mobilebert.c runs them)
     EncoderConfig mb = c;
     mb.arch = ENC_MOBILEBERT;
     Encoder m2;
-    tu_expect_err(encoder_alloc(&m2, &mb), ST_UNSUPPORTED, "MobileBERT forward not built yet", NULL, NULL);
+    tu_expect_err(encoder_alloc(&m2, &mb), ST_FORMAT, "embedding_size", NULL, NULL);
     encoder_free(&m);
+}
+
+// Replaces the first `from` in a binary file by `to` (of the same length).
+static void patch_bytes(const char *path, const char *from, const char *to) {
+    size_t len, k = strlen(from);
+    cr_assert_eq(strlen(to), k);
+    uint8_t *p = tu_read_file(path, &len);
+    uint8_t *at = memmem(p, len, from, k);
+    cr_assert_not_null(at, "%s: no '%s'", path, from);
+    memcpy(at, to, k);
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    cr_assert_eq(fwrite(p, 1, len, fp), len);
+    cr_assert_eq(fclose(fp), 0);
+    free(p);
+}
+
+// A weights file with tensors of dtypes elastilm does not read (the I64 embeddings.position_ids of BERT
+// checkpoints such as all-MiniLM-L6-v2): the file opens, the model loads, and reading that tensor fails
+// naming it.
+Test(encoder, unreadable_dtypes_listed) {
+    char dir[256], path[300];
+    tu_copy_dir(DIR "bert-base", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    SafetensorsFile f;
+    tu_open_safetensors(&f, path);
+    size_t n = f.n + 2;
+    const char **names = calloc(n, sizeof *names);
+    Tensor *ts = calloc(n, sizeof *ts);
+    for (size_t i = 0; i < f.n; i++) {
+        names[i] = f.tensors[i].name;
+        ts[i] = tensor_wrap((void *)f.tensors[i].data, f.tensors[i].dtype, (Device){DEV_CPU, 0}, f.tensors[i].ndim,
+                            f.tensors[i].shape);
+    }
+    // two placeholders written as I32 [1, 24] / [10], retagged below as I64 [1, 12] and U16 [20]
+    int32_t pos[24] = {0}, flags[10] = {0x01010101, 0x01000100, 0x00000001};
+    names[f.n] = "embeddings.position_ids";
+    ts[f.n] = tensor_wrap(pos, DT_I32, (Device){DEV_CPU, 0}, 2, (int64_t[]){1, 24});
+    names[f.n + 1] = "zz.mask";
+    ts[f.n + 1] = tensor_wrap(flags, DT_I32, (Device){DEV_CPU, 0}, 1, (int64_t[]){10});
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    cr_assert_eq(safetensors_write(tmp, names, ts, n), ST_OK, "%s", status_message());
+    safetensors_close(&f);
+    free(names);
+    free(ts);
+    cr_assert_eq(rename(tmp, path), 0);
+    // same byte lengths: [1, 24] I32 = [1, 12] I64, [10] I32 = [20] U16
+    patch_bytes(path, "\"dtype\":\"I32\",\"shape\":[1,24]", "\"dtype\":\"I64\",\"shape\":[1,12]");
+    patch_bytes(path, "\"dtype\":\"I32\",\"shape\":[10]", "\"dtype\":\"U16\",\"shape\":[20]");
+    SafetensorsFile g;
+    cr_assert_eq(safetensors_open(&g, path), ST_OK, "%s", status_message());
+    cr_expect_eq(g.n_unreadable, 2);
+    const SafeTensor *t = safetensors_find(&g, "embeddings.position_ids");
+    cr_assert_not_null(t);
+    cr_expect_eq(t->dtype, SAFETENSORS_UNREADABLE);
+    cr_expect_str_eq(t->tag, "I64");
+    cr_expect_eq(t->shape[1], 12);
+    cr_expect_eq(t->nbytes, 96);
+    Tensor v;
+    tu_expect_err(safetensors_view(&g, t, &v), ST_UNSUPPORTED, "embeddings.position_ids", "I64", "model.safetensors");
+    t = safetensors_find(&g, "zz.mask");
+    cr_assert_not_null(t);
+    cr_expect_str_eq(t->tag, "U16");
+    cr_expect_eq(safetensors_view(&g, safetensors_find(&g, "embeddings.LayerNorm.bias"), &v), ST_OK);
+    for (size_t i = 0; i < g.n; i++) cr_expect_neq(g.tensors[i].dtype, SAFETENSORS_UNREADABLE);
+    safetensors_close(&g);
+    Encoder m;
+    cr_assert_eq(encoder_load(&m, dir), ST_OK, "%s", status_message());
+    encoder_free(&m);
+    tu_remove_dir(dir);
 }

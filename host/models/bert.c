@@ -1,6 +1,6 @@
 // BERT's forward over ops.h: the layer step shared with training
 // (encoder_train.c), and the inference session (encoder_hidden / encoder_logits)
-// on any device.
+// on any device, for BERT and MobileBERT (mobilebert.c's layer step).
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,17 +76,21 @@ struct EncoderSession {
     const Encoder *m;
     int max_tokens;
     Device dev;
-    Tensor x, q, k, v, att, tmp, x1, h, esum; // [max, D] / [max, F]
+    Tensor x, q, k, v, att, tmp, x1, h, esum; // [max, W] / [max, F]; W = D (MobileBERT: max(D, inner, 3E))
+    Tensor li, s2;                          // MobileBERT: [max, W] bottleneck outputs
     Tensor rows, pooled, logits;            // [max, D], [max, D], [max, labels] (head)
     int32_t *pos, *types, *cu;              // host: [max], [max], [max + 1]
-    Tensor idx_dev;                         // device copies: ids, pos, types, cu
+    int32_t *next, *prev;                   // host: [max] trigram neighbours (MobileBERT)
+    Tensor idx_dev;                         // device copies: ids, pos, types, cu, next, prev
 };
 
 void encoder_session_free(EncoderSession *s) {
     if (!s) return;
     Tensor *ts[] = {&s->x, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->x1, &s->h, &s->esum,
-                    &s->rows, &s->pooled, &s->logits, &s->idx_dev};
+                    &s->li, &s->s2, &s->rows, &s->pooled, &s->logits, &s->idx_dev};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
+    free(s->next);
+    free(s->prev);
     free(s->pos);
     free(s->types);
     free(s->cu);
@@ -105,16 +109,26 @@ Status encoder_session_new(EncoderSession **out, const Encoder *m, int max_token
     s->m = m;
     s->max_tokens = max_tokens;
     s->dev = m->dev;
-    int64_t N = max_tokens, D = c->dim, F = c->ffn_dim;
+    bool mb = c->arch == ENC_MOBILEBERT;
+    int64_t N = max_tokens, D = c->dim, F = c->ffn_dim, W = D;
+    if (mb) {
+        int64_t E3 = 3 * (int64_t)c->embedding_size;
+        W = D > c->inner ? D : c->inner;
+        W = W > E3 ? W : E3;
+    }
     s->pos = calloc((size_t)N, sizeof *s->pos);
     s->types = calloc((size_t)N, sizeof *s->types);
     s->cu = calloc((size_t)N + 1, sizeof *s->cu);
-    Status st = s->pos && s->types && s->cu ? ST_OK : status_fail(ST_OOM, "out of memory");
+    s->next = calloc((size_t)N, sizeof *s->next);
+    s->prev = calloc((size_t)N, sizeof *s->prev);
+    Status st = s->pos && s->types && s->cu && s->next && s->prev ? ST_OK : status_fail(ST_OOM, "out of memory");
     Tensor *dts[] = {&s->x, &s->q, &s->k, &s->v, &s->att, &s->tmp, &s->x1, &s->esum, &s->rows, &s->pooled};
-    for (size_t i = 0; st == ST_OK && i < sizeof dts / sizeof *dts; i++) st = tensor_alloc_2d(dts[i], DT_F32, s->dev, N, D);
+    for (size_t i = 0; st == ST_OK && i < sizeof dts / sizeof *dts; i++) st = tensor_alloc_2d(dts[i], DT_F32, s->dev, N, W);
+    if (st == ST_OK && mb) st = tensor_alloc_2d(&s->li, DT_F32, s->dev, N, W);
+    if (st == ST_OK && mb) st = tensor_alloc_2d(&s->s2, DT_F32, s->dev, N, W);
     if (st == ST_OK) st = tensor_alloc_2d(&s->h, DT_F32, s->dev, N, F);
     if (st == ST_OK && c->head != HEAD_NONE) st = tensor_alloc_2d(&s->logits, DT_F32, s->dev, N, c->num_labels);
-    if (st == ST_OK && s->dev.kind != DEV_CPU) st = tensor_alloc_1d(&s->idx_dev, DT_I32, s->dev, 4 * N + 1);
+    if (st == ST_OK && s->dev.kind != DEV_CPU) st = tensor_alloc_1d(&s->idx_dev, DT_I32, s->dev, 6 * N + 1);
     if (st != ST_OK) {
         encoder_session_free(s);
         return st;
@@ -124,7 +138,7 @@ Status encoder_session_new(EncoderSession **out, const Encoder *m, int max_token
 }
 
 typedef struct {
-    const int32_t *ids, *pos, *types, *cu; // where the ops read them
+    const int32_t *ids, *pos, *types, *cu, *next, *prev; // where the ops read them
 } Index;
 
 static Status upload(EncoderSession *s, const EncoderBatch *b, Index *ix) {
@@ -136,8 +150,10 @@ static Status upload(EncoderSession *s, const EncoderBatch *b, Index *ix) {
         memset(s->types, 0, (size_t)N * sizeof *s->types);
         types = s->types;
     }
+    bool mb = s->m->cfg.arch == ENC_MOBILEBERT;
+    if (mb) mobilebert_trigram_ids(b->ids, b->cu, b->n_seq, s->next, s->prev);
     if (s->dev.kind == DEV_CPU) {
-        *ix = (Index){b->ids, s->pos, types, b->cu};
+        *ix = (Index){b->ids, s->pos, types, b->cu, s->next, s->prev};
         return ST_OK;
     }
     int32_t *d = s->idx_dev.data;
@@ -145,7 +161,11 @@ static Status upload(EncoderSession *s, const EncoderBatch *b, Index *ix) {
     TRY(device_copy_to(s->dev, d + N, s->pos, (size_t)N * 4));
     TRY(device_copy_to(s->dev, d + 2 * N, types, (size_t)N * 4));
     TRY(device_copy_to(s->dev, d + 3 * N, b->cu, (size_t)(b->n_seq + 1) * 4));
-    *ix = (Index){d, d + N, d + 2 * N, d + 3 * N};
+    if (mb) {
+        TRY(device_copy_to(s->dev, d + 4 * N + 1, s->next, (size_t)N * 4));
+        TRY(device_copy_to(s->dev, d + 5 * N + 1, s->prev, (size_t)N * 4));
+    }
+    *ix = (Index){d, d + N, d + 2 * N, d + 3 * N, d + 4 * N + 1, d + 5 * N + 1};
     return ST_OK;
 }
 
@@ -166,9 +186,39 @@ static void attend_infer(void *ctx, int l, const Tensor *q, const Tensor *k, con
 
 static Tensor rows_of(const Tensor *t, int64_t n) { return tensor_rows(t, 0, n); }
 
-// The last hidden states into s->x rows [0, N).
-static void forward_hidden(EncoderSession *s, const EncoderBatch *b, const Index *ix) {
+// [n, cols] contiguous at the start of a session buffer.
+static Tensor mat(const Tensor *buf, int64_t n, int64_t cols) {
+    return tensor_wrap(buf->data, DT_F32, buf->dev, 2, (int64_t[]){n, cols});
+}
+
+// MobileBERT's last hidden states, [N, D] contiguous in s->x.
+static Tensor forward_hidden_mobilebert(EncoderSession *s, const EncoderBatch *b, const Index *ix) {
     const Encoder *m = s->m;
+    const EncoderConfig *c = &m->cfg;
+    int64_t N = b->n_tokens, D = c->dim, I = c->inner, F = c->ffn_dim;
+    Tensor x = mat(&s->x, N, D), esum = mat(&s->esum, N, D), tmp = mat(&s->tmp, N, D);
+    Tensor x3 = mat(&s->q, N, (c->trigram ? 3 : 1) * (int64_t)c->embedding_size);
+    mobilebert_embed(m, ix->ids, ix->next, ix->prev, ix->pos, ix->types, &x3, &esum, &tmp, &x);
+    MobileBertLayerBufs bufs = {.x = x, .li_pre = mat(&s->li, N, I), .li = mat(&s->li, N, I),
+                                .s_pre = mat(&s->s2, N, I), .s = mat(&s->s2, N, I), .q = mat(&s->q, N, I),
+                                .k = mat(&s->k, N, I), .v = mat(&s->v, N, I), .att = mat(&s->att, N, I),
+                                .ares = mat(&s->tmp, N, I), .obres = mat(&s->esum, N, D), .out = x};
+    for (int j = 0; j < c->n_ffn; j++) {
+        bufs.a[j] = mat(&s->x1, N, I);
+        bufs.hpre[j] = bufs.h[j] = mat(&s->h, N, F);
+        bufs.fres[j] = mat(&s->tmp, N, I);
+    }
+    bufs.a[c->n_ffn] = mat(&s->x1, N, I);
+    InferCtx ctx = {m, b, ix};
+    BertLayerSteps steps = {&ctx, attend_infer, NULL};
+    for (int l = 0; l < c->n_layers; l++) mobilebert_layer_forward(c, &m->mlayers[l], l, &bufs, &steps);
+    return x;
+}
+
+// The last hidden states, [N, D] (in s->x).
+static Tensor forward_hidden(EncoderSession *s, const EncoderBatch *b, const Index *ix) {
+    const Encoder *m = s->m;
+    if (m->cfg.arch == ENC_MOBILEBERT) return forward_hidden_mobilebert(s, b, ix);
     int64_t N = b->n_tokens;
     Tensor x = rows_of(&s->x, N), esum = rows_of(&s->esum, N), tmp = rows_of(&s->tmp, N);
     bert_embed(m, ix->ids, ix->pos, ix->types, &esum, &tmp, &x);
@@ -178,14 +228,14 @@ static void forward_hidden(EncoderSession *s, const EncoderBatch *b, const Index
     InferCtx ctx = {m, b, ix};
     BertLayerSteps steps = {&ctx, attend_infer, NULL};
     for (int l = 0; l < m->cfg.n_layers; l++) bert_layer_forward(&m->cfg, &m->layers[l], l, &bufs, &steps);
+    return tensor_cols(&x, 0, m->cfg.dim);
 }
 
 Status encoder_hidden(EncoderSession *s, const EncoderBatch *b, Tensor *hidden) {
     TRY(encoder_check_batch(s->m, b, s->max_tokens));
     Index ix;
     TRY(upload(s, b, &ix));
-    forward_hidden(s, b, &ix);
-    *hidden = rows_of(&s->x, b->n_tokens);
+    *hidden = forward_hidden(s, b, &ix);
     return ST_OK;
 }
 
@@ -196,14 +246,13 @@ Status encoder_logits(EncoderSession *s, const EncoderBatch *b, float *logits) {
     TRY(encoder_check_batch(m, b, s->max_tokens));
     Index ix;
     TRY(upload(s, b, &ix));
-    forward_hidden(s, b, &ix);
-    Tensor x = rows_of(&s->x, b->n_tokens), out;
+    Tensor x = forward_hidden(s, b, &ix), out;
     if (c->head == HEAD_TOKEN) {
         out = rows_of(&s->logits, b->n_tokens);
         linear(&out, &x, &m->classifier);
     } else {
         // each sequence's first token: a gather with the sequence starts as ids
-        Tensor first = rows_of(&s->rows, b->n_seq), pooled = rows_of(&s->pooled, b->n_seq);
+        Tensor first = mat(&s->rows, b->n_seq, c->dim), pooled = mat(&s->pooled, b->n_seq, c->dim);
         op_embedding(&first, &x, ix.cu);
         const Tensor *feat = &first;
         if (c->pooler) {

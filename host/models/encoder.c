@@ -15,7 +15,7 @@ static const Device CPU = {DEV_CPU, 0};
 Status encoder_arch_check(const EncoderConfig *c) {
     switch (c->arch) {
     case ENC_BERT: return ST_OK;
-    case ENC_MOBILEBERT: return status_fail(ST_UNSUPPORTED, "MobileBERT forward not built yet");
+    case ENC_MOBILEBERT: return ST_OK;
     }
     return status_fail(ST_UNSUPPORTED, "unknown encoder architecture %d", (int)c->arch);
 }
@@ -32,6 +32,25 @@ Status encoder_config_check(const EncoderConfig *c, const char *path) {
     if (c->arch == ENC_BERT && (c->dim % c->n_heads != 0 || c->head_dim * c->n_heads != c->dim))
         return status_fail(ST_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, c->dim,
                            c->n_heads);
+    if (c->arch == ENC_MOBILEBERT) {
+        int I = c->inner;
+        if (c->embedding_size <= 0 || c->embedding_size > (1 << 16) || I <= 0 || I > (1 << 16))
+            return status_fail(ST_FORMAT, "%s: embedding_size and true_hidden_size / intra_bottleneck_size must be "
+                                          "positive (%d, %d)", path, c->embedding_size, I);
+        if (c->n_ffn < 1 || c->n_ffn > MB_MAX_FFN)
+            return status_fail(ST_FORMAT, "%s: num_feedforward_networks must be 1..%d, not %d", path, MB_MAX_FFN,
+                               c->n_ffn);
+        if (I % c->n_heads != 0 || c->head_dim * c->n_heads != I)
+            return status_fail(ST_FORMAT, "%s: true_hidden_size %d is not a multiple of num_attention_heads %d", path,
+                               I, c->n_heads);
+        if (!c->use_bottleneck && I != c->dim)
+            return status_fail(ST_FORMAT, "%s: without use_bottleneck, true_hidden_size (%d) must equal hidden_size (%d)",
+                               path, I, c->dim);
+        if (c->use_bottleneck && !c->use_bottleneck_attention && !c->kq_shared_bottleneck && I != c->dim)
+            return status_fail(ST_FORMAT, "%s: with neither key_query_shared_bottleneck nor use_bottleneck_attention, "
+                                          "query and key read the hidden_size-wide input: true_hidden_size (%d) must "
+                                          "equal hidden_size (%d)", path, I, c->dim);
+    }
     if (c->head != HEAD_NONE && (c->num_labels <= 0 || c->num_labels > (1 << 20)))
         return status_fail(ST_FORMAT, "%s: a classification head needs 1 or more labels (num_labels %d)", path,
                            c->num_labels);
@@ -81,19 +100,61 @@ static void add_norm(Walk *w, Norm *n, int layer, int64_t d, const char *name) {
     add(w, &n->b, layer, d, 0, "%s.bias", name);
 }
 
-// The table: every weight of a BERT model in encoder_params' order.
-// (MobileBERT's names come with its forward; its arch check fails first.)
+// MobileBERT's layer weights, in forward order (transformers' names).
+static void walk_mobilebert_layer(Walk *w, const EncoderConfig *c, MobileBertLayer *ly, int l) {
+    int64_t D = c->dim, F = c->ffn_dim, I = c->inner;
+    char name[96];
+#define N(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
+    if (c->use_bottleneck) {
+        add_linear(w, &ly->bn_input, l, I, D, N("encoder.layer.%d.bottleneck.input.dense", l));
+        add_norm(w, &ly->bn_input_ln, l, I, N("encoder.layer.%d.bottleneck.input.LayerNorm", l));
+        if (c->kq_shared_bottleneck) { // (built, and unused, with use_bottleneck_attention too)
+            add_linear(w, &ly->bn_attention, l, I, D, N("encoder.layer.%d.bottleneck.attention.dense", l));
+            add_norm(w, &ly->bn_attention_ln, l, I, N("encoder.layer.%d.bottleneck.attention.LayerNorm", l));
+        }
+    }
+    add_linear(w, &ly->q, l, I, I, N("encoder.layer.%d.attention.self.query", l));
+    add_linear(w, &ly->k, l, I, I, N("encoder.layer.%d.attention.self.key", l));
+    add_linear(w, &ly->v, l, I, c->use_bottleneck_attention ? I : D, N("encoder.layer.%d.attention.self.value", l));
+    add_linear(w, &ly->o, l, I, I, N("encoder.layer.%d.attention.output.dense", l));
+    add_norm(w, &ly->attn_ln, l, I, N("encoder.layer.%d.attention.output.LayerNorm", l));
+    for (int j = 0; j < c->n_ffn - 1; j++) {
+        add_linear(w, &ly->ffn_inter[j], l, F, I, N("encoder.layer.%d.ffn.%d.intermediate.dense", l, j));
+        add_linear(w, &ly->ffn_out[j], l, I, F, N("encoder.layer.%d.ffn.%d.output.dense", l, j));
+        add_norm(w, &ly->ffn_ln[j], l, I, N("encoder.layer.%d.ffn.%d.output.LayerNorm", l, j));
+    }
+    add_linear(w, &ly->inter, l, F, I, N("encoder.layer.%d.intermediate.dense", l));
+    add_linear(w, &ly->out, l, I, F, N("encoder.layer.%d.output.dense", l));
+    add_norm(w, &ly->out_ln, l, I, N("encoder.layer.%d.output.LayerNorm", l));
+    if (c->use_bottleneck) {
+        add_linear(w, &ly->out_bn, l, D, I, N("encoder.layer.%d.output.bottleneck.dense", l));
+        add_norm(w, &ly->out_bn_ln, l, D, N("encoder.layer.%d.output.bottleneck.LayerNorm", l));
+    }
+#undef N
+}
+
+// The table: every weight of the model in encoder_params' order.
 static int walk(Encoder *m, Spec *out) {
     const EncoderConfig *c = &m->cfg;
     Walk w = {out, 0};
-    if (c->arch != ENC_BERT) return 0;
     int64_t D = c->dim, F = c->ffn_dim;
-    add(&w, &m->word_embd, -1, c->vocab_size, D, "embeddings.word_embeddings.weight");
+    bool mb = c->arch == ENC_MOBILEBERT;
+    if (c->arch != ENC_BERT && !mb) return 0;
+    add(&w, &m->word_embd, -1, c->vocab_size, mb ? c->embedding_size : D, "embeddings.word_embeddings.weight");
     add(&w, &m->pos_embd, -1, c->max_position, D, "embeddings.position_embeddings.weight");
     add(&w, &m->type_embd, -1, c->type_vocab, D, "embeddings.token_type_embeddings.weight");
+    if (mb) // (always built; applied with trigram_input or embedding_size != hidden_size)
+        add_linear(&w, &m->embd_proj, -1, D, (c->trigram ? 3 : 1) * (int64_t)c->embedding_size,
+                   "embeddings.embedding_transformation");
     add_norm(&w, &m->embd_ln, -1, D, "embeddings.LayerNorm");
     char name[96];
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = 0; l < c->n_layers && mb; l++) {
+        static _Thread_local Linear d_inter[MB_MAX_FFN], d_out[MB_MAX_FFN];
+        static _Thread_local Norm d_ln[MB_MAX_FFN];
+        MobileBertLayer dummy = {.ffn_inter = d_inter, .ffn_out = d_out, .ffn_ln = d_ln};
+        walk_mobilebert_layer(&w, c, m->mlayers ? &m->mlayers[l] : &dummy, l); // (dummy: counting only)
+    }
+    for (int l = 0; l < c->n_layers && !mb; l++) {
         BertLayer *ly = m->layers ? &m->layers[l] : NULL;
         BertLayer dummy;
         if (!ly) ly = &dummy; // counting only
@@ -165,8 +226,23 @@ Status encoder_alloc(Encoder *m, const EncoderConfig *c) {
     m->cfg = *c;
     m->dev = CPU;
     m->storage = calloc(1, sizeof *m->storage);
-    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    if (!m->storage || !m->layers) {
+    bool ok = m->storage != NULL;
+    if (c->arch == ENC_BERT) {
+        m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+        ok = ok && m->layers;
+    } else {
+        m->mlayers = calloc((size_t)c->n_layers, sizeof *m->mlayers);
+        ok = ok && m->mlayers;
+        for (int l = 0; ok && l < c->n_layers; l++) {
+            size_t k = (size_t)(c->n_ffn > 1 ? c->n_ffn - 1 : 1);
+            MobileBertLayer *ly = &m->mlayers[l];
+            ly->ffn_inter = calloc(k, sizeof *ly->ffn_inter);
+            ly->ffn_out = calloc(k, sizeof *ly->ffn_out);
+            ly->ffn_ln = calloc(k, sizeof *ly->ffn_ln);
+            ok = ly->ffn_inter && ly->ffn_out && ly->ffn_ln;
+        }
+    }
+    if (!ok) {
         encoder_free(m);
         return status_fail(ST_OOM, "out of memory");
     }
@@ -225,7 +301,8 @@ void encoder_init_random(Encoder *m, float std, uint64_t seed) {
     for (int i = 0; i < n; i++) init_spec(&s[i], std, &rng);
     // transformers zeroes the padding row of the word embeddings
     int pad = m->cfg.pad_token_id;
-    if (pad >= 0 && pad < m->cfg.vocab_size) memset(tensor_row_f32(&m->word_embd, pad), 0, (size_t)m->cfg.dim * 4);
+    if (pad >= 0 && pad < m->cfg.vocab_size)
+        memset(tensor_row_f32(&m->word_embd, pad), 0, (size_t)m->word_embd.shape[1] * sizeof(float));
     free(s);
 }
 

@@ -121,20 +121,28 @@ static Status parse_config(EncoderConfig *c, json_t *root, const char *path) {
     if (c->arch == ENC_BERT) {
         c->head_dim = c->dim / c->n_heads;
     } else {
+        // transformers' MobileBertConfig: true_hidden_size = intra_bottleneck_size with use_bottleneck, else
+        // hidden_size, unless config.json names it (then its value is kept)
         const char *norm;
         int intra;
         TRY(get_int(root, "embedding_size", &c->embedding_size, false, 128, path));
         TRY(get_int(root, "intra_bottleneck_size", &intra, false, 128, path));
         TRY(get_bool(root, "use_bottleneck", &c->use_bottleneck, true, path));
+        TRY(get_int(root, "true_hidden_size", &c->inner, false, c->use_bottleneck ? intra : c->dim, path));
         TRY(get_int(root, "num_feedforward_networks", &c->n_ffn, false, 4, path));
         TRY(get_bool(root, "trigram_input", &c->trigram, true, path));
         TRY(get_bool(root, "key_query_shared_bottleneck", &c->kq_shared_bottleneck, true, path));
         TRY(get_bool(root, "use_bottleneck_attention", &c->use_bottleneck_attention, false, path));
         TRY(get_string(root, "normalization_type", &norm, "no_norm", path));
-        c->no_norm = strcmp(norm, "no_norm") == 0;
+        if (strcmp(norm, "no_norm") == 0) c->no_norm = true;
+        else if (strcmp(norm, "layer_norm") == 0) c->no_norm = false;
+        else return status_fail(ST_UNSUPPORTED, "%s: normalization_type '%s' is not supported (no_norm, layer_norm)",
+                                path, norm);
         TRY(get_bool(root, "classifier_activation", &c->pooler, true, path));
-        c->inner = c->use_bottleneck ? intra : c->dim;
-        c->head_dim = c->inner / c->n_heads;
+        if (c->use_bottleneck && intra != c->inner)
+            return status_fail(ST_FORMAT, "%s: intra_bottleneck_size %d differs from true_hidden_size %d", path, intra,
+                               c->inner);
+        c->head_dim = c->n_heads > 0 ? c->inner / c->n_heads : 0;
     }
     TRY(parse_head(root, c, path));
     return encoder_config_check(c, path);
@@ -146,8 +154,11 @@ Status encoder_config_parse(EncoderConfig *c, const char *text, const char *what
     json_t *root = json_loads(text, 0, &err);
     if (!root) return status_fail(ST_FORMAT, "%s: malformed JSON (line %d: %s)", what, err.line, err.text);
     Status st = parse_config(c, root, what);
-    if (st == ST_OK && c->arch == ENC_BERT) {
-        c->pooler = c->head != HEAD_TOKEN;
+    // whether the weights include pooler.dense: BERT's classes build it except for a token head;
+    // MobileBERT's with classifier_activation, except for a token head (MobileBertForTokenClassification
+    // has no pooler; with classifier_activation false the sequence head reads [CLS] directly)
+    if (st == ST_OK) {
+        c->pooler = c->head != HEAD_TOKEN && (c->arch == ENC_BERT || c->pooler);
         st = get_bool(root, "elastilm_pooler", &c->pooler, c->pooler, what);
     }
     json_decref(root);

@@ -1,5 +1,5 @@
 // An encoder as a Hugging Face directory: config.json (the architecture of its
-// head), model.safetensors (f32, "bert."-prefixed body, bare head, as
+// head), model.safetensors (f32, "bert."/"mobilebert."-prefixed body, bare head, as
 // save_pretrained writes a *ForTokenClassification / *ForSequenceClassification)
 // and the tokenizer files, written into DIR.tmp and renamed into place.
 #include <dirent.h>
@@ -41,7 +41,7 @@ static Status config_text(const Encoder *m, bool pooler, char **out) {
     json_object_set_new(j, "hidden_act", json_string(c->act == ACT_RELU ? "relu" : "gelu"));
     json_object_set_new(j, "pad_token_id", json_integer(c->pad_token_id));
     json_object_set_new(j, "position_embedding_type", json_string("absolute"));
-    json_object_set_new(j, "hidden_dropout_prob", json_real(0.1));
+    json_object_set_new(j, "hidden_dropout_prob", json_real(c->arch == ENC_MOBILEBERT ? 0.0 : 0.1));
     json_object_set_new(j, "attention_probs_dropout_prob", json_real(0.1));
     json_object_set_new(j, "classifier_dropout", json_null());
     json_object_set_new(j, "initializer_range", json_real(0.02));
@@ -71,7 +71,7 @@ static Status config_text(const Encoder *m, bool pooler, char **out) {
         json_object_set_new(j, "id2label", id2label);
         json_object_set_new(j, "label2id", label2id);
     }
-    if (c->arch == ENC_BERT) json_object_set_new(j, "elastilm_pooler", json_boolean(pooler));
+    json_object_set_new(j, "elastilm_pooler", json_boolean(pooler));
     *out = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     return *out ? ST_OK : status_fail(ST_OOM, "out of memory");
@@ -79,11 +79,9 @@ static Status config_text(const Encoder *m, bool pooler, char **out) {
 
 Status encoder_config_json(const Encoder *m, char **out) { return config_text(m, m->cfg.pooler, out); }
 
-// transformers' BertForTokenClassification has no pooler: a saved token head leaves it out
-// (rather than have transformers report it unexpected).
-static bool saves_pooler(const Encoder *m) {
-    return m->cfg.pooler && !(m->cfg.arch == ENC_BERT && m->cfg.head == HEAD_TOKEN);
-}
+// transformers' Bert/MobileBertForTokenClassification have no pooler: a saved token head leaves it
+// out (rather than have transformers report it unexpected).
+static bool saves_pooler(const Encoder *m) { return m->cfg.pooler && m->cfg.head != HEAD_TOKEN; }
 
 static Status write_config(const Encoder *m, const char *path) {
     char *text;

@@ -1,5 +1,5 @@
 // The encoder's training forward (activations saved, the same layer step as
-// inference: bert_layer_forward) and backward, with the classification
+// inference: bert_layer_forward, mobilebert_layer_forward) and backward, with the classification
 // heads' cross-entropy, freezing, hidden dropout and flat parameters/gradients.
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,12 @@ typedef struct {
     Tensor q, k, v, att, lse, ares, x1, hpre, h, fres;
 } LayerSave;
 
+// A MobileBERT layer's (act(hpre) is recomputed in the backward, not saved).
+typedef struct {
+    Tensor li_pre, li, s_pre, s, q, k, v, att, lse, ares, obres;
+    Tensor a[MB_MAX_FFN + 1], hpre[MB_MAX_FFN], fres[MB_MAX_FFN];
+} MbSave;
+
 struct EncoderTrain {
     Encoder *m;
     EncoderTrainOptions opt;
@@ -27,7 +33,12 @@ struct EncoderTrain {
     Encoder g;             // gradients in the model's shape (frozen tensors have no data)
     // activations
     Tensor *xs;            // [L + 1] layer inputs; xs[L] is the last hidden state
-    LayerSave *acts;       // [L]
+    LayerSave *acts;       // [L] (BERT)
+    MbSave *macts;         // [L] (MobileBERT)
+    Tensor x3;             // MobileBERT: [N, 3E or E] the embedding_transformation's input
+    int32_t *next, *prev;  // MobileBERT: [max_tokens] trigram neighbours
+    Tensor mb_da, mb_db, mb_dli, mb_ds, mb_h; // MobileBERT backward scratch ([N, W], [N, F])
+    int64_t width;         // W: the widest activation (D; MobileBERT max(D, inner, 3E))
     Tensor esum;           // embeddings' LayerNorm input
     Tensor first, ppre, pooled, feat, logits; // the head
     // backward scratch
@@ -57,15 +68,40 @@ static Status train_alloc(EncoderTrain *t) {
     t->orig = calloc((size_t)n, sizeof *t->orig);
     t->trainable = calloc((size_t)n, sizeof *t->trainable);
     t->grad = calloc((size_t)n, sizeof *t->grad);
-    t->g.layers = calloc((size_t)c->n_layers, sizeof *t->g.layers);
+    bool mb = c->arch == ENC_MOBILEBERT, ok = true;
+    if (mb) {
+        t->g.mlayers = calloc((size_t)c->n_layers, sizeof *t->g.mlayers);
+        ok = t->g.mlayers != NULL;
+        for (int l = 0; ok && l < c->n_layers; l++) {
+            MobileBertLayer *ly = &t->g.mlayers[l];
+            size_t k = (size_t)(c->n_ffn > 1 ? c->n_ffn - 1 : 1);
+            ly->ffn_inter = calloc(k, sizeof *ly->ffn_inter);
+            ly->ffn_out = calloc(k, sizeof *ly->ffn_out);
+            ly->ffn_ln = calloc(k, sizeof *ly->ffn_ln);
+            ok = ly->ffn_inter && ly->ffn_out && ly->ffn_ln;
+        }
+    } else {
+        t->g.layers = calloc((size_t)c->n_layers, sizeof *t->g.layers);
+        ok = t->g.layers != NULL;
+    }
     EncoderParam *gps = calloc((size_t)n, sizeof *gps);
-    int64_t N = t->max_tokens, D = c->dim, F = c->ffn_dim, L = c->n_layers;
+    int64_t N = t->max_tokens, D = c->dim, F = c->ffn_dim, L = c->n_layers, I = c->inner;
+    int64_t W = D;
+    if (mb) {
+        int64_t E3 = 3 * (int64_t)c->embedding_size;
+        W = D > I ? D : I;
+        W = W > E3 ? W : E3;
+    }
+    t->width = W;
     t->xs = calloc((size_t)L + 1, sizeof *t->xs);
-    t->acts = calloc((size_t)L, sizeof *t->acts);
+    if (mb) t->macts = calloc((size_t)L, sizeof *t->macts);
+    else t->acts = calloc((size_t)L, sizeof *t->acts);
     t->pos = calloc((size_t)N, sizeof *t->pos);
     t->types = calloc((size_t)N, sizeof *t->types);
-    if (!t->params || !t->orig || !t->trainable || !t->grad || !t->g.layers || !gps || !t->xs || !t->acts ||
-        !t->pos || !t->types) {
+    t->next = calloc((size_t)N, sizeof *t->next);
+    t->prev = calloc((size_t)N, sizeof *t->prev);
+    if (!t->params || !t->orig || !t->trainable || !t->grad || !ok || !gps || !t->xs || !(t->acts || t->macts) ||
+        !t->pos || !t->types || !t->next || !t->prev) {
         free(gps);
         return status_fail(ST_OOM, "out of memory for training buffers");
     }
@@ -99,7 +135,24 @@ static Status train_alloc(EncoderTrain *t) {
     free(gps);
     // activations
     for (int l = 0; l <= L; l++) TRY(alloc_flat(&t->xs[l], N * D));
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; mb && l < L; l++) {
+        MbSave *a = &t->macts[l];
+        Tensor *ni[] = {&a->li_pre, &a->li, &a->s_pre, &a->s, &a->q, &a->k, &a->v, &a->att, &a->ares};
+        for (size_t i = 0; i < sizeof ni / sizeof *ni; i++) TRY(alloc_flat(ni[i], N * I));
+        TRY(alloc_flat(&a->lse, N * c->n_heads));
+        TRY(alloc_flat(&a->obres, N * D));
+        for (int j = 0; j <= c->n_ffn; j++) TRY(alloc_flat(&a->a[j], N * I));
+        for (int j = 0; j < c->n_ffn; j++) {
+            TRY(alloc_flat(&a->hpre[j], N * F));
+            TRY(alloc_flat(&a->fres[j], N * I));
+        }
+    }
+    if (mb) {
+        Tensor *nw[] = {&t->x3, &t->mb_da, &t->mb_db, &t->mb_dli, &t->mb_ds};
+        for (size_t i = 0; i < sizeof nw / sizeof *nw; i++) TRY(alloc_flat(nw[i], N * W));
+        TRY(alloc_flat(&t->mb_h, N * F));
+    }
+    for (int l = 0; !mb && l < L; l++) {
         LayerSave *a = &t->acts[l];
         Tensor *nd[] = {&a->q, &a->k, &a->v, &a->att, &a->ares, &a->x1, &a->fres};
         for (size_t i = 0; i < sizeof nd / sizeof *nd; i++) TRY(alloc_flat(nd[i], N * D));
@@ -110,7 +163,7 @@ static Status train_alloc(EncoderTrain *t) {
     int64_t K = c->num_labels > 0 ? c->num_labels : 1;
     Tensor *nd[] = {&t->esum, &t->first, &t->ppre, &t->pooled, &t->feat, &t->dres, &t->dfres, &t->dtmp,
                     &t->datt, &t->dq, &t->dk, &t->dv, &t->dfeat, &t->dfirst};
-    for (size_t i = 0; i < sizeof nd / sizeof *nd; i++) TRY(alloc_flat(nd[i], N * D));
+    for (size_t i = 0; i < sizeof nd / sizeof *nd; i++) TRY(alloc_flat(nd[i], N * W));
     TRY(alloc_flat(&t->logits, N * K));
     TRY(alloc_flat(&t->dh, N * F));
     TRY(alloc_flat(&t->dhp, N * F));
@@ -158,12 +211,24 @@ void encoder_train_free(EncoderTrain *t) {
         Tensor *ts[] = {&a->q, &a->k, &a->v, &a->att, &a->lse, &a->ares, &a->x1, &a->hpre, &a->h, &a->fres};
         for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
     }
+    for (int l = 0; t->macts && l < L; l++) {
+        MbSave *a = &t->macts[l];
+        Tensor *ts[] = {&a->li_pre, &a->li, &a->s_pre, &a->s, &a->q, &a->k, &a->v, &a->att, &a->lse, &a->ares,
+                        &a->obres};
+        for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
+        for (int j = 0; j <= MB_MAX_FFN; j++) tensor_free(&a->a[j]);
+        for (int j = 0; j < MB_MAX_FFN; j++) tensor_free(&a->hpre[j]), tensor_free(&a->fres[j]);
+    }
+    for (int l = 0; t->g.mlayers && l < L; l++)
+        free(t->g.mlayers[l].ffn_inter), free(t->g.mlayers[l].ffn_out), free(t->g.mlayers[l].ffn_ln);
+    Tensor *mts[] = {&t->x3, &t->mb_da, &t->mb_db, &t->mb_dli, &t->mb_ds, &t->mb_h};
+    for (size_t i = 0; i < sizeof mts / sizeof *mts; i++) tensor_free(mts[i]);
     Tensor *ts[] = {&t->flat, &t->gflat, &t->esum, &t->first, &t->ppre, &t->pooled, &t->feat, &t->logits,
                     &t->dres, &t->dfres, &t->dtmp, &t->datt, &t->dq, &t->dk, &t->dv, &t->dh, &t->dhp,
                     &t->dfeat, &t->dfirst};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
-    free(t->xs), free(t->acts), free(t->params), free(t->orig), free(t->trainable), free(t->grad);
-    free(t->g.layers), free(t->pos), free(t->types);
+    free(t->xs), free(t->acts), free(t->macts), free(t->params), free(t->orig), free(t->trainable), free(t->grad);
+    free(t->g.layers), free(t->g.mlayers), free(t->pos), free(t->types), free(t->next), free(t->prev);
     free(t);
 }
 
@@ -190,13 +255,50 @@ static VarlenShape varlen(const EncoderTrain *t, const EncoderBatch *b) {
 static void attend_train(void *ctx, int l, const Tensor *q, const Tensor *k, const Tensor *v, Tensor *att) {
     Ctx *x = ctx;
     VarlenShape shape = varlen(x->t, x->b);
-    Tensor lse = view2(&x->t->acts[l].lse, x->t->m->cfg.n_heads, x->b->n_tokens);
+    const Tensor *buf = x->t->macts ? &x->t->macts[l].lse : &x->t->acts[l].lse;
+    Tensor lse = view2(buf, x->t->m->cfg.n_heads, x->b->n_tokens);
     op_attention_varlen(att, &lse, q, k, v, &shape);
 }
 
 static void dropout_train(void *ctx, int l, int site, Tensor *x) {
     Ctx *c = ctx;
     if (c->dropout && c->t->opt.dropout > 0) op_dropout(x, x, c->t->opt.dropout, encoder_drop_seed(c->seed, l, site));
+}
+
+// A MobileBERT layer's step buffers: its saved activations (act(hpre) in a shared scratch).
+static MobileBertLayerBufs mb_bufs(EncoderTrain *t, int l, int64_t N) {
+    const EncoderConfig *c = &t->m->cfg;
+    int64_t D = c->dim, I = c->inner, F = c->ffn_dim;
+    MbSave *a = &t->macts[l];
+    MobileBertLayerBufs b = {.x = view2(&t->xs[l], N, D), .li_pre = view2(&a->li_pre, N, I),
+                             .li = view2(&a->li, N, I), .s_pre = view2(&a->s_pre, N, I), .s = view2(&a->s, N, I),
+                             .q = view2(&a->q, N, I), .k = view2(&a->k, N, I), .v = view2(&a->v, N, I),
+                             .att = view2(&a->att, N, I), .ares = view2(&a->ares, N, I),
+                             .obres = view2(&a->obres, N, D), .out = view2(&t->xs[l + 1], N, D)};
+    for (int j = 0; j < c->n_ffn; j++) {
+        b.a[j] = view2(&a->a[j], N, I);
+        b.hpre[j] = view2(&a->hpre[j], N, F);
+        b.h[j] = view2(&t->mb_h, N, F);
+        b.fres[j] = view2(&a->fres[j], N, I);
+    }
+    b.a[c->n_ffn] = view2(&a->a[c->n_ffn], N, I);
+    return b;
+}
+
+static void forward_body_mobilebert(EncoderTrain *t, const EncoderBatch *b, const int32_t *types, Ctx *ctx) {
+    Encoder *m = t->m;
+    const EncoderConfig *c = &m->cfg;
+    int64_t N = b->n_tokens, D = c->dim;
+    mobilebert_trigram_ids(b->ids, b->cu, b->n_seq, t->next, t->prev);
+    Tensor x0 = view2(&t->xs[0], N, D), esum = view2(&t->esum, N, D), tmp = view2(&t->dtmp, N, D);
+    Tensor x3 = view2(&t->x3, N, (c->trigram ? 3 : 1) * (int64_t)c->embedding_size);
+    mobilebert_embed(m, b->ids, t->next, t->prev, t->pos, types, &x3, &esum, &tmp, &x0);
+    dropout_train(ctx, -1, 0, &x0);
+    BertLayerSteps steps = {ctx, attend_train, dropout_train};
+    for (int l = 0; l < c->n_layers; l++) {
+        MobileBertLayerBufs bufs = mb_bufs(t, l, N);
+        mobilebert_layer_forward(c, &m->mlayers[l], l, &bufs, &steps);
+    }
 }
 
 // Everything up to the last hidden state xs[L], activations saved.
@@ -212,6 +314,10 @@ static void forward_body(EncoderTrain *t, const EncoderBatch *b, bool dropout, u
         types = t->types;
     }
     Ctx ctx = {t, b, dropout, seed};
+    if (c->arch == ENC_MOBILEBERT) {
+        forward_body_mobilebert(t, b, types, &ctx);
+        return;
+    }
     Tensor x0 = view2(&t->xs[0], N, D), esum = view2(&t->esum, N, D), tmp = view2(&t->dtmp, N, D);
     bert_embed(m, b->ids, t->pos, types, &esum, &tmp, &x0);
     dropout_train(&ctx, -1, 0, &x0);
@@ -282,9 +388,29 @@ static const Tensor *drop_grad(EncoderTrain *t, bool on, uint64_t seed, int l, i
     return buf;
 }
 
+static void layer_backward_mobilebert(EncoderTrain *t, const EncoderBatch *b, int l, bool need_dx, uint64_t seed) {
+    const EncoderConfig *c = &t->m->cfg;
+    int64_t N = b->n_tokens, D = c->dim, I = c->inner, F = c->ffn_dim;
+    MobileBertLayerBufs bufs = mb_bufs(t, l, N);
+    MobileBertGradBufs d = {.dres = view2(&t->dres, N, D), .dx = view2(&t->dfres, N, D), .da = view2(&t->mb_da, N, I),
+                            .db = view2(&t->mb_db, N, I), .dli = view2(&t->mb_dli, N, I), .ds = view2(&t->mb_ds, N, I),
+                            .dq = view2(&t->dq, N, I), .dk = view2(&t->dk, N, I), .dv = view2(&t->dv, N, I),
+                            .datt = view2(&t->datt, N, I), .dtmp = view2(&t->dtmp, N, D), .h = view2(&t->mb_h, N, F),
+                            .dh = view2(&t->dh, N, F), .dhp = view2(&t->dhp, N, F)};
+    VarlenShape shape = varlen(t, b);
+    Tensor lse = view2(&t->macts[l].lse, c->n_heads, N);
+    Ctx ctx = {t, b, true, seed};
+    BertLayerSteps steps = {&ctx, attend_train, t->opt.dropout > 0 ? dropout_train : NULL};
+    mobilebert_layer_backward(c, &t->m->mlayers[l], &t->g.mlayers[l], l, &bufs, &d, &shape, &lse, need_dx, &steps);
+}
+
 // dres holds dL/d(output of layer l) on entry and dL/d(its input) on return (when need_dx).
 static void layer_backward(EncoderTrain *t, const EncoderBatch *b, int l, bool need_dx, uint64_t seed) {
     const EncoderConfig *c = &t->m->cfg;
+    if (c->arch == ENC_MOBILEBERT) {
+        layer_backward_mobilebert(t, b, l, need_dx, seed);
+        return;
+    }
     const BertLayer *w = &t->m->layers[l];
     BertLayer *g = &t->g.layers[l];
     LayerSave *a = &t->acts[l];
@@ -359,8 +485,48 @@ static void head_backward(EncoderTrain *t, const EncoderBatch *b, const Tensor *
     op_embedding_backward(&dres, &dfirst, b->cu);
 }
 
+static void embed_backward_mobilebert(EncoderTrain *t, const EncoderBatch *b, bool dropout, uint64_t seed) {
+    Encoder *m = t->m;
+    const EncoderConfig *c = &m->cfg;
+    Encoder *g = &t->g;
+    int64_t N = b->n_tokens, D = c->dim, E = c->embedding_size, kE = (c->trigram ? 3 : 1) * E;
+    Tensor dres = view2(&t->dres, N, D), dtmp = view2(&t->dtmp, N, D), desum = view2(&t->dfres, N, D);
+    Tensor esum = view2(&t->esum, N, D);
+    const Tensor *de = drop_grad(t, dropout, seed, -1, 0, &dres, &dtmp);
+    tensor_zero(&desum);
+    mobilebert_norm_backward(c, &desum, &g->embd_ln, de, &esum, &m->embd_ln, MB_DEFAULT_LN_EPS);
+    const int32_t *types = b->types ? b->types : t->types;
+    if (gp(&g->pos_embd)) op_embedding_backward(&g->pos_embd, &desum, t->pos);
+    if (gp(&g->type_embd)) op_embedding_backward(&g->type_embd, &desum, types);
+    Tensor dx3 = desum; // without embedding_transformation, E = D and x3 is esum's word part
+    Tensor *gw = gp(&g->word_embd);
+    if (mobilebert_projects(c)) {
+        Tensor x3 = view2(&t->x3, N, kE);
+        dx3 = view2(&t->mb_da, N, kE);
+        if (gp(&g->embd_proj.b)) op_bias_backward(&g->embd_proj.b, &desum);
+        tensor_zero(&dx3);
+        if (gw || gp(&g->embd_proj.w))
+            op_matmul_backward(gw ? &dx3 : NULL, gp(&g->embd_proj.w), &desum, &x3, &m->embd_proj.w, 1.0f);
+    }
+    if (!gw) return;
+    if (c->trigram) { // [E(t+1); E(t); E(t-1)]: each third back to its token (none past the edges)
+        Tensor part = tensor_cols(&dx3, 0, E);
+        op_embedding_backward(gw, &part, t->next);
+        part = tensor_cols(&dx3, E, E);
+        op_embedding_backward(gw, &part, b->ids);
+        part = tensor_cols(&dx3, 2 * E, E);
+        op_embedding_backward(gw, &part, t->prev);
+    } else {
+        op_embedding_backward(gw, &dx3, b->ids);
+    }
+}
+
 static void embed_backward(EncoderTrain *t, const EncoderBatch *b, bool dropout, uint64_t seed) {
     Encoder *m = t->m;
+    if (m->cfg.arch == ENC_MOBILEBERT) {
+        embed_backward_mobilebert(t, b, dropout, seed);
+        return;
+    }
     int64_t N = b->n_tokens, D = m->cfg.dim;
     Tensor dres = view2(&t->dres, N, D), dtmp = view2(&t->dtmp, N, D), desum = view2(&t->dfres, N, D);
     Tensor esum = view2(&t->esum, N, D);

@@ -58,7 +58,7 @@ static Status hf_get(LlamaModel *m, WeightRole role, int layer, int64_t rows, in
     }
     if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
         return status_fail(ST_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", file->file.path,
-                           name, dtype_name(t->dtype));
+                           name, t->tag);
     Tensor src;
     if (t->dtype == DT_F32 && (uintptr_t)t->data % 4 == 0) return safetensors_view(file, t, out);
     src = tensor_wrap((void *)t->data, t->dtype, (Device){DEV_CPU, 0}, t->ndim, t->shape);

@@ -10,36 +10,12 @@
 #include "runtime/mapped_file.h"
 
 
-// The config as attributes of the group: every EncoderConfig field by name.
-#define CFG_INTS(X) X(arch) X(vocab_size) X(dim) X(n_layers) X(n_heads) X(head_dim) X(ffn_dim) X(max_position) \
-    X(type_vocab) X(act) X(pad_token_id) X(embedding_size) X(inner) X(n_ffn) X(trigram) X(use_bottleneck) \
-    X(kq_shared_bottleneck) X(use_bottleneck_attention) X(no_norm) X(pooler) X(head) X(num_labels)
-
-static Status config_write(H5Store *f, const char *group, const EncoderConfig *c) {
-#define W(field) TRY(h5_set_attr_i64(f, group, "cfg_" #field, (int64_t)c->field));
-    CFG_INTS(W)
-#undef W
-    return h5_set_attr_f64(f, group, "cfg_ln_eps", c->ln_eps);
-}
-
-static Status config_read(H5Store *f, const char *group, EncoderConfig *c) {
-    memset(c, 0, sizeof *c);
-    int64_t v;
-#define R(field) TRY(h5_get_attr_i64(f, group, "cfg_" #field, &v)); c->field = (__typeof__(c->field))v;
-    CFG_INTS(R)
-#undef R
-    double eps;
-    TRY(h5_get_attr_f64(f, group, "cfg_ln_eps", &eps));
-    c->ln_eps = (float)eps;
-    return ST_OK;
-}
-
 Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const char *tok_dir, const char *info) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", tok_dir);
-    char *tok_json;
+    char *tok_json, *config = NULL;
     TRY(read_text_file(path, &tok_json, NULL));
-    Status st = ST_OK;
+    Status st = encoder_config_json(m, &config);
     int n = encoder_params(m, NULL);
     EncoderParam *ps = malloc((size_t)(n ? n : 1) * sizeof *ps);
     float *host = NULL;
@@ -48,7 +24,7 @@ Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const
     if (st == ST_OK) st = h5_open_update(&f, artifact);
     if (st == ST_OK) st = h5_delete(f, group);
     if (st == ST_OK) st = h5_make_group(f, group);
-    if (st == ST_OK) st = config_write(f, group, &m->cfg);
+    if (st == ST_OK) st = h5_set_attr_str(f, group, "config", config);
     if (st == ST_OK) st = h5_set_attr_str(f, group, "tokenizer", tok_json);
     if (st == ST_OK) st = h5_set_attr_str(f, group, "info", info ? info : "");
     if (st == ST_OK) encoder_params(m, ps);
@@ -70,7 +46,7 @@ Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const
     }
     if (st == ST_OK) st = h5_commit(f);
     else h5_close(f);
-    free(host), free(ps), free(tok_json);
+    free(host), free(ps), free(config), free(tok_json);
     return st;
 }
 
@@ -79,14 +55,16 @@ Status tlm_store_load(const char *artifact, const char *group, Encoder *m, Token
     *tok = NULL;
     H5Store *f;
     TRY(h5_open_read(&f, artifact));
-    char *tok_json = NULL;
+    char *tok_json = NULL, *config = NULL;
     EncoderConfig c;
     Status st = ST_OK;
     if (!h5_exists(f, group))
         st = status_fail(ST_FORMAT, "%s: no %s group (train one with `elastilm tlm score --artifact`)", artifact, group);
+    if (st == ST_OK) st = h5_get_attr_str(f, group, "config", &config);
     if (st == ST_OK) st = h5_get_attr_str(f, group, "tokenizer", &tok_json);
     char what[4200];
-    if (st == ST_OK) st = config_read(f, group, &c);
+    snprintf(what, sizeof what, "%s: %s config", artifact, group);
+    if (st == ST_OK) st = encoder_config_parse(&c, config, what);
     if (st == ST_OK) st = encoder_alloc(m, &c);
     bool alloc = st == ST_OK;
     int n = alloc ? encoder_params(m, NULL) : 0;
@@ -100,7 +78,7 @@ Status tlm_store_load(const char *artifact, const char *group, Encoder *m, Token
     }
     snprintf(what, sizeof what, "%s: %s tokenizer", artifact, group);
     if (st == ST_OK) st = tokenizer_load_json_text(tok, tok_json, strlen(tok_json), what);
-    free(ps), free(tok_json);
+    free(ps), free(config), free(tok_json);
     h5_close(f);
     if (st != ST_OK && alloc) encoder_free(m);
     return st;

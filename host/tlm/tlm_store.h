@@ -1,8 +1,8 @@
 // tlm_store.h: the TLM in the elastic artifact, and opening a TLM from either
 // an artifact or a Hugging Face directory.
 //
-// Layout (docs/hdf5.md): group tlm/score with attributes cfg_<field> (each
-// EncoderConfig field), "tokenizer" (its
+// Layout (docs/hdf5.md): group tlm/score with attributes "config" (the
+// encoder's config.json text, as encoder_save_hf writes it), "tokenizer" (its
 // tokenizer.json text) and "info" (how it was trained), and one f32 dataset
 // per weight named by its Hugging Face name without the model prefix
 // ("encoder.layer.3.output.dense.weight"). The artifact holds everything:

@@ -147,7 +147,9 @@ static Status load_matrix(const SafetensorsFile *f, const char *path, const char
         return status_fail(ST_FORMAT, "%s: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", path, key,
                            st->ndim > 0 ? (long long)st->shape[0] : 0LL, st->ndim > 1 ? (long long)st->shape[1] : 0LL,
                            (long long)dst->shape[0], (long long)dst->shape[1]);
-    if (st->dtype == DT_I32) return status_fail(ST_FORMAT, "%s: tensor '%s' is not floating point", path, key);
+    if (st->dtype != DT_F32 && st->dtype != DT_F16 && st->dtype != DT_BF16)
+        return status_fail(ST_FORMAT, "%s: tensor '%s' has dtype %s; adapters must be F32, F16 or BF16", path, key,
+                           st->tag);
     Tensor src = tensor_wrap((void *)st->data, st->dtype, (Device){DEV_CPU, 0}, 2, st->shape);
     return tensor_copy_convert(dst, &src);
 }

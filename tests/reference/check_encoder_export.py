@@ -6,7 +6,9 @@ golden batch with the C model's (which test_encoder.c checks against the fixture
     python3 tests/reference/check_encoder_export.py /tmp/encx
 
 The test saves <dir>/tok (bert-tok reloaded: token head) and <dir>/seq (bert-base with a fresh sequence head);
-the last save of each wins. For tok the reference is the fixture golden's logits; for seq, transformers' own
+the last save of each wins. tests/test_encoder_mobilebert.c (filter 'encoder_mobilebert/save_hf_round_trip') saves
+<dir>/mb-tok, mb-seq, mb-seqcls, mb-ln (the MobileBERT fixtures reloaded): each is loaded with transformers (no
+missing or unexpected keys) and its logits compared with the fixture's golden. For tok the reference is the fixture golden's logits; for seq, transformers' own
 BertForSequenceClassification of the fixture weights is not available (the head is new), so the check is that
 transformers loads it with no missing or unexpected keys and that the logits are finite and equal to a forward
 written out here from the same weights (pooler tanh over each sequence's first token).
@@ -37,6 +39,20 @@ def load(cls, path):
     return model.eval()
 
 
+def check_mobilebert(path, fixture):
+    g = load_file(os.path.join(GOLD, fixture + "_golden.safetensors"))
+    cu = g["cu"].tolist()
+    seqs = [(g["ids"][cu[i]:cu[i + 1]].long(), g["types"][cu[i]:cu[i + 1]].long()) for i in range(len(cu) - 1)]
+    token = g["logits"].shape[0] == g["ids"].shape[0]
+    model = load(AutoModelForTokenClassification if token else AutoModelForSequenceClassification, path)
+    with torch.no_grad():
+        out = [model(input_ids=i[None], token_type_ids=t[None]).logits for i, t in seqs]
+        lg = torch.cat([o[0] for o in out]) if token else torch.cat(out)
+    d = (lg - g["logits"]).abs().max().item() / g["logits"].abs().max().item()
+    print(f"{os.path.basename(path)}: {model.config.architectures} vs {fixture} golden: max rel diff {d:.2e}")
+    return d
+
+
 def main():
     root = sys.argv[1]
     g, seqs = batch()
@@ -56,6 +72,12 @@ def main():
     d = (lg - ref).abs().max().item() / ref.abs().max().item()
     print(f"seq: {seq.config.architectures} {seq.config.num_labels} labels, logits {lg.shape}: rel diff {d:.2e}")
     worst = max(worst, d)
+    for name in ("mb-tok", "mb-seq", "mb-seqcls", "mb-ln"):
+        path = os.path.join(root, name)
+        if not os.path.isdir(path):
+            continue
+        d = check_mobilebert(path, "mobilebert-" + name[3:])
+        worst = max(worst, d)
     sys.exit(0 if worst < 1e-5 else 1)
 
 
