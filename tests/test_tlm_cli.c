@@ -105,8 +105,8 @@ Test(tlm_cli, score_trains_exports_and_resumes_exactly) {
     cr_expect(strstr(out, "\"steps\": 9"), "%s", out);
     cr_expect(strstr(out, "\"val_f1\""), "%s", out);
     // killed after step 3, then resumed
-    rc = run(out, sizeof out, "tlm score --encoder %s --labels %s %s --out %s/b --kill-after-step 3", g_enc, labels,
-             common, g_dir);
+    rc = run(out, sizeof out, "tlm score --encoder %s --labels %s %s --out %s/b --export %s/b_hf --kill-after-step 3",
+             g_enc, labels, common, g_dir, g_dir);
     cr_assert_neq(rc, 0, "the run was to be killed: %s", out);
     rc = run(out, sizeof out, "tlm score --encoder %s --labels %s %s --out %s/b --resume --export %s/b_hf", g_enc,
              labels, common, g_dir, g_dir);
@@ -167,7 +167,11 @@ Test(tlm_cli, eval_compresses_the_system_prompt) {
                      "eval --model %s --model-name tiny --dataset ARC_E --data tests/fixtures/datasets/hf_arc_easy.jsonl "
                      "--limit 3 --compress score --prompt-ratio 0.4 --tlm %s/t.h5 --results %s/res",
                      g_llm, g_dir, g_dir), 0, "%s", out);
-    cr_expect(strstr(out, "system prompt: score at p = 0.4"), "%s", out);
+    const char *line = strstr(out, "system prompt: score at p = 0.4, ");
+    cr_assert(line, "%s", out);
+    double kept, all;
+    cr_assert_eq(sscanf(line, "system prompt: score at p = 0.4, %lf of %lf", &kept, &all), 2, "%s", line);
+    cr_expect(kept < 0.6 * all, "the system prompt shrank: %s", line);
     char path[600];
     snprintf(path, sizeof path, "%s/res/tiny_ARC_E.txt", g_dir);
     size_t len;
@@ -248,13 +252,14 @@ Test(tlm_cli, two_ranks_match_one) {
     char labels[600];
     make_labels(labels, sizeof labels);
     const char *args = "--epochs 2 --batch 2 --micro-batch 1 --val 0.2 --lr 1e-3 --eval-every 0 --save-every 0";
-    cr_assert_eq(run(out, sizeof out, "tlm score --encoder %s --labels %s %s --out %s/one", g_enc, labels, args, g_dir),
+    cr_assert_eq(run(out, sizeof out, "tlm score --encoder %s --labels %s %s --out %s/one --export %s/one_hf", g_enc, labels,
+                     args, g_dir, g_dir),
                  0, "%s", out);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 ELASTILM_THREADS=1 "
-             "mpirun --oversubscribe -np 2 %s tlm score --encoder %s --labels %s %s --out %s/two",
-             tu_bin(), g_enc, labels, args, g_dir);
+             "mpirun --oversubscribe -np 2 %s tlm score --encoder %s --labels %s %s --out %s/two --export %s/two_hf",
+             tu_bin(), g_enc, labels, args, g_dir, g_dir);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     double a[16], b[16];
     char path[600];

@@ -61,6 +61,20 @@ Test(tlm_labels, chunks_cut_after_a_period) {
     tokenizer_free(t);
 }
 
+// Chunks cut at periods can be far shorter than the window: many of them in one text.
+Test(tlm_labels, many_short_chunks) {
+    Tokenizer *t = load_minilm();
+    char text[4000] = "";
+    for (int i = 0; i < 200; i++) strcat(text, "a . a a a a a a . ");
+    int32_t *s, *e;
+    int n;
+    cr_assert_eq(labels_chunks(t, text, (int32_t)strlen(text), 8, &s, &e, &n), ST_OK, "%s", status_message());
+    cr_expect_geq(n, 400);
+    for (int i = 1; i < n; i++) cr_expect_gt(s[i], e[i - 1]);
+    free(s), free(e);
+    tokenizer_free(t);
+}
+
 Test(tlm_labels, greedy_match_is_in_order) {
     Tokenizer *t = load_minilm();
     LabelledText lt;
@@ -86,8 +100,12 @@ Test(tlm_labels, file_round_trip_and_pairs) {
                      "{\"prompt_list\": [\"one two\", \"three four\"], \"compressed_prompt_list\": [\"two\", \"three\"]}\n");
     snprintf(path, sizeof path, "%s/pairs.jsonl", dir);
     LabelSet s = {0};
-    cr_assert_eq(labels_from_pairs(&s, t, path, 510), ST_OK, "%s", status_message());
+    cr_assert_eq(labels_from_pairs(&s, t, path, 510, -1), ST_OK, "%s", status_message());
     cr_assert_eq(s.n, 3);
+    LabelSet one = {0};
+    cr_assert_eq(labels_from_pairs(&one, t, path, 510, 1), ST_OK, "%s", status_message());
+    cr_expect_eq(one.n, 1, "--limit counts records (lines)");
+    labels_free(&one);
     cr_expect_eq(s.items[0].n_spans, 4); // alpha beta gamma .
     int want[] = {1, 0, 1, 0};
     for (int i = 0; i < 4; i++) cr_expect_eq(s.items[0].spans[i].label, want[i]);
@@ -132,7 +150,7 @@ Test(tlm_labels, bad_files_name_file_and_line) {
     const char *bad = "{\"prompt\": \"a b\"}\n";
     tu_write_temp(bad, strlen(bad), ".jsonl", path, sizeof path);
     LabelSet s = {0};
-    tu_expect_err(labels_from_pairs(&s, t, path, 510), ST_FORMAT, path, ":1:", "compressed_prompt");
+    tu_expect_err(labels_from_pairs(&s, t, path, 510, -1), ST_FORMAT, path, ":1:", "compressed_prompt");
     unlink(path);
     tokenizer_free(t);
 }

@@ -57,6 +57,8 @@ static Status run(void) {
     double p;
     TRY(args_float(ratio, "ratio", 0, 1, &p));
     if (!(p > 0)) return status_fail(ST_USAGE, "--ratio: expected 0 < p <= 1, got %s", ratio);
+    if (compat && !strcmp(compat, "artifact") && !model)
+        return status_fail(ST_USAGE, "compress: --compat artifact decodes the LLM's ids: give --model");
     PromptCompressorConfig cfg = {.method = PC_SCORE, .seed = 42, .max_len = 512};
     if ((v = args_get(opts, N_OPTS, "method"))) TRY(prompt_method_parse(v, &cfg.method));
     if (compat && !strcmp(compat, "artifact")) cfg.compat = true;
@@ -87,6 +89,8 @@ static Status run(void) {
     if (st == ST_OK && cfg.method == PC_LLMLINGUA2) {
         st = cl100k_path(clp, sizeof clp);
         if (st == ST_OK) st = tokenizer_load_tiktoken(&cl, clp);
+        if (st != ST_OK)
+            st = status_wrap(st, "llmlingua2 weighs words by cl100k_base (--cl100k FILE, or datasets/fetch.sh tiktoken)");
     }
     cfg.tlm = &m, cfg.enc = enc, cfg.llm_tok = llm, cfg.cl100k = cl;
     if (st == ST_OK) st = prompt_compressor_new(&pc, &cfg);
@@ -101,8 +105,8 @@ static Status run(void) {
         prompt_count_llm(pc, out, &outS);
         char k[64] = "";
         if (kept >= 0) snprintf(k, sizeof k, ", %ld encoder tokens kept", kept);
-        log_info("%s%s at p = %g: S = %ld, Q = %ld%s; %ld -> %ld %s tokens", prompt_method_name(cfg.method),
-                 cfg.compat ? " (artifact)" : "", p, S, Q, k, S, outS, llm ? "LLM" : "TLM pieces");
+        log_info("%s%s at p = %g: S = %ld, Q = %ld%s; %ld -> %ld %s", prompt_method_name(cfg.method),
+                 cfg.compat ? " (artifact)" : "", p, S, Q, k, S, outS, llm ? "LLM tokens" : "TLM pieces");
     }
     free(out);
     prompt_compressor_free(pc);

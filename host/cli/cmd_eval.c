@@ -221,6 +221,7 @@ static Status compression_open(Compression *c, const EvalArgs *a, const Tokenize
         else snprintf(path, sizeof path, "%s/.cache/elastilm/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken",
                       home ? home : ".");
         st = tokenizer_load_tiktoken(&c->cl100k, path);
+        if (st != ST_OK) st = status_wrap(st, "llmlingua2 weighs words by cl100k_base (--cl100k FILE, or datasets/fetch.sh tiktoken)");
     }
     PromptCompressorConfig cfg = {.method = c->method, .compat = c->compat, .tlm = &c->tlm, .enc = c->enc,
                                   .llm_tok = llm_tok, .cl100k = c->cl100k, .seed = 42, .max_len = 512};
@@ -255,8 +256,13 @@ static Status compress_system(Compression *c, const EvalPrompt *p, const McQuest
     if (st == ST_OK) st = prompt_compress(c->pc, p->system, Q, ratio, request, sys, NULL);
     long n = 0;
     if (st == ST_OK) st = prompt_count_llm(c->pc, *sys, &n);
+    if (st != ST_OK) {
+        free(*sys);
+        *sys = NULL;
+        return st;
+    }
     c->kept_tokens += (double)n;
-    return st;
+    return ST_OK;
 }
 
 static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device dev) {
@@ -291,7 +297,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     }
     if (st == ST_OK) st = tokenizer_load_for_model(&tok, a->model_path);
     Compression cz = {0};
-    if (st == ST_OK && a->compress) st = compression_open(&cz, a, tok, pol.open ? pol.compat : COMPAT_PAPER);
+    Compat cz_compat = COMPAT_PAPER; // --compat applies to the score method's selection too (with --level as well)
+    if (st == ST_OK && a->compress) st = compat_parse(args_get(opts, n_opts, "compat"), &cz_compat);
+    if (st == ST_OK && a->compress) st = compression_open(&cz, a, tok, cz_compat);
     if (st == ST_OK) st = eval_prompt_build(&prompt, a->ds, artifact_dir);
     if (st == ST_IO) // the few-shot examples come from the bundled data folder
         st = status_wrap(st, "data folder %s from %s (set it with --data-dir DIR or $ELASTILM_DATA)", data_dir,
@@ -356,15 +364,17 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         if (pol.open && decided[0]) printf("view: %s\n", decided);
         if (cz.pc)
             printf("system prompt: %s at p = %g, %.1f of %ld LLM tokens kept on average\n",
-                   prompt_method_name(cz.method), a->prompt_ratio, n ? cz.kept_tokens / (double)n : 0.0, cz.S);
+                   prompt_method_name(cz.method), a->prompt_ratio, n > done ? cz.kept_tokens / (double)(n - done) : 0.0,
+                   cz.S);
         if ((a->limit < 0 || args_get(opts, n_opts, "results")) && a->metric == METRIC_ARTIFACT) {
-            if (level) st = write_result_line(a, "Ours", 1.0, strtod(level, NULL), acc);
-            else if (cz.pc) {
-                char mode[128];
-                snprintf(mode, sizeof mode, "%s+%s%s:%g", pol.policy->name, prompt_method_name(cz.method),
+            // a compressed system prompt is part of the mode: "<mode>+<method>[-artifact]:<p>"
+            char mode[128];
+            snprintf(mode, sizeof mode, "%s", level ? "Ours" : pol.policy->name);
+            if (cz.pc)
+                snprintf(mode + strlen(mode), sizeof mode - strlen(mode), "+%s%s:%g", prompt_method_name(cz.method),
                          cz.compat ? "-artifact" : "", a->prompt_ratio);
-                st = write_result_line(a, mode, pol.slo.prefill, pol.slo.decode, acc);
-            } else st = write_result_line(a, pol.policy->name, pol.slo.prefill, pol.slo.decode, acc);
+            if (level) st = write_result_line(a, mode, 1.0, strtod(level, NULL), acc);
+            else st = write_result_line(a, mode, pol.slo.prefill, pol.slo.decode, acc);
         }
     }
     if (scorer_ok) scorer_free(&scorer);

@@ -104,8 +104,10 @@ static Status run_labels(void) {
     LabelSet s = {0};
     Status st = ST_OK;
     if (pairs) {
-        if (args_get(o, n, "model")) log_warn("tlm labels: --model is not used with --pairs");
-        st = labels_from_pairs(&s, enc, pairs, (int)chunk);
+        static const char *const unused[] = {"model", "keep", "seed", "force"};
+        for (size_t i = 0; i < sizeof unused / sizeof *unused; i++)
+            if (args_get(o, n, unused[i])) log_warn("tlm labels: --%s is not used with --pairs", unused[i]);
+        st = labels_from_pairs(&s, enc, pairs, (int)chunk, limit);
     } else {
         Device dev;
         LlamaModel m = {0};
@@ -202,6 +204,12 @@ static Status split_texts(int n, int n_val, uint64_t seed, DataSplit *s) {
     return ST_OK;
 }
 
+// A number for JSON, or null when it is NaN (not measured).
+static void json_num(char *buf, size_t n, double v, const char *fmt) {
+    if (isnan(v)) snprintf(buf, n, "null");
+    else snprintf(buf, n, fmt, v);
+}
+
 static Status opt_long(const char *name, long lo, long hi, long def, long *out) {
     const char *v = args_get(score_opts, N_SCORE_OPTS, name);
     *out = def;
@@ -221,7 +229,7 @@ static Status run_score(const Dist *dist) {
     const char *artifact = args_get(o, n, "artifact"), *export_dir = args_get(o, n, "export");
     const char *out = args_get(o, n, "out"), *compat_s = args_get(o, n, "compat");
     if (!enc_dir || !labels) return status_fail(ST_USAGE, "tlm score: --encoder and --labels are required");
-    if (!artifact && !export_dir && !out)
+    if (!artifact && !export_dir)
         return status_fail(ST_USAGE, "tlm score: give --artifact and/or --export (where the trained head goes)");
     bool resume = args_get(o, n, "resume") != NULL;
     if (resume && !out) return status_fail(ST_USAGE, "tlm score: --resume needs --out (where the checkpoint is)");
@@ -268,9 +276,12 @@ static Status run_score(const Dist *dist) {
     if (st == ST_OK && max_len > m.cfg.max_position)
         st = status_fail(ST_USAGE, "--max-len %ld is longer than the encoder's %d positions", max_len, m.cfg.max_position);
     if (st == ST_OK) st = labels_read(&ls, labels);
-    if (st == ST_OK) st = score_data_build(&data, &ls, enc, (int)max_len, compat);
+    if (st == ST_OK && (st = score_data_build(&data, &ls, enc, (int)max_len, compat)) != ST_OK)
+        st = status_wrap(st, "%s", labels);
     if (st == ST_OK) {
         int n_val = (int)(val * data.n);
+        if (val > 0 && n_val == 0 && data.n >= 2) n_val = 1; // at least one text for validation and F1
+        if (val > 0 && n_val == 0) log_warn("%s: one labelled text: nothing held out for validation", labels);
         if (data.n - n_val < 1) st = status_fail(ST_USAGE, "%s: %d labelled texts leave none to train on", labels, data.n);
         else st = split_texts(data.n, n_val, (uint64_t)seed, &split);
     }
@@ -319,19 +330,28 @@ static Status run_score(const Dist *dist) {
     if (st == ST_OK && dist->rank == 0 && artifact) {
         char info[512];
         snprintf(info, sizeof info, "labels=%s compat=%s steps=%" PRId64 " best_val_loss=%.6f val_f1=%.4f", labels,
-                 compat ? "artifact" : "paper", res.steps, res.best_val_loss, f1.f1);
+                 compat ? "artifact" : "paper", res.steps, res.best_val_loss, split.n_val > 0 ? f1.f1 : NAN);
         st = tlm_store_save(artifact, TLM_SCORE_GROUP, &m, enc_dir, info);
     }
     if (st == ST_OK && dist->rank == 0 && export_dir) st = encoder_save_hf(&m, export_dir, enc_dir);
     if (st == ST_OK && dist->rank == 0) {
+        // JSON: values not measured (nothing held out) are null
+        char fv[32], bv[32], pr[32], rc[32], ff[32], ac[32];
+        bool held = split.n_val > 0;
+        json_num(fv, sizeof fv, res.first_val_loss, "%.6f");
+        json_num(bv, sizeof bv, res.best_val_loss, "%.6f");
+        json_num(pr, sizeof pr, held ? f1.precision : NAN, "%.4f");
+        json_num(rc, sizeof rc, held ? f1.recall : NAN, "%.4f");
+        json_num(ff, sizeof ff, held ? f1.f1 : NAN, "%.4f");
+        json_num(ac, sizeof ac, held ? f1.accuracy : NAN, "%.4f");
         char line[1024];
         snprintf(line, sizeof line,
-                 "{\"steps\": %" PRId64 ", \"train_texts\": %d, \"val_texts\": %d, \"first_val_loss\": %.6f, "
-                 "\"best_val_loss\": %.6f, \"best_step\": %" PRId64 ", \"last_train_loss\": %.6f, "
-                 "\"val_precision\": %.4f, \"val_recall\": %.4f, \"val_f1\": %.4f, \"val_accuracy\": %.4f, "
+                 "{\"steps\": %" PRId64 ", \"train_texts\": %d, \"val_texts\": %d, \"first_val_loss\": %s, "
+                 "\"best_val_loss\": %s, \"best_step\": %" PRId64 ", \"last_train_loss\": %.6f, "
+                 "\"val_precision\": %s, \"val_recall\": %s, \"val_f1\": %s, \"val_accuracy\": %s, "
                  "\"tokens_per_s\": %.1f}\n",
-                 res.steps, split.n_train, split.n_val, res.first_val_loss, res.best_val_loss, res.best_step,
-                 res.last_train_loss, f1.precision, f1.recall, f1.f1, f1.accuracy, res.size_per_s);
+                 res.steps, split.n_train, split.n_val, fv, bv, res.best_step, res.last_train_loss, pr, rc, ff, ac,
+                 res.size_per_s);
         fputs(line, stdout);
         if (out) {
             char path[4096];

@@ -321,6 +321,12 @@ Status encoder_set_head(Encoder *m, EncoderHead head, int num_labels, uint64_t s
     c.head = head;
     c.num_labels = num_labels;
     c.pooler = c.pooler || new_pooler;
+    // *ForTokenClassification has no pooler (transformers builds it with add_pooling_layer=False):
+    // drop a sentence encoder's, so that training neither carries nor decays unused weights
+    if (head == HEAD_TOKEN && c.pooler) {
+        c.pooler = false;
+        m->pooler = (Linear){0};
+    }
     Encoder tmp = *m;
     tmp.cfg = c;
     int n = walk(&tmp, NULL);

@@ -144,7 +144,8 @@ Status encoder_alloc(Encoder *m, const EncoderConfig *c);
 void encoder_init_random(Encoder *m, float std, uint64_t seed);
 // Gives the model a fresh head (weights normal(0, 0.02), zero bias, seeded),
 // replacing any it had: e.g. a token-classification head of 2 labels on a
-// sentence encoder.
+// sentence encoder. As transformers' classes: a token head drops the pooler;
+// a BERT sequence head gets a fresh one when the model has none.
 Status encoder_set_head(Encoder *m, EncoderHead head, int num_labels, uint64_t seed);
 void encoder_free(Encoder *m);
 // Writes the model as a Hugging Face directory (config.json with the

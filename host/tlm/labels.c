@@ -178,7 +178,7 @@ Status labels_chunks(const Tokenizer *enc, const char *text, int32_t len, int ma
                      int32_t **ends, int *n) {
     TokenList l;
     TRY(encode_pieces(enc, text, len, &l));
-    size_t cap = l.n / (size_t)max_pieces + 2;
+    size_t cap = l.n + 1; // a chunk holds at least one piece
     int32_t *s = malloc(cap * sizeof *s), *e = malloc(cap * sizeof *e);
     if (!s || !e) return free(s), free(e), token_list_free(&l), status_fail(ST_OOM, "out of memory");
     int k = 0;
@@ -229,14 +229,15 @@ Status labels_match(const Tokenizer *enc, const char *prompt, const char *compre
     return ST_OK;
 }
 
-Status labels_from_pairs(LabelSet *s, const Tokenizer *enc, const char *path, int max_pieces) {
+Status labels_from_pairs(LabelSet *s, const Tokenizer *enc, const char *path, int max_pieces, long limit) {
     char *buf;
     size_t len;
     TRY(read_file_maybe_gz(path, &buf, &len));
     Status st = ST_OK;
     long lineno = 0;
     int before = s->n;
-    for (size_t i = 0; st == ST_OK && i < len;) {
+    long records = 0;
+    for (size_t i = 0; st == ST_OK && i < len && (limit < 0 || records < limit);) {
         size_t e = i;
         while (e < len && buf[e] != '\n') e++;
         lineno++;
@@ -244,6 +245,7 @@ Status labels_from_pairs(LabelSet *s, const Tokenizer *enc, const char *path, in
         i = e + 1;
         while (a < e && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\r')) a++;
         if (a == e) continue;
+        records++;
         json_error_t err;
         json_t *o = json_loadb(buf + a, e - a, 0, &err);
         if (!o) {
@@ -313,8 +315,8 @@ Status labels_word_info(const LlamaModel *m, const Tokenizer *llm_tok, const Tok
     int T = (int)l.n;
     if (st == ST_OK && T >= 2) {
         if (T > m->cfg.max_position)
-            st = status_fail(ST_USAGE, "a chunk of %d LLM tokens is longer than the model's %d positions", T,
-                             m->cfg.max_position);
+            st = status_fail(ST_USAGE, "a chunk of %d LLM tokens is longer than the model's %d positions (lower --chunk)",
+                             T, m->cfg.max_position);
         if (st == ST_OK) st = llama_session_init(&sess, m, 1, T, m->dev);
         have_sess = st == ST_OK;
         if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, T, m->cfg.vocab_size);

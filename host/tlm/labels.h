@@ -65,8 +65,9 @@ Status labels_chunks(const Tokenizer *enc, const char *text, int32_t len, int ma
 Status labels_match(const Tokenizer *enc, const char *prompt, const char *compressed, int max_pieces,
                     LabelledText *out);
 // JSON lines with "prompt" and "compressed_prompt" strings, or MeetingBank's
-// "prompt_list" and "compressed_prompt_list" (one labelled text per pair).
-Status labels_from_pairs(LabelSet *s, const Tokenizer *enc, const char *path, int max_pieces);
+// "prompt_list" and "compressed_prompt_list" (one labelled text per pair);
+// only the first `limit` records (lines) when limit >= 0.
+Status labels_from_pairs(LabelSet *s, const Tokenizer *enc, const char *path, int max_pieces, long limit);
 
 typedef struct {
     double keep_lo, keep_hi; // fraction of a chunk's words labelled keep: drawn per chunk from

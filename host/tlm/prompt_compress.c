@@ -95,8 +95,11 @@ Status prompt_compressor_new(PromptCompressor **out, const PromptCompressorConfi
         st = status_fail(ST_USAGE, "compress: llmlingua2 weighs words by cl100k_base tokens (datasets/fetch.sh tiktoken)");
     if (st == ST_OK && cfg->compat && (cfg->method != PC_SCORE || !cfg->llm_tok))
         st = status_fail(ST_USAGE, "compress: --compat artifact is the score method's, and needs the LLM's tokenizer");
+    if (st == ST_OK && cfg->method == PC_LLMLINGUA2 && c->cfg.max_len < 512)
+        st = status_fail(ST_UNSUPPORTED, "compress: LLMLingua-2 scores chunks of 510 pieces; the TLM's encoder has %d "
+                         "positions", c->cfg.max_len);
     if (st == ST_OK) st = score_special_ids(cfg->enc, &c->cls, &c->sep, &c->pad);
-    c->unk = tokenizer_token_id(cfg->enc, "[UNK]");
+    if (st == ST_OK) c->unk = tokenizer_token_id(cfg->enc, "[UNK]");
     if (st == ST_OK && c->unk < 0) st = status_fail(ST_UNSUPPORTED, "the TLM's vocabulary has no [UNK] token");
     c->win_ids = malloc((size_t)c->cfg.max_len * sizeof *c->win_ids);
     c->win_logits = malloc((size_t)c->cfg.max_len * 2 * sizeof *c->win_logits);
@@ -115,7 +118,7 @@ static Status count_tokens(const PromptCompressor *c, const char *text, size_t l
     if (ids) {
         *ids = malloc((l.n + 1) * sizeof **ids);
         if (!*ids) st = status_fail(ST_OOM, "out of memory");
-        else memcpy(*ids, l.ids, l.n * sizeof **ids);
+        else if (l.n) memcpy(*ids, l.ids, l.n * sizeof **ids);
     }
     token_list_free(&l);
     return st;
@@ -258,7 +261,9 @@ Status prompt_compress(PromptCompressor *c, const char *sys, long Q, double p, u
     if (Q < 0) return status_fail(ST_USAGE, "query of %ld tokens", Q);
     TRY(set_system(c, sys));
     double sys_ratio = tlm_sys_ratio(c->S, Q, p);
-    long count = tlm_keep_count(sys_ratio, c->S);
+    // the artifact counts int(sys_ratio S) + 1 LLM tokens and keeps that many encoder
+    // positions; the paper's selection keeps that share of the encoder's pieces
+    long count = tlm_keep_count(sys_ratio, c->cfg.compat ? c->S : (long)c->pieces.n);
     if (p == 1 && !c->cfg.compat) { // nothing to drop
         if (!(*out = strdup(sys))) return status_fail(ST_OOM, "out of memory");
         if (kept) *kept = (long)c->pieces.n;

@@ -4,8 +4,9 @@
 // never are. The ratio is ElastiLM's (spec §3.3 step 4): with S the LLM
 // tokens of the system prompt and Q those of the query (both encoded with the
 // tokenizer's special tokens, as tokenizer(text) does: BOS for LLaMA),
-// sys_ratio = max(0, ((S + Q) p - Q) / S), and count = int(sys_ratio S) + 1
-// encoder tokens are kept. Methods:
+// sys_ratio = max(0, ((S + Q) p - Q) / S), and count = int(sys_ratio n) + 1
+// of the system prompt's n encoder pieces are kept (the artifact, --compat:
+// int(sys_ratio S) + 1 encoder positions). Methods:
 //   score       the score head's highest p(keep) tokens in their original order,
 //               the text rebuilt from their byte spans (tlm_compress_paper);
 //               with compat: the artifact's lowest class-1 logits, the LLM ids

@@ -69,6 +69,7 @@ Status score_data_build(ScoreData *d, const LabelSet *s, const Tokenizer *enc, i
     }
     if (st != ST_OK) return score_data_free(d), st;
     d->n = s->n, d->start[s->n] = (int32_t)N, d->n_tokens = N;
+    d->cls = cls, d->sep = sep, d->pad = pad;
     for (int64_t t = 0; t < N; t++) d->n_counted += d->targets[t] >= 0;
     if (d->n_counted == 0) {
         score_data_free(d);

@@ -25,6 +25,7 @@ typedef struct {
     int n;             // sequences
     int64_t n_tokens;  // N
     int64_t n_counted; // targets >= 0
+    int32_t cls, sep, pad; // the encoder's special ids (F1 counts text pieces only)
 } ScoreData;
 
 Status score_data_build(ScoreData *d, const LabelSet *s, const Tokenizer *enc, int max_len, bool compat);

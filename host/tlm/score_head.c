@@ -115,8 +115,8 @@ Status score_head_f1(const Encoder *m, const ScoreData *d, const int *examples, 
         EncoderBatch b = {.ids = d->ids + a, .cu = cu, .n_seq = 1, .n_tokens = len};
         st = encoder_logits(s, &b, lg);
         for (int t = 0; st == ST_OK && t < len; t++) {
-            int y = d->targets[a + t];
-            if (y < 0) continue;
+            int y = d->targets[a + t], id = d->ids[a + t];
+            if (y < 0 || id == d->cls || id == d->sep || id == d->pad) continue; // text pieces only
             int pred = lg[2 * t + 1] > lg[2 * t];
             out->tp += pred && y, out->fp += pred && !y, out->fn += !pred && y, out->tn += !pred && !y;
         }

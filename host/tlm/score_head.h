@@ -26,8 +26,9 @@ Status score_train_model_init(ScoreTrainModel *sm, Encoder *m, const ScoreData *
                               int micro_batch, float dropout);
 void score_train_model_free(ScoreTrainModel *sm);
 
-// Confusion counts of argmax(logits) against the counted targets of the
-// sequences examples[0..n) (all when examples is NULL), keep = positive class.
+// Confusion counts of argmax(logits) against the counted targets of the text
+// pieces ([CLS], [SEP] and [PAD] are left out even where --compat labels them)
+// of the sequences examples[0..n) (all when examples is NULL), keep = positive class.
 typedef struct {
     int64_t tp, fp, fn, tn;
     double precision, recall, f1, accuracy;
