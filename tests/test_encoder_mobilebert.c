@@ -430,8 +430,9 @@ Test(encoder_mobilebert, save_hf_round_trip) {
     golden_open(&gd, "mobilebert-seq");
     Encoder m;
     load(&m, "mobilebert-seq");
-    cr_assert_eq(encoder_set_head(&m, HEAD_TOKEN, 3, 9), ST_OK, "%s", status_message());
     cr_expect(m.cfg.pooler);
+    cr_assert_eq(encoder_set_head(&m, HEAD_TOKEN, 3, 9), ST_OK, "%s", status_message());
+    cr_expect(!m.cfg.pooler, "a token head drops the pooler");
     round_trip(&m, &gd, NULL);
     encoder_free(&m);
     safetensors_close(&gd.g);

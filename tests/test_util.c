@@ -286,3 +286,199 @@ void tu_check_tokenizer(const Tokenizer *t, const char *name) {
     json_decref(gold);
 }
 
+// ---- f32 tensors and finite differences ----------------------------------------
+
+static const Device CPU = {DEV_CPU, 0};
+
+Tensor tu_zeros_1d(int64_t n) {
+    Tensor t;
+    cr_assert_eq(tensor_alloc_1d(&t, DT_F32, CPU, n), ST_OK);
+    return t;
+}
+
+Tensor tu_zeros_2d(int64_t rows, int64_t cols) {
+    Tensor t;
+    cr_assert_eq(tensor_alloc_2d(&t, DT_F32, CPU, rows, cols), ST_OK);
+    return t;
+}
+
+Tensor tu_random_2d(Rng *r, int64_t rows, int64_t cols) {
+    Tensor t = tu_zeros_2d(rows, cols);
+    for (int64_t i = 0; i < rows * cols; i++) ((float *)t.data)[i] = rng_normal(r);
+    return t;
+}
+
+Tensor tu_random_1d(Rng *r, int64_t n, float mean, float sd) {
+    Tensor t = tu_zeros_1d(n);
+    for (int64_t i = 0; i < n; i++) ((float *)t.data)[i] = mean + sd * rng_normal(r);
+    return t;
+}
+
+static int64_t n_rows(const Tensor *t) { return t->ndim == 2 ? t->shape[0] : 1; }
+static int64_t n_cols(const Tensor *t) { return t->shape[t->ndim - 1]; }
+int64_t tu_numel(const Tensor *t) { return n_rows(t) * n_cols(t); }
+
+float *tu_elem(const Tensor *t, int64_t i) {
+    if (t->ndim == 1) return (float *)t->data + i;
+    return tensor_row_f32(t, i / n_cols(t)) + i % n_cols(t);
+}
+
+float tu_at(const Tensor *t, int64_t i, int64_t j) { return tensor_row_f32(t, i)[j]; }
+
+void tu_fill(Tensor *t, float v) {
+    for (int64_t i = 0; i < tu_numel(t); i++) *tu_elem(t, i) = v;
+}
+
+void tu_copy_into(Tensor *dst, const Tensor *src) {
+    cr_assert_eq(tu_numel(dst), tu_numel(src));
+    for (int64_t i = 0; i < tu_numel(src); i++) *tu_elem(dst, i) = *tu_elem(src, i);
+}
+
+Tensor tu_copy_of(const Tensor *t) {
+    Tensor c = t->ndim == 1 ? tu_zeros_1d(n_cols(t)) : tu_zeros_2d(n_rows(t), n_cols(t));
+    tu_copy_into(&c, t);
+    return c;
+}
+
+double tu_project(const Tensor *r, const Tensor *y) {
+    double s = 0.0;
+    for (int64_t i = 0; i < tu_numel(y); i++) s += (double)*tu_elem(r, i) * *tu_elem(y, i);
+    return s;
+}
+
+void tu_free_tensors(Tensor **all, size_t n) {
+    for (size_t i = 0; i < n; i++) tensor_free(all[i]);
+}
+
+static double fd_err(double analytic, double numeric) {
+    double m = fmax(fmax(fabs(analytic), fabs(numeric)), TU_FD_FLOOR);
+    return fabs(analytic - numeric) / m;
+}
+
+// (L(x + delta) - L(x - delta)) / 2 for x += s * eps * u, and <grad, delta>,
+// with delta the perturbation as stored. u[i] = 0 leaves element i alone.
+static void fd_pair(TuLossFn loss, void *ctx, Tensor *x, const Tensor *grad, const float *u, double *analytic,
+                    double *numeric) {
+    int64_t n = tu_numel(x);
+    float *x0 = malloc((size_t)n * sizeof(float)), *xp = malloc((size_t)n * sizeof(float));
+    cr_assert(x0 && xp);
+    for (int64_t i = 0; i < n; i++) x0[i] = *tu_elem(x, i);
+    for (int64_t i = 0; i < n; i++) *tu_elem(x, i) = xp[i] = x0[i] + TU_FD_EPS * u[i];
+    double lp = loss(ctx);
+    for (int64_t i = 0; i < n; i++) *tu_elem(x, i) = x0[i] - TU_FD_EPS * u[i];
+    double lm = loss(ctx);
+    double a = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        a += (double)*tu_elem(grad, i) * ((double)xp[i] - (double)*tu_elem(x, i)) / 2.0;
+        *tu_elem(x, i) = x0[i];
+    }
+    *analytic = a;
+    *numeric = (lp - lm) / 2.0;
+    free(x0);
+    free(xp);
+}
+
+double tu_fd_check(const char *what, TuLossFn loss, void *ctx, Tensor *x, const Tensor *grad, Rng *rng) {
+    int64_t n = tu_numel(x);
+    cr_assert_eq(tu_numel(grad), n, "%s: gradient shape", what);
+    float *u = calloc((size_t)n, sizeof(float));
+    cr_assert(u);
+    double a, num, worst;
+    for (int64_t i = 0; i < n; i++) u[i] = rng_normal(rng);
+    fd_pair(loss, ctx, x, grad, u, &a, &num);
+    worst = fd_err(a, num);
+    cr_expect(fd_err(a, num) <= TU_FD_REL, "%s: direction: analytic %.6g numeric %.6g", what, a / TU_FD_EPS,
+              num / TU_FD_EPS);
+    for (int c = 0; c < TU_FD_COORDS; c++) {
+        memset(u, 0, (size_t)n * sizeof(float));
+        int64_t i = (int64_t)rng_below(rng, (uint64_t)n);
+        u[i] = 1.0f;
+        fd_pair(loss, ctx, x, grad, u, &a, &num);
+        cr_expect(fd_err(a, num) <= TU_FD_REL, "%s: element %ld: analytic %.6g numeric %.6g", what, (long)i,
+                  a / TU_FD_EPS, num / TU_FD_EPS);
+        worst = fmax(worst, fd_err(a, num));
+    }
+    free(u);
+    cr_log_info("fd %s: max relative error %.2e", what, worst);
+    return worst;
+}
+
+void tu_expect_doubled(const char *what, const Tensor *once, const Tensor *twice) {
+    double largest = 0;
+    for (int64_t i = 0; i < tu_numel(once); i++) {
+        double a = *tu_elem(once, i), b = *tu_elem(twice, i);
+        largest = fmax(largest, fabs(a));
+        cr_expect_float_eq(b, 2 * a, 1e-5 * (1 + fabs(a)), "%s element %ld: once %g twice %g", what, (long)i, a, b);
+    }
+    cr_expect(largest > 0.1, "%s: the gradient is not trivially zero", what);
+}
+
+double tu_embedding_loss(void *ctx) {
+    TuEmbeddingCase *c = ctx;
+    op_embedding(&c->out, &c->table, c->ids);
+    return tu_project(&c->r, &c->out);
+}
+
+void tu_attn_case_init(TuAttnCase *c, Rng *rng, const int *lens, int n_seq, int H, int KV, int hd, bool bidir) {
+    cr_assert(n_seq < (int)(sizeof c->cu / sizeof *c->cu), "at most %zu sequences", sizeof c->cu / sizeof *c->cu - 1);
+    memset(c, 0, sizeof *c);
+    for (int b = 0; b < n_seq; b++) c->cu[b + 1] = c->cu[b] + lens[b];
+    int N = c->cu[n_seq];
+    c->s = (VarlenShape){
+        .cu = c->cu, .n_seq = n_seq, .n_heads = H, .n_kv_heads = KV, .head_dim = hd, .bidirectional = bidir};
+    c->qb = tu_random_2d(rng, N, (H + 1) * hd);
+    c->kb = tu_random_2d(rng, N, (KV + 1) * hd);
+    c->vb = tu_random_2d(rng, N, KV * hd + 3);
+    c->q = tensor_cols(&c->qb, 0, H * hd);
+    c->k = tensor_cols(&c->kb, 0, KV * hd);
+    c->v = tensor_cols(&c->vb, 0, KV * hd);
+    c->out = tu_zeros_2d(N, H * hd);
+    c->lse = tu_zeros_2d(H, N);
+    c->r = tu_random_2d(rng, N, H * hd);
+    c->dq = tu_zeros_2d(N, H * hd);
+    c->dk = tu_zeros_2d(N, KV * hd);
+    c->dv = tu_zeros_2d(N, KV * hd);
+}
+
+void tu_attn_case_free(TuAttnCase *c) {
+    TU_FREE_ALL(&c->qb, &c->kb, &c->vb, &c->out, &c->lse, &c->r, &c->dq, &c->dk, &c->dv);
+}
+
+void tu_attn_backward(TuAttnCase *c) {
+    op_attention_varlen(&c->out, &c->lse, &c->q, &c->k, &c->v, &c->s);
+    op_attention_varlen_backward(&c->dq, &c->dk, &c->dv, &c->r, &c->q, &c->k, &c->v, &c->out, &c->lse, &c->s);
+}
+
+static double attn_loss(void *ctx) {
+    TuAttnCase *c = ctx;
+    op_attention_varlen(&c->out, NULL, &c->q, &c->k, &c->v, &c->s);
+    return tu_project(&c->r, &c->out);
+}
+
+void tu_attn_fd_case(TuAttnCase *c, const char *name, const int *lens, int n_seq, int H, int KV, uint64_t seed,
+                     bool bidir) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    tu_attn_case_init(c, &rng, lens, n_seq, H, KV, 8, bidir);
+    tu_attn_backward(c);
+    char what[80];
+    snprintf(what, sizeof what, "%s dq", name);
+    tu_fd_check(what, attn_loss, c, &c->q, &c->dq, &rng);
+    snprintf(what, sizeof what, "%s dk", name);
+    tu_fd_check(what, attn_loss, c, &c->k, &c->dk, &rng);
+    snprintf(what, sizeof what, "%s dv", name);
+    tu_fd_check(what, attn_loss, c, &c->v, &c->dv, &rng);
+}
+
+void tu_attn_expect_accumulates(const char *name, TuAttnCase *c) {
+    Tensor dq1 = tu_copy_of(&c->dq), dk1 = tu_copy_of(&c->dk), dv1 = tu_copy_of(&c->dv);
+    tu_attn_backward(c);
+    char what[80];
+    snprintf(what, sizeof what, "%s dq", name);
+    tu_expect_doubled(what, &dq1, &c->dq);
+    snprintf(what, sizeof what, "%s dk", name);
+    tu_expect_doubled(what, &dk1, &c->dk);
+    snprintf(what, sizeof what, "%s dv", name);
+    tu_expect_doubled(what, &dv1, &c->dv);
+    TU_FREE_ALL(&dq1, &dk1, &dv1);
+}

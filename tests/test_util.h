@@ -8,6 +8,8 @@
 
 #include "io/safetensors.h"
 #include "models/llama.h"
+#include "ops/ops.h"
+#include "runtime/rng.h"
 #include "runtime/status.h"
 #include "text/tokenizer.h"
 
@@ -56,5 +58,95 @@ void tu_write_byte_tokenizer(const char *path);
 // requires what <name>.golden.jsonl.gz holds (HF ids with and without special
 // tokens, character offsets, decodes with and without special tokens).
 void tu_check_tokenizer(const Tokenizer *t, const char *name);
+
+// ---- f32 tensors on the CPU (the op tests) ---------------------------------------
+// 1-d or 2-d tensors and strided views of them; element i counts row-major over
+// the logical shape.
+
+Tensor tu_zeros_1d(int64_t n);
+Tensor tu_zeros_2d(int64_t rows, int64_t cols);
+// N(0, 1) entries.
+Tensor tu_random_2d(Rng *r, int64_t rows, int64_t cols);
+// A [n] parameter around mean with spread sd.
+Tensor tu_random_1d(Rng *r, int64_t n, float mean, float sd);
+int64_t tu_numel(const Tensor *t);
+float *tu_elem(const Tensor *t, int64_t i);
+// Element (i, j) of a 2-d tensor.
+float tu_at(const Tensor *t, int64_t i, int64_t j);
+void tu_fill(Tensor *t, float v);
+// Element by element; the counts must agree.
+void tu_copy_into(Tensor *dst, const Tensor *src);
+// A fresh contiguous copy of the same shape.
+Tensor tu_copy_of(const Tensor *t);
+// sum(r ⊙ y) in double.
+double tu_project(const Tensor *r, const Tensor *y);
+void tu_free_tensors(Tensor **all, size_t n);
+#define TU_FREE_ALL(...)                                            \
+    do {                                                            \
+        Tensor *tu_all_[] = {__VA_ARGS__};                          \
+        tu_free_tensors(tu_all_, sizeof tu_all_ / sizeof *tu_all_); \
+    } while (0)
+
+// ---- finite-difference checks of backwards ---------------------------------------
+//
+// A backward is checked against central finite differences of a scalar
+// L = sum(r ⊙ f(inputs)) with a fixed random projection r (so dout = r): for a
+// random direction u and for TU_FD_COORDS single coordinates, the analytic
+// <grad, delta> against (L(x + delta) - L(x - delta)) / 2, where delta is the
+// perturbation eps * u as actually stored in fp32 (so the rounding of x + eps u
+// does not count as error). L is accumulated in double; f runs in fp32.
+// Tolerance: |analytic - numeric| <= TU_FD_REL * max(|analytic|, |numeric|, TU_FD_FLOOR),
+// TU_FD_REL = 1e-2 (fp32 forward, eps = 1e-3: the numeric side carries about
+// 1e-7 * sqrt(#outputs) / eps of rounding noise, observed below 1e-5 absolute
+// in the op tests) and TU_FD_FLOOR = 1e-2, the gradient size below which that
+// absolute noise is what is compared. Gradients of the op tests' cases are O(1),
+// so a wrong term fails by orders of magnitude (observed errors are ~1e-5 relative).
+
+#define TU_FD_EPS 1e-3f
+#define TU_FD_REL 1e-2
+#define TU_FD_FLOOR 1e-2
+#define TU_FD_COORDS 6 // single coordinates checked per input, besides the random direction
+
+typedef double (*TuLossFn)(void *ctx); // L(current inputs), in double
+
+// Checks grad (same shape as x, the view the op reads) against finite
+// differences of loss along a random direction and TU_FD_COORDS coordinates
+// (x is perturbed in place and restored); returns the largest relative error seen.
+double tu_fd_check(const char *what, TuLossFn loss, void *ctx, Tensor *x, const Tensor *grad, Rng *rng);
+
+// twice = 2 once element by element (a backward called twice accumulates), once
+// not trivially zero.
+void tu_expect_doubled(const char *what, const Tensor *once, const Tensor *twice);
+
+// out = embedding(table, ids), L = sum(r ⊙ out).
+typedef struct {
+    Tensor table, out, r; // [V, D], [N, D], [N, D]
+    const int32_t *ids;   // [N]
+} TuEmbeddingCase;
+double tu_embedding_loss(void *ctx);
+
+// Packed varlen attention: q, k, v as column-prefix views of wider buffers (a
+// prefix of heads), with out, lse, r and zeroed gradients.
+typedef struct {
+    VarlenShape s;
+    int32_t cu[8];
+    Tensor qb, kb, vb;  // the wider buffers
+    Tensor q, k, v;     // [N, H*hd], [N, KV*hd] views of them
+    Tensor out, lse, r; // [N, H*hd], [H, N], [N, H*hd]
+    Tensor dq, dk, dv;  // zeroed gradients
+} TuAttnCase;
+
+// n_seq <= 7 sequences of lens[b] tokens; causal or bidirectional.
+void tu_attn_case_init(TuAttnCase *c, Rng *rng, const int *lens, int n_seq, int H, int KV, int hd, bool bidir);
+void tu_attn_case_free(TuAttnCase *c);
+// The forward (out, lse) and the backward into dq, dk, dv.
+void tu_attn_backward(TuAttnCase *c);
+// A case of head_dim 8 from an Rng seeded with seed (tu_attn_case_init), then
+// tu_attn_backward and FD checks of dq, dk and dv ("<name> dq", ...); the
+// caller frees c.
+void tu_attn_fd_case(TuAttnCase *c, const char *name, const int *lens, int n_seq, int H, int KV, uint64_t seed,
+                     bool bidir);
+// tu_attn_backward again doubles dq, dk and dv (the += contract; "<name> dq", ...).
+void tu_attn_expect_accumulates(const char *name, TuAttnCase *c);
 
 #endif

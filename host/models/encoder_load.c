@@ -9,54 +9,9 @@
 #include <string.h>
 
 #include "encoder_internal.h"
+#include "io/json_fields.h"
 #include "io/safetensors.h"
 #include "runtime/mapped_file.h"
-
-static Status get_int(json_t *root, const char *key, int *out, bool required, int fallback, const char *path) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        if (required) return status_fail(ST_FORMAT, "%s: missing key '%s'", path, key);
-        *out = fallback;
-        return ST_OK;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < -1 || json_integer_value(v) > (1 << 30))
-        return status_fail(ST_FORMAT, "%s: key '%s' must be an integer", path, key);
-    *out = (int)json_integer_value(v);
-    return ST_OK;
-}
-
-static Status get_float(json_t *root, const char *key, float *out, float fallback, const char *path) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        *out = fallback;
-        return ST_OK;
-    }
-    if (!json_is_number(v)) return status_fail(ST_FORMAT, "%s: key '%s' must be a number", path, key);
-    *out = (float)json_number_value(v);
-    return ST_OK;
-}
-
-static Status get_bool(json_t *root, const char *key, bool *out, bool fallback, const char *path) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        *out = fallback;
-        return ST_OK;
-    }
-    if (!json_is_boolean(v)) return status_fail(ST_FORMAT, "%s: key '%s' must be true or false", path, key);
-    *out = json_is_true(v);
-    return ST_OK;
-}
-
-static Status get_string(json_t *root, const char *key, const char **out, const char *fallback, const char *path) {
-    json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        *out = fallback;
-        return ST_OK;
-    }
-    if (!json_is_string(v)) return status_fail(ST_FORMAT, "%s: key '%s' must be a string", path, key);
-    *out = json_string_value(v);
-    return ST_OK;
-}
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -85,14 +40,14 @@ static Status parse_head(json_t *root, EncoderConfig *c, const char *path) {
         if (!json_is_object(id2label)) return status_fail(ST_FORMAT, "%s: key 'id2label' must be an object", path);
         c->num_labels = (int)json_object_size(id2label);
     } else {
-        TRY(get_int(root, "num_labels", &c->num_labels, false, 2, path));
+        TRY(json_field_int(root, "num_labels", &c->num_labels, JF_OPTIONAL, 2, path));
     }
     if (c->num_labels <= 0) return status_fail(ST_FORMAT, "%s: key 'id2label' names no label", path);
     return ST_OK;
 }
 
-static Status parse_config(EncoderConfig *c, json_t *root, const char *path) {
-    if (!json_is_object(root)) return status_fail(ST_FORMAT, "%s: not a JSON object", path);
+static Status parse_config(json_t *root, void *out, const char *path) {
+    EncoderConfig *c = out;
     json_t *mt = json_object_get(root, "model_type");
     if (!json_is_string(mt)) return status_fail(ST_FORMAT, "%s: missing key 'model_type'", path);
     const char *type = json_string_value(mt);
@@ -100,21 +55,21 @@ static Status parse_config(EncoderConfig *c, json_t *root, const char *path) {
     else if (strcmp(type, "mobilebert") == 0) c->arch = ENC_MOBILEBERT;
     else return status_fail(ST_UNSUPPORTED, "%s: model_type '%s' is not a BERT-family model (bert, mobilebert)", path,
                             type);
-    TRY(get_int(root, "vocab_size", &c->vocab_size, true, 0, path));
-    TRY(get_int(root, "hidden_size", &c->dim, true, 0, path));
-    TRY(get_int(root, "num_hidden_layers", &c->n_layers, true, 0, path));
-    TRY(get_int(root, "num_attention_heads", &c->n_heads, true, 0, path));
-    TRY(get_int(root, "intermediate_size", &c->ffn_dim, true, 0, path));
-    TRY(get_int(root, "max_position_embeddings", &c->max_position, false, 512, path));
-    TRY(get_int(root, "type_vocab_size", &c->type_vocab, false, 2, path));
-    TRY(get_int(root, "pad_token_id", &c->pad_token_id, false, 0, path));
-    TRY(get_float(root, "layer_norm_eps", &c->ln_eps, 1e-12f, path));
+    TRY(json_field_int(root, "vocab_size", &c->vocab_size, JF_REQUIRED, 0, path));
+    TRY(json_field_int(root, "hidden_size", &c->dim, JF_REQUIRED, 0, path));
+    TRY(json_field_int(root, "num_hidden_layers", &c->n_layers, JF_REQUIRED, 0, path));
+    TRY(json_field_int(root, "num_attention_heads", &c->n_heads, JF_REQUIRED, 0, path));
+    TRY(json_field_int(root, "intermediate_size", &c->ffn_dim, JF_REQUIRED, 0, path));
+    TRY(json_field_int(root, "max_position_embeddings", &c->max_position, JF_OPTIONAL, 512, path));
+    TRY(json_field_int(root, "type_vocab_size", &c->type_vocab, JF_OPTIONAL, 2, path));
+    TRY(json_field_int(root, "pad_token_id", &c->pad_token_id, JF_OPTIONAL, 0, path));
+    TRY(json_field_float(root, "layer_norm_eps", &c->ln_eps, JF_OPTIONAL, 1e-12f, path));
     const char *act, *pet;
-    TRY(get_string(root, "hidden_act", &act, c->arch == ENC_BERT ? "gelu" : "relu", path));
+    TRY(json_field_string(root, "hidden_act", &act, JF_OPTIONAL, c->arch == ENC_BERT ? "gelu" : "relu", path));
     if (strcmp(act, "gelu") == 0) c->act = ACT_GELU;
     else if (strcmp(act, "relu") == 0) c->act = ACT_RELU;
     else return status_fail(ST_UNSUPPORTED, "%s: hidden_act '%s' is not supported (gelu, relu)", path, act);
-    TRY(get_string(root, "position_embedding_type", &pet, "absolute", path));
+    TRY(json_field_string(root, "position_embedding_type", &pet, JF_OPTIONAL, "absolute", path));
     if (strcmp(pet, "absolute") != 0)
         return status_fail(ST_UNSUPPORTED, "%s: position_embedding_type '%s' is not supported (absolute)", path, pet);
     if (c->n_heads <= 0) return status_fail(ST_FORMAT, "%s: key 'num_attention_heads' must be positive", path);
@@ -125,44 +80,37 @@ static Status parse_config(EncoderConfig *c, json_t *root, const char *path) {
         // hidden_size, unless config.json names it (then its value is kept)
         const char *norm;
         int intra;
-        TRY(get_int(root, "embedding_size", &c->embedding_size, false, 128, path));
-        TRY(get_int(root, "intra_bottleneck_size", &intra, false, 128, path));
-        TRY(get_bool(root, "use_bottleneck", &c->use_bottleneck, true, path));
-        TRY(get_int(root, "true_hidden_size", &c->inner, false, c->use_bottleneck ? intra : c->dim, path));
-        TRY(get_int(root, "num_feedforward_networks", &c->n_ffn, false, 4, path));
-        TRY(get_bool(root, "trigram_input", &c->trigram, true, path));
-        TRY(get_bool(root, "key_query_shared_bottleneck", &c->kq_shared_bottleneck, true, path));
-        TRY(get_bool(root, "use_bottleneck_attention", &c->use_bottleneck_attention, false, path));
-        TRY(get_string(root, "normalization_type", &norm, "no_norm", path));
+        TRY(json_field_int(root, "embedding_size", &c->embedding_size, JF_OPTIONAL, 128, path));
+        TRY(json_field_int(root, "intra_bottleneck_size", &intra, JF_OPTIONAL, 128, path));
+        TRY(json_field_bool(root, "use_bottleneck", &c->use_bottleneck, JF_OPTIONAL, true, path));
+        TRY(json_field_int(root, "true_hidden_size", &c->inner, JF_OPTIONAL, c->use_bottleneck ? intra : c->dim, path));
+        TRY(json_field_int(root, "num_feedforward_networks", &c->n_ffn, JF_OPTIONAL, 4, path));
+        TRY(json_field_bool(root, "trigram_input", &c->trigram, JF_OPTIONAL, true, path));
+        TRY(json_field_bool(root, "key_query_shared_bottleneck", &c->kq_shared_bottleneck, JF_OPTIONAL, true, path));
+        TRY(json_field_bool(root, "use_bottleneck_attention", &c->use_bottleneck_attention, JF_OPTIONAL, false, path));
+        TRY(json_field_string(root, "normalization_type", &norm, JF_OPTIONAL, "no_norm", path));
         if (strcmp(norm, "no_norm") == 0) c->no_norm = true;
         else if (strcmp(norm, "layer_norm") == 0) c->no_norm = false;
         else return status_fail(ST_UNSUPPORTED, "%s: normalization_type '%s' is not supported (no_norm, layer_norm)",
                                 path, norm);
-        TRY(get_bool(root, "classifier_activation", &c->pooler, true, path));
+        TRY(json_field_bool(root, "classifier_activation", &c->pooler, JF_OPTIONAL, true, path));
         if (c->use_bottleneck && intra != c->inner)
             return status_fail(ST_FORMAT, "%s: intra_bottleneck_size %d differs from true_hidden_size %d", path, intra,
                                c->inner);
         c->head_dim = c->n_heads > 0 ? c->inner / c->n_heads : 0;
     }
     TRY(parse_head(root, c, path));
-    return encoder_config_check(c, path);
+    TRY(encoder_config_check(c, path));
+    // whether the weights include pooler.dense: BERT's classes build it except for a token head;
+    // MobileBERT's with classifier_activation, except for a token head (MobileBertForTokenClassification
+    // has no pooler; with classifier_activation false the sequence head reads [CLS] directly)
+    c->pooler = c->head != HEAD_TOKEN && (c->arch == ENC_BERT || c->pooler);
+    return json_field_bool(root, "elastilm_pooler", &c->pooler, JF_OPTIONAL, c->pooler, path);
 }
 
 Status encoder_config_parse(EncoderConfig *c, const char *text, const char *what) {
     memset(c, 0, sizeof *c);
-    json_error_t err;
-    json_t *root = json_loads(text, 0, &err);
-    if (!root) return status_fail(ST_FORMAT, "%s: malformed JSON (line %d: %s)", what, err.line, err.text);
-    Status st = parse_config(c, root, what);
-    // whether the weights include pooler.dense: BERT's classes build it except for a token head;
-    // MobileBERT's with classifier_activation, except for a token head (MobileBertForTokenClassification
-    // has no pooler; with classifier_activation false the sequence head reads [CLS] directly)
-    if (st == ST_OK) {
-        c->pooler = c->head != HEAD_TOKEN && (c->arch == ENC_BERT || c->pooler);
-        st = get_bool(root, "elastilm_pooler", &c->pooler, c->pooler, what);
-    }
-    json_decref(root);
-    return st;
+    return json_fields_parse(text, what, parse_config, c);
 }
 
 static Status read_config(EncoderConfig *c, const char *dir) {

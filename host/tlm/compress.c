@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/strbuf.h"
+
 // ---- small string helpers ---------------------------------------------------
 
 typedef struct {
@@ -36,37 +38,25 @@ static Status strlist_push_n(StrList *l, const char *s, size_t len) {
     return ST_OK;
 }
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} Buf;
-
-static Status buf_add(Buf *b, const char *s, size_t len) {
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) return status_fail(ST_OOM, "out of memory");
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, len);
-    b->n += len;
-    b->s[b->n] = '\0';
-    return ST_OK;
+// strbuf_add with a status.
+static Status buf_add(StrBuf *b, const char *s, size_t len) {
+    return strbuf_add(b, s, len) ? ST_OK : status_fail(ST_OOM, "out of memory");
 }
 
-static Status buf_finish(Buf *b, char **out, size_t *out_len) {
-    if (!b->s) TRY(buf_add(b, "", 0));
-    *out = b->s;
-    if (out_len) *out_len = b->n;
+// The string (malloc'd, "" when nothing was added) and its length; b is reset.
+static Status buf_finish(StrBuf *b, char **out, size_t *out_len) {
+    size_t len = b->len;
+    char *s = strbuf_take(b);
+    if (!s) return status_fail(ST_OOM, "out of memory");
+    *out = s;
+    if (out_len) *out_len = len;
     return ST_OK;
 }
 
 // s with every occurrence of from replaced by to (malloc'd), Python's str.replace.
 static char *replace_all(const char *s, size_t len, const char *from, const char *to, size_t *out_len) {
     size_t fl = strlen(from), tl = strlen(to);
-    Buf b = {0};
+    StrBuf b = {0};
     size_t i = 0;
     while (i < len) {
         const char *hit = fl ? memmem(s + i, len - i, from, fl) : NULL;
@@ -77,8 +67,9 @@ static char *replace_all(const char *s, size_t len, const char *from, const char
         }
         i = hit ? stop + fl : len;
     }
-    char *r;
-    if (buf_finish(&b, &r, out_len) != ST_OK) return NULL;
+    size_t n = b.len;
+    char *r = strbuf_take(&b);
+    if (r) *out_len = n;
     return r;
 }
 
@@ -136,7 +127,7 @@ Status tlm_compress_paper(const TlmTokens *t, long count, char **out, size_t *ou
     for (size_t i = 0; i < k; i++) keep[r[i].pos] = true;
     free(r);
 
-    Buf b = {0};
+    StrBuf b = {0};
     Status st = ST_OK;
     long prev = -1;      // last kept token
     bool dropped = false; // a text token was dropped since prev
@@ -262,7 +253,7 @@ static const char *const CLEANUP[][2] = {
 };
 
 char *lingua2_wordpiece_join(const char *const *tokens, size_t n) {
-    Buf b = {0};
+    StrBuf b = {0};
     for (size_t i = 0; i < n; i++) {
         const char *tok = tokens[i];
         size_t tl = strlen(tok);
@@ -295,9 +286,7 @@ char *lingua2_wordpiece_join(const char *const *tokens, size_t n) {
         }
         free(piece);
     }
-    char *r;
-    if (buf_finish(&b, &r, NULL) != ST_OK) return NULL;
-    return r;
+    return strbuf_take(&b);
 }
 
 // "[NEWk]" (k = 0..99, canonical digits) at s: its length, else 0. These are the
@@ -384,7 +373,7 @@ Status lingua2_chunks(const Tokenizer *encoder, const char *text, size_t len, co
 
 typedef struct {
     const char *ori;
-    char new_form[16];
+    char new_form[24]; // "[NEW<i>]", at most 17 bytes for any int i
 } TokenMapEntry;
 
 static bool is_skipped(const char *tok) {
@@ -394,7 +383,7 @@ static bool is_skipped(const char *tok) {
 
 // One chunk, rate < 1: words, their probs, the threshold, the kept words.
 static Status compress_chunk(const Lingua2 *c, const TokenMapEntry *map, int n_map, const Lingua2Scores *sc, int q,
-                             Buf *out) {
+                             StrBuf *out) {
     StrList words = {0};
     float *wsum = malloc((sc->n + 1) * sizeof *wsum);
     int *wcnt = malloc((sc->n + 1) * sizeof *wcnt);
@@ -542,7 +531,7 @@ Status lingua2_compress(const Lingua2 *c, const char *text, size_t len, double r
     size_t n_chunks = 0;
     Status st = lingua2_chunks(c->encoder, t, tl, end, n_end, &chunks, &n_chunks);
     free(t);
-    Buf b = {0};
+    StrBuf b = {0};
     double reduce = 1.0 - rate;
     if (st == ST_OK && !(reduce > 0.0)) {
         // 3. no compression: the chunk strings with the force tokens put back.
