@@ -6,6 +6,7 @@
 // (dw, db) the loop is split by columns instead, so no two threads write one
 // element, and those sums are kept in double.
 #include "ops_cpu.h"
+#include "vec_math.h"
 
 #include <assert.h>
 #include <math.h>
@@ -186,10 +187,8 @@ void cpu_bias_backward(Tensor *db, const Tensor *dout) {
 //   R(a) = t S(t), t = 1 / (1 + p a), S a degree-8 polynomial in t,
 // S fitted (our own fit: Lawson-weighted least squares for the minimax relative error
 // of R on a in [0, 12.5], p = 0.26) to R(a) = erfc(a / sqrt 2) exp(a^2 / 2) / 2 in
-// double: max relative error 1.6e-8. exp(y) is Cody-Waite: y = n ln2 + r, |r| <=
-// ln2 / 2 (ln2 split into a 16-bit head, so n ln2_hi is exact, and a tail), exp(r) by
-// its degree-7 Taylor polynomial (truncation 5e-9 relative), times 2^n built in the
-// exponent bits. Measured against erf in double over every float step 1e-4 in
+// double: max relative error 1.6e-8. exp is ops_exp (vec_math.h), whose input here
+// stays in [-78.2, 0]. Measured against erf in double over every float step 1e-4 in
 // [-10, 10] and the tails (tests/test_ops_gelu.c): |error| <= ~1e-7 max(1, |x|) for
 // both GELU and GELU'. Inputs are clamped to |x| <= GELU_XC = 12.5 inside, where
 // exp(-x^2/2) R is still a normal float (no denormal arithmetic): beyond it GELU is x
@@ -198,35 +197,14 @@ void cpu_bias_backward(Tensor *db, const Tensor *dout) {
 // it off), so the SSE2 and any wider code give the same bits.
 // GCC threads the clamps' constant arms through the whole formula (Q(12.5) folds to a
 // constant), leaving trapping arithmetic under branches that it then will not
-// if-convert: without this (which changes no result: nothing here reads the FP
-// exception flags) neither GELU loop vectorises at -O2.
-#if defined(__GNUC__) && !defined(__clang__)
-#define GELU_VECTORISABLE __attribute__((optimize("no-trapping-math")))
-#else
-#define GELU_VECTORISABLE
-#endif
+// if-convert: without OPS_VECTORISABLE neither GELU loop vectorises at -O2.
 
 #define GELU_XC 12.5f
 #define GELU_P 0.26f
 #define INV_SQRT_2PI 0.3989422804014327f
 
-// exp(y) for y in [-80, 0] (GELU_XC^2 / 2 = 78.1): normal results only.
-GELU_VECTORISABLE static inline float gelu_exp(float y) {
-    const float shifter = 12582912.0f; // 1.5 * 2^23: adding it rounds to an integer
-    float kf = y * 1.44269504088896341f + shifter;
-    uint32_t kbits;
-    memcpy(&kbits, &kf, sizeof kbits);
-    kf -= shifter; // n = round(y / ln2), |n| <= 113
-    float r = (y - kf * 0.693145751953125f) - kf * 1.428606820309417e-06f;
-    float e = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    uint32_t sbits = (kbits << 23) + 0x3f800000u; // 2^n: the shifter's bits shift out
-    float s;
-    memcpy(&s, &sbits, sizeof s);
-    return e * s;
-}
-
 // Phi(x) and phi(x) for |x| <= GELU_XC (x may be NaN).
-GELU_VECTORISABLE static inline void gelu_phi(float x, float *Phi, float *phi) {
+OPS_VECTORISABLE static inline void gelu_phi(float x, float *Phi, float *phi) {
     float a = fabsf(x);
     float t = 1.0f / (1.0f + GELU_P * a);
     float S = 0.10376620580011646f +
@@ -236,7 +214,7 @@ GELU_VECTORISABLE static inline void gelu_phi(float x, float *Phi, float *phi) {
                              t * (0.16801348565073468f +
                                   t * (-0.1610033565571224f +
                                        t * (0.2601613774263435f + t * (-0.15697956216483921f + t * 0.031351263460664545f)))))));
-    float e = gelu_exp(-0.5f * (a * a));
+    float e = ops_exp(-0.5f * (a * a));
     float Q = e * (t * S);
     float P = 1.0f - Q; // both computed: selects, not branches, so that the loops vectorise
     *Phi = isgreater(x, 0.0f) ? P : Q;
@@ -245,12 +223,12 @@ GELU_VECTORISABLE static inline void gelu_phi(float x, float *Phi, float *phi) {
 
 // The selects use the quiet comparisons (isless, isgreater: no FP exception on NaN), which
 // GCC if-converts like any non-trapping operation.
-GELU_VECTORISABLE static inline float gelu_clamp(float x) { // NaN passes through
+OPS_VECTORISABLE static inline float gelu_clamp(float x) { // NaN passes through
     x = isless(x, -GELU_XC) ? -GELU_XC : x;
     return isgreater(x, GELU_XC) ? GELU_XC : x;
 }
 
-GELU_VECTORISABLE static void gelu_row(float *out, const float *x, int64_t n) {
+OPS_VECTORISABLE static void gelu_row(float *out, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         float xj = x[j], xc = gelu_clamp(xj), Phi, phi;
@@ -259,7 +237,7 @@ GELU_VECTORISABLE static void gelu_row(float *out, const float *x, int64_t n) {
     }
 }
 
-GELU_VECTORISABLE static void gelu_grad_row(float *dx, const float *g, const float *x, int64_t n) {
+OPS_VECTORISABLE static void gelu_grad_row(float *dx, const float *g, const float *x, int64_t n) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
         float xc = gelu_clamp(x[j]), Phi, phi;
