@@ -5,7 +5,6 @@
 // many rows add into one gradient row (weights, embeddings, keys) the loop is
 // split by columns or by owner instead, so no two threads write one element.
 #include "ops_cpu.h"
-#include "vec_math.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -208,37 +207,21 @@ static void scores_block(float *S, const float *Q, blasint ldq, const float *K, 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, ldq, K, ldk, 0.0f, S, nk);
 }
 
-// exp of a softmax row's entries (vec_math.h), clamped to [-86, 86] (selects: NaN
-// passes): below -86 the result is exp(-86) ~ 4.5e-38 instead of a smaller number or
-// 0, far below a float ulp of any softmax sum (>= 1) or of lse's terms. glibc's
-// scalar expf here was ~10% of a 1-thread encoder training step; the row loops are
-// also built for AVX2 (OPS_CLONES: the forward at T = 512 ~1.4x faster than SSE2).
-OPS_VECTORISABLE static inline float att_exp(float y) {
-    y = isless(y, -86.0f) ? -86.0f : y;
-    y = isgreater(y, 86.0f) ? 86.0f : y;
-    return ops_exp(y);
-}
-
 // Softmax of S [nq, nk] in place, causal (query i of the block sees keys j <= t0 + i)
 // or not (every key); lse_out[i] (may be NULL) = max + log(sum) of row i's visible scores.
-// Each row: max, exp and sum, scale, as SIMD loops (the sum in lanes).
-OPS_VECTORISABLE OPS_CLONES static void softmax_block(float *S, int nq, int nk, int t0, bool causal, float *lse_out) {
+static void softmax_block(float *S, int nq, int nk, int t0, bool causal, float *lse_out) {
     for (int i = 0; i < nq; i++) {
         float *row = S + (int64_t)i * nk, maxs = -INFINITY;
         int visible = causal ? t0 + i + 1 : nk; // >= 1: a query always sees itself
-#pragma omp simd reduction(max : maxs)
         for (int j = 0; j < visible; j++) maxs = row[j] > maxs ? row[j] : maxs;
         float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < visible; j++) {
-            float e = att_exp(row[j] - maxs);
-            row[j] = e;
-            sum += e;
+            row[j] = expf(row[j] - maxs);
+            sum += row[j];
         }
         float inv = 1.0f / sum;
-#pragma omp simd
         for (int j = 0; j < visible; j++) row[j] *= inv;
-        if (visible < nk) memset(row + visible, 0, (size_t)(nk - visible) * sizeof(float));
+        for (int j = visible; j < nk; j++) row[j] = 0.0f;
         if (lse_out) lse_out[i] = maxs + logf(sum);
     }
 }
@@ -291,21 +274,6 @@ typedef struct {
     blasint ldq, ldk, ldv, ldo, lddo, lddq, lddk, lddv;
 } HeadGrad;
 
-// One row of the backward: p[j] = exp(s[j] - lse) (P from the scores in p),
-// dp[j] = p[j] (dp[j] - di) for the visible keys; 0 past them.
-OPS_VECTORISABLE OPS_CLONES static void softmax_grad_row(float *p, float *dp, int visible, int nk, float lse, float di) {
-#pragma omp simd
-    for (int j = 0; j < visible; j++) {
-        float pj = att_exp(p[j] - lse);
-        p[j] = pj;
-        dp[j] = pj * (dp[j] - di);
-    }
-    if (visible < nk) {
-        memset(p + visible, 0, (size_t)(nk - visible) * sizeof(float));
-        memset(dp + visible, 0, (size_t)(nk - visible) * sizeof(float));
-    }
-}
-
 // One query block's backward: P from the saved lse, dP = dO V^T,
 // dS = P (dP - rowsum(dO O)), then dQ += scale dS K, dK += scale dS^T Q, dV += P^T dO.
 static void varlen_backward_block(const HeadGrad *g, const SeqHead *sh, int t0, int nq, float *P, float *dP) {
@@ -320,7 +288,11 @@ static void varlen_backward_block(const HeadGrad *g, const SeqHead *sh, int t0, 
         double di = 0.0; // D_i = dO_i . O_i
         for (int e = 0; e < hd; e++) di += (double)doi[e] * oi[e];
         int visible = sh->causal ? t0 + i + 1 : nk;
-        softmax_grad_row(p, dp, visible, nk, lse, (float)di);
+        for (int j = 0; j < visible; j++) {
+            p[j] = expf(p[j] - lse);
+            dp[j] = p[j] * (dp[j] - (float)di);
+        }
+        for (int j = visible; j < nk; j++) p[j] = dp[j] = 0.0f;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, sh->scale, dP, nk, g->k, g->ldk, 1.0f,
                 g->dq + (int64_t)t0 * g->lddq, g->lddq);

@@ -1,12 +1,10 @@
 // vec_math.h: float math written so that GCC vectorises the loops that call it
-// (no calls, no branches), for the CPU backend's element loops (GELU, softmax).
+// (no calls, no branches), for the CPU backend's element loops (GELU).
 //
 // OPS_VECTORISABLE lets GCC if-convert the clamps and selects of such loops:
 // with -ftrapping-math (the default) it keeps the branches, and the loop stays
 // scalar; nothing in the backend reads the FP exception flags, so this changes
-// no result. OPS_CLONES also builds a function for AVX2, picked at load time
-// (the build itself targets baseline x86-64: 4-lane SSE2); sums in 8 lanes then
-// round differently from 4 by an ulp, as the BLAS kernels differ by CPU too.
+// no result.
 #ifndef ELASTILM_VEC_MATH_H
 #define ELASTILM_VEC_MATH_H
 
@@ -17,11 +15,6 @@
 #define OPS_VECTORISABLE __attribute__((optimize("no-trapping-math")))
 #else
 #define OPS_VECTORISABLE
-#endif
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define OPS_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define OPS_CLONES
 #endif
 
 // exp(y) for y in [-86, 86] (callers clamp: the result and 2^n stay normal
