@@ -68,6 +68,11 @@ Status cli_calib_args(const ArgOpt *opts, int n_opts, bool required, CalibArgs *
 // refused and a default GPU choice falls back to the CPU.
 Status cli_setup(const ArgOpt *opts, int n_opts, Device *dev);
 Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev); // the same without remembering the device
+// --threads (1..1024) to the ops; absent: the default (runtime/threads.h).
+Status cli_threads(const ArgOpt *opts, int n_opts);
+// The cl100k_base BPE file: `given` (--cl100k) when not NULL, else where
+// `datasets/fetch.sh tiktoken` puts it ($ELASTILM_CACHE, default ~/.cache/elastilm).
+void cli_cl100k_path(const char *given, char *buf, size_t n);
 // For CPU-only commands (training): an explicit --device cuda is refused, a
 // default GPU choice falls back to the CPU; --weights other than f32 is a
 // usage error (training reads and updates f32 weights).

@@ -35,13 +35,25 @@ Status cli_require_cpu(const ArgOpt *opts, int n_opts, Device *dev, const char *
     return ST_OK;
 }
 
-Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev) {
-    if (!args_get(opts, n_opts, "model")) return status_fail(ST_USAGE, "--model is required");
-    log_set_quiet(args_get(opts, n_opts, "quiet") != NULL);
+Status cli_threads(const ArgOpt *opts, int n_opts) {
     long threads = 0;
     const char *t = args_get(opts, n_opts, "threads");
     if (t) TRY(args_int(t, "threads", 1, 1024, &threads));
     ops_set_threads((int)threads);
+    return ST_OK;
+}
+
+void cli_cl100k_path(const char *given, char *buf, size_t n) {
+    const char *cache = getenv("ELASTILM_CACHE"), *home = getenv("HOME");
+    if (given) snprintf(buf, n, "%s", given);
+    else if (cache && *cache) snprintf(buf, n, "%s/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken", cache);
+    else snprintf(buf, n, "%s/.cache/elastilm/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken", home ? home : ".");
+}
+
+Status cli_setup_device(const ArgOpt *opts, int n_opts, Device *dev) {
+    if (!args_get(opts, n_opts, "model")) return status_fail(ST_USAGE, "--model is required");
+    log_set_quiet(args_get(opts, n_opts, "quiet") != NULL);
+    TRY(cli_threads(opts, n_opts));
     const char *w = args_get(opts, n_opts, "weights"), *spec = args_get(opts, n_opts, "device");
     g_weights = DT_F32;
     if (w && llama_weights_parse(w, &g_weights) != ST_OK) return status_wrap(ST_USAGE, "--weights");

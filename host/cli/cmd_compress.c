@@ -33,20 +33,6 @@ static ArgOpt opts[] = {
 };
 #define N_OPTS ((int)(sizeof opts / sizeof *opts))
 
-// The cl100k file: --cl100k, else where datasets/fetch.sh tiktoken puts it.
-static Status cl100k_path(char *buf, size_t n) {
-    const char *v = args_get(opts, N_OPTS, "cl100k");
-    if (v) {
-        snprintf(buf, n, "%s", v);
-        return ST_OK;
-    }
-    const char *cache = getenv("ELASTILM_CACHE"), *home = getenv("HOME");
-    if (cache && *cache) snprintf(buf, n, "%s/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken", cache);
-    else if (home) snprintf(buf, n, "%s/.cache/elastilm/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken", home);
-    else return status_fail(ST_USAGE, "compress: give --cl100k FILE (HOME is not set)");
-    return ST_OK;
-}
-
 static Status run(void) {
     const char *tlm = args_get(opts, N_OPTS, "tlm"), *ratio = args_get(opts, N_OPTS, "ratio");
     const char *text = args_get(opts, N_OPTS, "text"), *file = args_get(opts, N_OPTS, "file");
@@ -57,21 +43,16 @@ static Status run(void) {
     double p;
     TRY(args_float(ratio, "ratio", 0, 1, &p));
     if (!(p > 0)) return status_fail(ST_USAGE, "--ratio: expected 0 < p <= 1, got %s", ratio);
-    if (compat && !strcmp(compat, "artifact") && !model)
-        return status_fail(ST_USAGE, "compress: --compat artifact decodes the LLM's ids: give --model");
     PromptCompressorConfig cfg = {.method = PC_SCORE, .seed = 42, .max_len = 512};
     if ((v = args_get(opts, N_OPTS, "method"))) TRY(prompt_method_parse(v, &cfg.method));
-    if (compat && !strcmp(compat, "artifact")) cfg.compat = true;
-    else if (compat && strcmp(compat, "paper"))
-        return status_fail(ST_USAGE, "--compat: expected paper or artifact, got '%s'", compat);
+    Compat cc;
+    TRY(compat_parse(compat, &cc));
+    cfg.compat = cc == COMPAT_ARTIFACT;
+    if (cfg.compat && !model) return status_fail(ST_USAGE, "compress: --compat artifact decodes the LLM's ids: give --model");
     long seed = 42;
     if ((v = args_get(opts, N_OPTS, "seed"))) TRY(args_int(v, "seed", 0, 1L << 62, &seed));
     cfg.seed = (uint64_t)seed;
-    if ((v = args_get(opts, N_OPTS, "threads"))) {
-        long t;
-        TRY(args_int(v, "threads", 1, 4096, &t));
-        ops_set_threads((int)t);
-    }
+    TRY(cli_threads(opts, N_OPTS));
     log_set_quiet(args_get(opts, N_OPTS, "quiet") != NULL);
     char *sys = NULL;
     if (file) TRY(read_text_file(file, &sys, NULL));
@@ -87,8 +68,8 @@ static Status run(void) {
     if (st == ST_OK && model) st = tokenizer_load_for_model(&llm, model);
     char clp[4096];
     if (st == ST_OK && cfg.method == PC_LLMLINGUA2) {
-        st = cl100k_path(clp, sizeof clp);
-        if (st == ST_OK) st = tokenizer_load_tiktoken(&cl, clp);
+        cli_cl100k_path(args_get(opts, N_OPTS, "cl100k"), clp, sizeof clp);
+        st = tokenizer_load_tiktoken(&cl, clp);
         if (st != ST_OK)
             st = status_wrap(st, "llmlingua2 weighs words by cl100k_base (--cl100k FILE, or datasets/fetch.sh tiktoken)");
     }

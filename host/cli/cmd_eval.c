@@ -215,11 +215,7 @@ static Status compression_open(Compression *c, const EvalArgs *a, const Tokenize
     c->have_tlm = st == ST_OK;
     if (st == ST_OK && c->method == PC_LLMLINGUA2) {
         char path[4096];
-        const char *cache = getenv("ELASTILM_CACHE"), *home = getenv("HOME");
-        if (a->cl100k) snprintf(path, sizeof path, "%s", a->cl100k);
-        else if (cache && *cache) snprintf(path, sizeof path, "%s/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken", cache);
-        else snprintf(path, sizeof path, "%s/.cache/elastilm/tiktoken/tiktoken_ext/data/cl100k_base.tiktoken",
-                      home ? home : ".");
+        cli_cl100k_path(a->cl100k, path, sizeof path);
         st = tokenizer_load_tiktoken(&c->cl100k, path);
         if (st != ST_OK) st = status_wrap(st, "llmlingua2 weighs words by cl100k_base (--cl100k FILE, or datasets/fetch.sh tiktoken)");
     }
@@ -252,8 +248,8 @@ static Status compress_system(Compression *c, const EvalPrompt *p, const McQuest
         free(qa);
     }
     free(query);
-    if (st == ST_OK) st = prompt_count_llm(c->pc, p->system, &c->S);
     if (st == ST_OK) st = prompt_compress(c->pc, p->system, Q, ratio, request, sys, NULL);
+    if (st == ST_OK) c->S = prompt_system_tokens(c->pc); // counted once per system prompt (cached)
     long n = 0;
     if (st == ST_OK) st = prompt_count_llm(c->pc, *sys, &n);
     if (st != ST_OK) {

@@ -14,7 +14,6 @@
 #include "dist/dist.h"
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
-#include "runtime/rng.h"
 #include "tlm/labels.h"
 #include "tlm/score_data.h"
 #include "tlm/score_head.h"
@@ -186,23 +185,6 @@ static void kill_after(void *ctx, int64_t steps) {
     if (steps == *(const long *)ctx) raise(SIGKILL);
 }
 
-// A seeded split of n texts: the first n_val of a shuffled order are held out.
-static Status split_texts(int n, int n_val, uint64_t seed, DataSplit *s) {
-    memset(s, 0, sizeof *s);
-    int *order = malloc((size_t)n * sizeof *order);
-    s->val = malloc(((size_t)n_val + 1) * sizeof *s->val);
-    s->train = malloc((size_t)(n - n_val) * sizeof *s->train);
-    if (!order || !s->val || !s->train) return free(order), data_split_free(s), status_fail(ST_OOM, "out of memory");
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (int i = 0; i < n; i++) order[i] = i;
-    rng_shuffle(&rng, order, (size_t)n, sizeof *order);
-    s->n_val = n_val, s->n_train = n - n_val;
-    memcpy(s->val, order, (size_t)n_val * sizeof *order);
-    memcpy(s->train, order + n_val, (size_t)s->n_train * sizeof *order);
-    free(order);
-    return ST_OK;
-}
 
 // A number for JSON, or null when it is NaN (not measured).
 static void json_num(char *buf, size_t n, double v, const char *fmt) {
@@ -233,16 +215,10 @@ static Status run_score(const Dist *dist) {
         return status_fail(ST_USAGE, "tlm score: give --artifact and/or --export (where the trained head goes)");
     bool resume = args_get(o, n, "resume") != NULL;
     if (resume && !out) return status_fail(ST_USAGE, "tlm score: --resume needs --out (where the checkpoint is)");
-    bool compat = false;
-    if (compat_s && !strcmp(compat_s, "artifact")) compat = true;
-    else if (compat_s && strcmp(compat_s, "paper"))
-        return status_fail(ST_USAGE, "--compat: expected paper or artifact, got '%s'", compat_s);
-    const char *v;
-    if ((v = args_get(o, n, "threads"))) {
-        long t;
-        TRY(args_int(v, "threads", 1, 4096, &t));
-        ops_set_threads((int)t);
-    }
+    Compat cc;
+    TRY(compat_parse(compat_s, &cc));
+    bool compat = cc == COMPAT_ARTIFACT;
+    TRY(cli_threads(o, n));
     log_set_quiet(args_get(o, n, "quiet") != NULL || dist->rank != 0);
     long epochs, batch, micro, warmup, freeze, max_len, eval_every, save_every, max_steps, seed, kill;
     double lr, wd, clip, dropout, val;
@@ -283,7 +259,7 @@ static Status run_score(const Dist *dist) {
         if (val > 0 && n_val == 0 && data.n >= 2) n_val = 1; // at least one text for validation and F1
         if (val > 0 && n_val == 0) log_warn("%s: one labelled text: nothing held out for validation", labels);
         if (data.n - n_val < 1) st = status_fail(ST_USAGE, "%s: %d labelled texts leave none to train on", labels, data.n);
-        else st = split_texts(data.n, n_val, (uint64_t)seed, &split);
+        else st = split_examples(data.n, n_val, (uint64_t)seed, &split);
     }
     // a fresh 2-label token head unless the checkpoint already has one
     if (st == ST_OK && !(m.cfg.head == HEAD_TOKEN && m.cfg.num_labels == 2))
@@ -383,14 +359,10 @@ static ArgOpt scores_opts[] = {
 static Status run_scores(void) {
     const ArgOpt *o = scores_opts;
     const int n = N_SCORES_OPTS;
-    const char *tlm = args_get(o, n, "tlm"), *text = args_get(o, n, "text"), *file = args_get(o, n, "file"), *v;
+    const char *tlm = args_get(o, n, "tlm"), *text = args_get(o, n, "text"), *file = args_get(o, n, "file");
     if (!tlm) return status_fail(ST_USAGE, "tlm scores: --tlm is required");
     if (!text == !file) return status_fail(ST_USAGE, "tlm scores: give one of --text or --file");
-    if ((v = args_get(o, n, "threads"))) {
-        long t;
-        TRY(args_int(v, "threads", 1, 4096, &t));
-        ops_set_threads((int)t);
-    }
+    TRY(cli_threads(o, n));
     char *buf = NULL;
     if (file) TRY(read_text_file(file, &buf, NULL));
     const char *t = file ? buf : text;

@@ -306,3 +306,5 @@ Status prompt_compress(PromptCompressor *c, const char *sys, long Q, double p, u
     if (kept) *kept = c->cfg.method == PC_LLMLINGUA2 ? -1 : count < (long)c->pieces.n ? count : (long)c->pieces.n;
     return ST_OK;
 }
+
+long prompt_system_tokens(const PromptCompressor *c) { return c->text ? c->S : 0; }

@@ -59,5 +59,7 @@ Status prompt_count_llm(const PromptCompressor *c, const char *text, long *n);
 // (the artifact still rebuilds it; --compat does too).
 Status prompt_compress(PromptCompressor *c, const char *sys, long Q, double p, uint64_t request, char **out,
                        long *kept);
+// S of the last system prompt given to prompt_compress (0 before any).
+long prompt_system_tokens(const PromptCompressor *c);
 
 #endif

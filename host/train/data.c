@@ -281,12 +281,16 @@ void data_targets(const TokenData *d, int i, int32_t *t) {
 }
 
 Status data_split(const TokenData *d, int n_val, uint64_t seed, DataSplit *s) {
+    return split_examples(d->n, n_val, seed, s);
+}
+
+Status split_examples(int n, int n_val, uint64_t seed, DataSplit *s) {
     memset(s, 0, sizeof *s);
-    if (n_val < 0 || n_val >= d->n)
-        return status_fail(ST_USAGE, "a validation split of %d leaves no training data (%d sequences)", n_val, d->n);
-    int *order = malloc((size_t)d->n * sizeof *order);
+    if (n_val < 0 || n_val >= n)
+        return status_fail(ST_USAGE, "a validation split of %d leaves no training data (%d sequences)", n_val, n);
+    int *order = malloc((size_t)n * sizeof *order);
     s->val = malloc(((size_t)n_val + 1) * sizeof *s->val);
-    s->train = malloc((size_t)(d->n - n_val) * sizeof *s->train);
+    s->train = malloc((size_t)(n - n_val) * sizeof *s->train);
     if (!order || !s->val || !s->train) {
         free(order);
         data_split_free(s);
@@ -294,10 +298,10 @@ Status data_split(const TokenData *d, int n_val, uint64_t seed, DataSplit *s) {
     }
     Rng rng;
     rng_seed(&rng, seed);
-    for (int i = 0; i < d->n; i++) order[i] = i;
-    rng_shuffle(&rng, order, (size_t)d->n, sizeof *order);
+    for (int i = 0; i < n; i++) order[i] = i;
+    rng_shuffle(&rng, order, (size_t)n, sizeof *order);
     s->n_val = n_val;
-    s->n_train = d->n - n_val;
+    s->n_train = n - n_val;
     memcpy(s->val, order, (size_t)n_val * sizeof *order);
     memcpy(s->train, order + n_val, (size_t)s->n_train * sizeof *order);
     free(order);

@@ -56,6 +56,8 @@ typedef struct {
     int n_train, n_val;
 } DataSplit;
 Status data_split(const TokenData *d, int n_val, uint64_t seed, DataSplit *s);
+// The same split of any n examples (data_split is split_examples(d->n, ...)).
+Status split_examples(int n, int n_val, uint64_t seed, DataSplit *s);
 void data_split_free(DataSplit *s);
 
 #endif
