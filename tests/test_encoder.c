@@ -14,57 +14,17 @@
 #include "io/safetensors.h"
 #include "models/encoder.h"
 #include "ops/ops.h"
+#include "test_encoder_common.h"
 #include "test_util.h"
 
-#define DIR "tests/fixtures/encoders/"
-
-typedef struct {
-    SafetensorsFile g;
-    EncoderBatch b;
-    const int32_t *targets; // NULL for the bare model
-    int counted;
-} Golden;
-
-static void golden_open(Golden *gd, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "%s_golden.safetensors", name);
-    tu_open_safetensors(&gd->g, path);
-    const SafeTensor *ids = tu_tensor(&gd->g, "ids", DT_I32), *cu = tu_tensor(&gd->g, "cu", DT_I32);
-    gd->b = (EncoderBatch){.ids = (const int32_t *)ids->data,
-                           .types = (const int32_t *)tu_tensor(&gd->g, "types", DT_I32)->data,
-                           .cu = (const int32_t *)cu->data,
-                           .n_seq = (int)cu->shape[0] - 1,
-                           .n_tokens = (int)ids->shape[0]};
-    const SafeTensor *t = safetensors_find(&gd->g, "targets");
-    gd->targets = t ? (const int32_t *)t->data : NULL;
-    gd->counted = 0;
-    for (int64_t i = 0; t && i < t->shape[0]; i++) gd->counted += gd->targets[i] >= 0;
-}
-
-static void load(Encoder *m, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "%s", name);
-    cr_assert_eq(encoder_load(m, path), ST_OK, "%s", status_message());
-}
-
-// max |ours - ref| <= rel * max |ref| (+ a tiny absolute floor).
-static float check_close(const SafetensorsFile *g, const char *name, const float *ours, int64_t n, float rel) {
-    const SafeTensor *ref = tu_tensor(g, name, DT_F32);
-    int64_t rn = 1;
-    for (int i = 0; i < ref->ndim; i++) rn *= ref->shape[i];
-    cr_assert_eq(rn, n, "%s: %lld elements, ours %lld", name, (long long)rn, (long long)n);
-    const float *r = (const float *)ref->data;
-    float scale = tu_max_abs(r, (size_t)n), err = tu_max_abs_diff(r, ours, (size_t)n);
-    cr_assert(err <= rel * scale + 1e-7f, "%s: max |diff| %g vs max |ref| %g", name, err, scale);
-    return scale > 1e-6f ? err / scale : 0.0f; // (the key biases' gradients are 0 up to rounding)
-}
+#define DIR ENC_FIXTURES
 
 Test(encoder, load_prefixed_and_bare) {
     struct { const char *name; EncoderHead head; int labels; bool pooler; } cases[] = {
         {"bert-tok", HEAD_TOKEN, 2, false}, {"bert-seq", HEAD_SEQUENCE, 3, true}, {"bert-base", HEAD_NONE, 0, true}};
     for (size_t i = 0; i < 3; i++) {
         Encoder m;
-        load(&m, cases[i].name);
+        enc_load(&m, cases[i].name);
         cr_expect_eq(m.cfg.arch, ENC_BERT);
         cr_expect_eq(m.cfg.head, cases[i].head, "%s", cases[i].name);
         cr_expect_eq(m.cfg.num_labels, cases[i].labels, "%s", cases[i].name);
@@ -90,7 +50,7 @@ Test(encoder, load_prefixed_and_bare) {
 
 static void check_forward(const char *name) {
     Encoder m;
-    load(&m, name);
+    enc_load(&m, name);
     Golden gd;
     golden_open(&gd, name);
     EncoderSession *s;
@@ -99,13 +59,13 @@ static void check_forward(const char *name) {
     cr_assert_eq(encoder_hidden(s, &gd.b, &hidden), ST_OK, "%s", status_message());
     float *h = malloc((size_t)gd.b.n_tokens * (size_t)m.cfg.dim * sizeof *h);
     op_copy_to_host(h, &hidden);
-    float e = check_close(&gd.g, "hidden", h, (int64_t)gd.b.n_tokens * m.cfg.dim, 1e-5f);
+    float e = enc_check_close(&gd.g, "hidden", h, (int64_t)gd.b.n_tokens * m.cfg.dim, 1e-5f);
     cr_log_info("%s: hidden max rel err %.2e", name, e);
     if (m.cfg.head != HEAD_NONE) {
         int rows = m.cfg.head == HEAD_TOKEN ? gd.b.n_tokens : gd.b.n_seq;
         float *lg = malloc((size_t)rows * (size_t)m.cfg.num_labels * sizeof *lg);
         cr_assert_eq(encoder_logits(s, &gd.b, lg), ST_OK, "%s", status_message());
-        e = check_close(&gd.g, "logits", lg, (int64_t)rows * m.cfg.num_labels, 1e-5f);
+        e = enc_check_close(&gd.g, "logits", lg, (int64_t)rows * m.cfg.num_labels, 1e-5f);
         cr_log_info("%s: logits max rel err %.2e", name, e);
         free(lg);
     } else {
@@ -125,7 +85,7 @@ Test(encoder, forward_bare_model) { check_forward("bert-base"); }
 // One step at loss_scale 1/counted: the loss and every trainable parameter's gradient vs torch.
 static void check_grads(const char *name, EncoderTrainOptions opt) {
     Encoder m;
-    load(&m, name);
+    enc_load(&m, name);
     Golden gd;
     golden_open(&gd, name);
     EncoderTrain *t;
@@ -155,7 +115,7 @@ static void check_grads(const char *name, EncoderTrainOptions opt) {
         n_trainable += tensor_numel(g);
         char key[128];
         snprintf(key, sizeof key, "grad.%s", ps[i].name);
-        float e = check_close(&gd.g, key, g->data, tensor_numel(g), 1e-4f);
+        float e = enc_check_close(&gd.g, key, g->data, tensor_numel(g), 1e-4f);
         if (e > worst) worst = e;
     }
     cr_expect_eq(encoder_train_grads(t)->shape[0], n_trainable);
@@ -181,7 +141,7 @@ Test(encoder, finite_differences) {
     const char *names[] = {"bert-tok", "bert-seq"};
     for (int k = 0; k < 2; k++) {
         Encoder m;
-        load(&m, names[k]);
+        enc_load(&m, names[k]);
         Golden gd;
         golden_open(&gd, names[k]);
         EncoderTrain *t;
@@ -221,38 +181,12 @@ Test(encoder, finite_differences) {
 
 // The training forward without dropout equals the inference forward; with
 // dropout a seed gives the same step twice, and another seed another one.
-Test(encoder, dropout_is_seeded) {
-    Encoder m;
-    load(&m, "bert-tok");
-    Golden gd;
-    golden_open(&gd, "bert-tok");
-    EncoderTrain *t;
-    cr_assert_eq(encoder_train_new(&t, &m, &(EncoderTrainOptions){.dropout = 0.1f}, 64), ST_OK);
-    double l1, l2, l3, l0;
-    int64_t n = encoder_train_grads(t)->shape[0];
-    float *g1 = malloc((size_t)n * sizeof *g1);
-    encoder_train_zero_grads(t);
-    cr_assert_eq(encoder_train_step(t, &gd.b, gd.targets, 1.0f, 42, &l1, NULL), ST_OK);
-    memcpy(g1, encoder_train_grads(t)->data, (size_t)n * sizeof *g1);
-    encoder_train_zero_grads(t);
-    cr_assert_eq(encoder_train_step(t, &gd.b, gd.targets, 1.0f, 42, &l2, NULL), ST_OK);
-    cr_expect_eq(l1, l2);
-    cr_expect_eq(memcmp(g1, encoder_train_grads(t)->data, (size_t)n * sizeof *g1), 0);
-    cr_assert_eq(encoder_train_step(t, &gd.b, gd.targets, 1.0f, 43, &l3, NULL), ST_OK);
-    cr_expect_neq(l1, l3);
-    cr_assert_eq(encoder_train_eval(t, &gd.b, gd.targets, &l0, NULL), ST_OK);
-    float ref = ((const float *)tu_tensor(&gd.g, "loss", DT_F32)->data)[0];
-    cr_expect(fabs(l0 / gd.counted - ref) <= 1e-5 * fabs(ref), "eval loss %.7f vs %.7f", l0 / gd.counted, ref);
-    free(g1);
-    encoder_train_free(t);
-    safetensors_close(&gd.g);
-    encoder_free(&m);
-}
+Test(encoder, dropout_is_seeded) { enc_check_dropout_seeded("bert-tok"); }
 
 // Training moves weights into the flat buffer and back, values kept (and updates kept).
 Test(encoder, flat_params_round_trip) {
     Encoder m;
-    load(&m, "bert-seq");
+    enc_load(&m, "bert-seq");
     float cls0 = ((float *)m.classifier.w.data)[1];
     void *before = m.classifier.w.data;
     EncoderTrain *t;
@@ -272,7 +206,7 @@ Test(encoder, flat_params_round_trip) {
 
 Test(encoder, bad_batches) {
     Encoder m;
-    load(&m, "bert-tok");
+    enc_load(&m, "bert-tok");
     int32_t ids[4] = {1, 2, 3, 99}, cu[3] = {0, 2, 4}, types[4] = {0, 0, 2, 0};
     EncoderBatch b = {.ids = ids, .cu = cu, .n_seq = 2, .n_tokens = 4};
     tu_expect_err(encoder_check_batch(&m, &b, 64), ST_USAGE, "token id 99", NULL, NULL);
@@ -373,17 +307,6 @@ Test(encoder, bad_inputs) {
     tu_remove_dir(dir);
 }
 
-// Logits of a model on the golden batch (host array, malloc'd).
-static float *logits_of(const Encoder *m, const EncoderBatch *b) {
-    EncoderSession *s;
-    cr_assert_eq(encoder_session_new(&s, m, 64), ST_OK, "%s", status_message());
-    int rows = m->cfg.head == HEAD_TOKEN ? b->n_tokens : b->n_seq;
-    float *lg = malloc((size_t)rows * (size_t)m->cfg.num_labels * sizeof *lg);
-    cr_assert_eq(encoder_logits(s, b, lg), ST_OK, "%s", status_message());
-    encoder_session_free(s);
-    return lg;
-}
-
 // Save -> load gives the same model: same head, same logits (bit for bit: f32 written as is).
 static void round_trip(Encoder *m, const Golden *gd, const char *tok_dir, const char *keep_as) {
     char dir[256], sub[300];
@@ -406,7 +329,7 @@ static void round_trip(Encoder *m, const Golden *gd, const char *tok_dir, const 
     cr_expect_eq(back.cfg.pooler, pooler);
     cr_expect_eq(encoder_n_params(&back), encoder_n_params(m) - (m->cfg.pooler && !pooler ? 24 * 25 : 0));
     int rows = m->cfg.head == HEAD_TOKEN ? gd->b.n_tokens : gd->b.n_seq;
-    float *a = logits_of(m, &gd->b), *b = logits_of(&back, &gd->b);
+    float *a = enc_logits_of(m, &gd->b), *b = enc_logits_of(&back, &gd->b);
     cr_expect_eq(memcmp(a, b, (size_t)rows * (size_t)m->cfg.num_labels * sizeof *a), 0, "logits differ after saving");
     free(a), free(b);
     encoder_free(&back);
@@ -422,11 +345,11 @@ Test(encoder, save_hf_round_trip) {
     Golden gd;
     golden_open(&gd, "bert-tok");
     Encoder m;
-    load(&m, "bert-tok");
+    enc_load(&m, "bert-tok");
     round_trip(&m, &gd, NULL, "tok");
     encoder_free(&m);
     // a sentence encoder given a fresh head: the bare model + a 3-label sequence head (and a new pooler)
-    load(&m, "bert-base");
+    enc_load(&m, "bert-base");
     cr_assert_eq(encoder_set_head(&m, HEAD_SEQUENCE, 3, 7), ST_OK, "%s", status_message());
     cr_expect_eq(m.cfg.head, HEAD_SEQUENCE);
     cr_expect(m.cfg.pooler);

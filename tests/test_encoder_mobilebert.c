@@ -17,52 +17,13 @@
 #include "io/safetensors.h"
 #include "models/encoder.h"
 #include "ops/ops.h"
+#include "test_encoder_common.h"
 #include "test_util.h"
 
-#define DIR "tests/fixtures/encoders/"
+#define DIR ENC_FIXTURES
 
 static const char *const MODELS[] = {"mobilebert-tok", "mobilebert-seq", "mobilebert-seqcls", "mobilebert-ln"};
 #define N_MODELS 4
-
-typedef struct {
-    SafetensorsFile g;
-    EncoderBatch b;
-    const int32_t *targets;
-    int counted;
-} Golden;
-
-static void golden_open(Golden *gd, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "%s_golden.safetensors", name);
-    tu_open_safetensors(&gd->g, path);
-    const SafeTensor *ids = tu_tensor(&gd->g, "ids", DT_I32), *cu = tu_tensor(&gd->g, "cu", DT_I32);
-    gd->b = (EncoderBatch){.ids = (const int32_t *)ids->data,
-                           .types = (const int32_t *)tu_tensor(&gd->g, "types", DT_I32)->data,
-                           .cu = (const int32_t *)cu->data,
-                           .n_seq = (int)cu->shape[0] - 1,
-                           .n_tokens = (int)ids->shape[0]};
-    const SafeTensor *t = tu_tensor(&gd->g, "targets", DT_I32);
-    gd->targets = (const int32_t *)t->data;
-    gd->counted = 0;
-    for (int64_t i = 0; i < t->shape[0]; i++) gd->counted += gd->targets[i] >= 0;
-}
-
-static void load(Encoder *m, const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "%s", name);
-    cr_assert_eq(encoder_load(m, path), ST_OK, "%s", status_message());
-}
-
-static float check_close(const SafetensorsFile *g, const char *name, const float *ours, int64_t n, float rel) {
-    const SafeTensor *ref = tu_tensor(g, name, DT_F32);
-    int64_t rn = 1;
-    for (int i = 0; i < ref->ndim; i++) rn *= ref->shape[i];
-    cr_assert_eq(rn, n, "%s: %lld elements, ours %lld", name, (long long)rn, (long long)n);
-    const float *r = (const float *)ref->data;
-    float scale = tu_max_abs(r, (size_t)n), err = tu_max_abs_diff(r, ours, (size_t)n);
-    cr_assert(err <= rel * scale + 1e-7f, "%s: max |diff| %g vs max |ref| %g", name, err, scale);
-    return scale > 1e-6f ? err / scale : 0.0f;
-}
 
 // The model's parameter table next to the file's tensors: same count, same names.
 Test(encoder_mobilebert, load_configs) {
@@ -79,7 +40,7 @@ Test(encoder_mobilebert, load_configs) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Encoder m;
-        load(&m, cases[i].name);
+        enc_load(&m, cases[i].name);
         const EncoderConfig *c = &m.cfg;
         cr_expect_eq(c->arch, ENC_MOBILEBERT);
         cr_expect_eq(c->head, cases[i].head, "%s", cases[i].name);
@@ -120,7 +81,7 @@ Test(encoder_mobilebert, load_configs) {
 
 static void check_forward(const char *name) {
     Encoder m;
-    load(&m, name);
+    enc_load(&m, name);
     Golden gd;
     golden_open(&gd, name);
     EncoderSession *s;
@@ -131,11 +92,11 @@ static void check_forward(const char *name) {
     cr_assert_eq(hidden.shape[1], m.cfg.dim);
     float *h = malloc((size_t)gd.b.n_tokens * (size_t)m.cfg.dim * sizeof *h);
     op_copy_to_host(h, &hidden);
-    float eh = check_close(&gd.g, "hidden", h, (int64_t)gd.b.n_tokens * m.cfg.dim, 1e-5f);
+    float eh = enc_check_close(&gd.g, "hidden", h, (int64_t)gd.b.n_tokens * m.cfg.dim, 1e-5f);
     int rows = m.cfg.head == HEAD_TOKEN ? gd.b.n_tokens : gd.b.n_seq;
     float *lg = malloc((size_t)rows * (size_t)m.cfg.num_labels * sizeof *lg);
     cr_assert_eq(encoder_logits(s, &gd.b, lg), ST_OK, "%s", status_message());
-    float el = check_close(&gd.g, "logits", lg, (int64_t)rows * m.cfg.num_labels, 1e-5f);
+    float el = enc_check_close(&gd.g, "logits", lg, (int64_t)rows * m.cfg.num_labels, 1e-5f);
     cr_log_info("%s: hidden max rel err %.2e, logits %.2e", name, eh, el);
     // each sequence alone gives its rows of the packed batch (the trigram's edges are per sequence)
     for (int q = 0; q < gd.b.n_seq; q++) {
@@ -165,7 +126,7 @@ Test(encoder_mobilebert, forward) {
 // gradient, being unused, must get zeros).
 static void check_grads(const char *name, EncoderTrainOptions opt) {
     Encoder m;
-    load(&m, name);
+    enc_load(&m, name);
     Golden gd;
     golden_open(&gd, name);
     EncoderTrain *t;
@@ -201,7 +162,7 @@ static void check_grads(const char *name, EncoderTrainOptions opt) {
             cr_expect_eq(mx, 0.0f, "%s: %s is unused in transformers but has gradient %g", name, ps[i].name, mx);
             continue;
         }
-        float e = check_close(&gd.g, key, g->data, tensor_numel(g), 1e-4f);
+        float e = enc_check_close(&gd.g, key, g->data, tensor_numel(g), 1e-4f);
         if (e > worst) worst = e;
     }
     cr_log_info("%s (freeze_below %d, embeddings %s): loss %.7f (torch %.7f), worst gradient rel err %.2e, %d unused",
@@ -240,7 +201,7 @@ Test(encoder_mobilebert, finite_differences) {
                            "classifier.weight"};
     for (int k = 0; k < N_MODELS; k++) {
         Encoder m;
-        load(&m, MODELS[k]);
+        enc_load(&m, MODELS[k]);
         Golden gd;
         golden_open(&gd, MODELS[k]);
         EncoderTrain *t;
@@ -282,34 +243,8 @@ Test(encoder_mobilebert, finite_differences) {
 // With dropout a seed gives the same step twice and another seed another one; eval has none.
 // (mobilebert-tok: the dropout after output.bottleneck; mobilebert-ln: the two inside the block.)
 Test(encoder_mobilebert, dropout_is_seeded) {
-    const char *names[] = {"mobilebert-tok", "mobilebert-ln"};
-    for (int k = 0; k < 2; k++) {
-        Encoder m;
-        load(&m, names[k]);
-        Golden gd;
-        golden_open(&gd, names[k]);
-        EncoderTrain *t;
-        cr_assert_eq(encoder_train_new(&t, &m, &(EncoderTrainOptions){.dropout = 0.1f}, 64), ST_OK);
-        double l1, l2, l3, l0;
-        int64_t n = encoder_train_grads(t)->shape[0];
-        float *g1 = malloc((size_t)n * sizeof *g1);
-        encoder_train_zero_grads(t);
-        cr_assert_eq(encoder_train_step(t, &gd.b, gd.targets, 1.0f, 42, &l1, NULL), ST_OK);
-        memcpy(g1, encoder_train_grads(t)->data, (size_t)n * sizeof *g1);
-        encoder_train_zero_grads(t);
-        cr_assert_eq(encoder_train_step(t, &gd.b, gd.targets, 1.0f, 42, &l2, NULL), ST_OK);
-        cr_expect_eq(l1, l2);
-        cr_expect_eq(memcmp(g1, encoder_train_grads(t)->data, (size_t)n * sizeof *g1), 0);
-        cr_assert_eq(encoder_train_step(t, &gd.b, gd.targets, 1.0f, 43, &l3, NULL), ST_OK);
-        cr_expect_neq(l1, l3);
-        cr_assert_eq(encoder_train_eval(t, &gd.b, gd.targets, &l0, NULL), ST_OK);
-        float ref = ((const float *)tu_tensor(&gd.g, "loss", DT_F32)->data)[0];
-        cr_expect(fabs(l0 / gd.counted - ref) <= 1e-5 * fabs(ref), "eval loss %.7f vs %.7f", l0 / gd.counted, ref);
-        free(g1);
-        encoder_train_free(t);
-        safetensors_close(&gd.g);
-        encoder_free(&m);
-    }
+    enc_check_dropout_seeded("mobilebert-tok");
+    enc_check_dropout_seeded("mobilebert-ln");
 }
 
 // Finite differences of a dropout step's loss (same seed, same masks) vs its backward: the masks
@@ -320,7 +255,7 @@ Test(encoder_mobilebert, dropout_backward) {
                            "encoder.layer.0.output.dense.bias", "encoder.layer.1.intermediate.dense.weight"};
     for (int k = 0; k < 2; k++) {
         Encoder m;
-        load(&m, names[k]);
+        enc_load(&m, names[k]);
         Golden gd;
         golden_open(&gd, names[k]);
         EncoderTrain *t;
@@ -360,16 +295,6 @@ Test(encoder_mobilebert, dropout_backward) {
     }
 }
 
-static float *logits_of(const Encoder *m, const EncoderBatch *b) {
-    EncoderSession *s;
-    cr_assert_eq(encoder_session_new(&s, m, 64), ST_OK, "%s", status_message());
-    int rows = m->cfg.head == HEAD_TOKEN ? b->n_tokens : b->n_seq;
-    float *lg = malloc((size_t)rows * (size_t)m->cfg.num_labels * sizeof *lg);
-    cr_assert_eq(encoder_logits(s, b, lg), ST_OK, "%s", status_message());
-    encoder_session_free(s);
-    return lg;
-}
-
 // Save -> load: the same config, table and logits (bit for bit); kept for check_encoder_export.py.
 static void round_trip(Encoder *m, const Golden *gd, const char *keep_as) {
     char dir[256], sub[300];
@@ -405,7 +330,7 @@ static void round_trip(Encoder *m, const Golden *gd, const char *keep_as) {
     cr_expect_eq(pc.inner, a->inner);
     free(text);
     int rows = a->head == HEAD_TOKEN ? gd->b.n_tokens : gd->b.n_seq;
-    float *x = logits_of(m, &gd->b), *y = logits_of(&back, &gd->b);
+    float *x = enc_logits_of(m, &gd->b), *y = enc_logits_of(&back, &gd->b);
     cr_expect_eq(memcmp(x, y, (size_t)rows * (size_t)a->num_labels * sizeof *x), 0, "logits differ after saving");
     free(x), free(y);
     encoder_free(&back);
@@ -420,7 +345,7 @@ Test(encoder_mobilebert, save_hf_round_trip) {
         Golden gd;
         golden_open(&gd, MODELS[i]);
         Encoder m;
-        load(&m, MODELS[i]);
+        enc_load(&m, MODELS[i]);
         round_trip(&m, &gd, keep[i]);
         encoder_free(&m);
         safetensors_close(&gd.g);
@@ -429,7 +354,7 @@ Test(encoder_mobilebert, save_hf_round_trip) {
     Golden gd;
     golden_open(&gd, "mobilebert-seq");
     Encoder m;
-    load(&m, "mobilebert-seq");
+    enc_load(&m, "mobilebert-seq");
     cr_expect(m.cfg.pooler);
     cr_assert_eq(encoder_set_head(&m, HEAD_TOKEN, 3, 9), ST_OK, "%s", status_message());
     cr_expect(!m.cfg.pooler, "a token head drops the pooler");
