@@ -24,6 +24,7 @@ int cmd_elasticize(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_tlm(int argc, char **argv);
+int cmd_tlm_decision(const char *sub, int argc, char **argv); // tlm decision-labels | decision
 int cmd_compress(int argc, char **argv);
 
 // The options every model command takes, in this order at the start of its table.
@@ -58,7 +59,7 @@ Status cli_calib_args(const ArgOpt *opts, int n_opts, bool required, CalibArgs *
 
 // The options of the commands that serve a policy (eval, forward, generate).
 #define CLI_POLICY_OPTS \
-    {"mode", true, "the policy: full (default), LLMPruner, LayerReduction, ShortGPT, AttnDrop, LaCo", NULL}, \
+    {"mode", true, "the policy: full (default), LLMPruner, LayerReduction, ShortGPT, AttnDrop, LaCo, Ours", NULL}, \
     {"prefill-slo", true, "prefill SLO, a fraction of the full model's TTFT: 0.2 ... 1.0 (default 1.0)", NULL}, \
     {"decode-slo", true, "decode SLO, a fraction of the full model's per-token time: 0.5 ... 1.0 (default 1.0)", NULL}, \
     {"compat", true, "paper (default) or artifact: the baselines' variant (docs/deviations.md)", NULL}

@@ -145,11 +145,18 @@ static Status preds_open(PredFile *p, const char *path, const McDataset *d, size
     return p->fp ? ST_OK : status_fail(ST_IO, "%s: cannot create", p->tmp);
 }
 
-static void preds_write(PredFile *p, const McQuestion *q, const float *score, int pred, bool correct) {
+// d: the policy's decision for the question (NULL without a policy): its
+// prompt and model ratios are recorded with the prediction.
+static void preds_write(PredFile *p, const McQuestion *q, const float *score, int pred, bool correct, const Decision *d) {
     if (!p->fp) return;
     fprintf(p->fp, "{\"id\": ");
     json_escape(p->fp, q->id);
-    fprintf(p->fp, ", \"pred\": %d, \"answer\": %d, \"correct\": %s, \"scores\": [", pred, q->answer, correct ? "true" : "false");
+    fprintf(p->fp, ", \"pred\": %d, \"answer\": %d, \"correct\": %s, ", pred, q->answer, correct ? "true" : "false");
+    if (d) {
+        fprintf(p->fp, "\"prompt_ratio\": %g, ", d->prompt_ratio);
+        if (d->model_ratio > 0) fprintf(p->fp, "\"model_ratio\": %g, ", d->model_ratio);
+    }
+    fprintf(p->fp, "\"scores\": [");
     for (int i = 0; i < q->n_choices; i++) fprintf(p->fp, i ? ", %.7g" : "%.7g", score[i]);
     fprintf(p->fp, "]}\n");
     fflush(p->fp); // a killed run resumes from what reached the file
@@ -174,7 +181,8 @@ static void py_float(double x, char *num, size_t n) {
 }
 
 // The artifact's result line, "<DS> <model> <mode> <prefill SLO> <decode SLO> <acc>"
-// (with --level r: "<DS> <model> Ours 1.0 r <acc>"), appended to <results>/<model>_<DS>.txt.
+// (with --level r: "<DS> <model> Level-r 1.0 1.0 <acc>", one level as it is, never
+// mixed up with a policy's lines), appended to <results>/<model>_<DS>.txt.
 static Status write_result_line(const EvalArgs *a, const char *mode, double prefill, double decode, double acc) {
     char num[32], pre[32], dec[32], line[512], path[1200];
     py_float(acc, num, sizeof num);
@@ -226,37 +234,12 @@ static Status compression_open(Compression *c, const EvalArgs *a, const Tokenize
     return st;
 }
 
-// Q = the longest rendered query + choice in LLM tokens (special tokens included).
 static Status compress_system(Compression *c, const EvalPrompt *p, const McQuestion *q, double ratio, uint64_t request,
                               char **sys) {
-    EvalPrompt bare = {.system = "", .query = p->query};
-    char *query = eval_prompt_render(&bare, q->question);
-    if (!query) return status_fail(ST_OOM, "out of memory");
-    long Q = 0;
-    Status st = ST_OK;
-    for (int k = 0; st == ST_OK && k < q->n_choices; k++) {
-        size_t lq = strlen(query), lc = strlen(q->choices[k]);
-        char *qa = malloc(lq + lc + 1);
-        if (!qa) {
-            st = status_fail(ST_OOM, "out of memory");
-            break;
-        }
-        memcpy(qa, query, lq), memcpy(qa + lq, q->choices[k], lc + 1);
-        long n;
-        st = prompt_count_llm(c->pc, qa, &n);
-        if (st == ST_OK && n > Q) Q = n;
-        free(qa);
-    }
-    free(query);
-    if (st == ST_OK) st = prompt_compress(c->pc, p->system, Q, ratio, request, sys, NULL);
-    if (st == ST_OK) c->S = prompt_system_tokens(c->pc); // counted once per system prompt (cached)
     long n = 0;
-    if (st == ST_OK) st = prompt_count_llm(c->pc, *sys, &n);
-    if (st != ST_OK) {
-        free(*sys);
-        *sys = NULL;
-        return st;
-    }
+    TRY(prompt_compress_request(c->pc, p, q->question, (const char *const *)q->choices, q->n_choices, ratio, request,
+                                sys, &n));
+    c->S = prompt_system_tokens(c->pc); // counted once per system prompt (cached)
     c->kept_tokens += (double)n;
     return ST_OK;
 }
@@ -304,6 +287,8 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     scorer_ok = st == ST_OK;
     if (st == ST_OK) st = scorer_set_view(&scorer, view);
     char decided[sizeof ((Decision *)0)->what] = "";
+    double sum_p = 0, sum_r = 0; // the policy's chosen ratios, summed
+    long n_decided = 0;
     PredFile preds = {0};
     size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0, done = 0;
     if (st == ST_OK) st = preds_open(&preds, a->predictions, &data, &done, &right);
@@ -314,23 +299,30 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     double t0 = time_now();
     for (size_t i = done; st == ST_OK && i < n; i++) {
         const McQuestion *q = &data.items[i];
+        Decision d = {0};
         if (pol.open) { // the policy's view for this request; a new decision drops the cached prefix
-            Decision d;
-            PolicyRequest rq = {.prompt = q->question};
+            PolicyRequest rq = {.system = prompt.system, .query = prompt.query, .question = q->question,
+                                .choices = (const char *const *)q->choices, .n_choices = q->n_choices};
             st = pol.policy->decide(pol.state, &rq, &pol.slo, &d);
+            if (st == ST_OK && d.compress && cz.pc)
+                st = status_fail(ST_USAGE, "--mode %s compresses the prompt itself: drop --compress", pol.policy->name);
             if (st == ST_OK && (d.view != view || strcmp(d.what, decided))) {
                 if (!decided[0]) log_info("%s at SLO (%g, %g): %s", pol.policy->name, pol.slo.prefill, pol.slo.decode,
                                           d.what);
+                if (d.view != view) st = scorer_set_view(&scorer, d.view);
                 view = d.view;
                 snprintf(decided, sizeof decided, "%s", d.what);
-                st = scorer_set_view(&scorer, view);
             }
             if (st != ST_OK) break;
+            sum_p += d.prompt_ratio, sum_r += d.model_ratio, n_decided++;
         }
         EvalResult r;
         EvalPrompt qp = prompt; // the system prompt compressed for this question, or as it is
         char *sys = NULL;
         if (cz.pc) st = compress_system(&cz, &prompt, q, a->prompt_ratio, (uint64_t)i, &sys);
+        else if (d.compress) // the policy's prompt transform
+            st = prompt_compress_request(d.compress, &prompt, q->question, (const char *const *)q->choices,
+                                         q->n_choices, d.prompt_ratio, (uint64_t)i, &sys, NULL);
         if (st != ST_OK) {
             st = status_wrap(st, "%s (question %s)", q->where, q->id);
             break;
@@ -343,7 +335,7 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
             break;
         }
         right += r.correct;
-        preds_write(&preds, q, r.scores, r.pred, r.correct);
+        preds_write(&preds, q, r.scores, r.pred, r.correct, pol.open ? &d : NULL);
         free(r.scores);
         progress_step(&bar, 1);
     }
@@ -358,6 +350,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         if (pol.open && decided[0]) printf("view: %s\n", decided);
+        if (pol.open && n_decided)
+            printf("decisions: mean prompt ratio %.3f, mean model ratio %.3f over %ld questions\n",
+                   sum_p / (double)n_decided, sum_r / (double)n_decided, n_decided);
         if (cz.pc)
             printf("system prompt: %s at p = %g, %.1f of %ld LLM tokens kept on average\n",
                    prompt_method_name(cz.method), a->prompt_ratio, n > done ? cz.kept_tokens / (double)(n - done) : 0.0,
@@ -365,11 +360,12 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         if ((a->limit < 0 || args_get(opts, n_opts, "results")) && a->metric == METRIC_ARTIFACT) {
             // a compressed system prompt is part of the mode: "<mode>+<method>[-artifact]:<p>"
             char mode[128];
-            snprintf(mode, sizeof mode, "%s", level ? "Ours" : pol.policy->name);
+            if (level) snprintf(mode, sizeof mode, "Level-%g", strtod(level, NULL)); // a fixed level, not a policy
+            else snprintf(mode, sizeof mode, "%s", pol.policy->name);
             if (cz.pc)
                 snprintf(mode + strlen(mode), sizeof mode - strlen(mode), "+%s%s:%g", prompt_method_name(cz.method),
                          cz.compat ? "-artifact" : "", a->prompt_ratio);
-            if (level) st = write_result_line(a, mode, 1.0, strtod(level, NULL), acc);
+            if (level) st = write_result_line(a, mode, 1.0, 1.0, acc);
             else st = write_result_line(a, mode, pol.slo.prefill, pol.slo.decode, acc);
         }
     }

@@ -275,7 +275,7 @@ static Status run_score(const Dist *dist) {
                  enc_dir, labels, compat, epochs, batch, micro, lr, warmup, wd, clip, dropout, freeze, max_len, val,
                  max_steps, seed);
     TrainResult res = {0};
-    ScoreTrainModel sm = {0};
+    EncoderTaskModel sm = {0};
     TokenF1 f1 = {0};
     if (st == ST_OK) {
         int64_t keep = 0;
@@ -283,7 +283,7 @@ static Status run_score(const Dist *dist) {
         log_info("%s: %d labelled texts (%d train, %d held out), %" PRId64 " labelled tokens, %.1f%% keep", labels,
                  data.n, split.n_train, split.n_val, data.n_counted, 100.0 * (double)keep / (double)data.n_counted);
         EncoderTrainOptions eo = {.freeze_below = (int)freeze, .freeze_embeddings = false, .dropout = (float)dropout};
-        st = score_train_model_init(&sm, &m, &data, &eo, (int)micro, (float)dropout);
+        st = score_train_model_init(&sm, &m, &data, &eo, (int)micro);
     }
     if (st == ST_OK) {
         OptimConfig oc = optim_defaults();
@@ -301,7 +301,7 @@ static Status run_score(const Dist *dist) {
                  enc_dir, sm.tm.n_params, freeze, trainer_total_steps(&job), dist->world);
         st = trainer_run(&job, &res);
     }
-    score_train_model_free(&sm); // the model keeps the best parameters
+    encoder_task_free(&sm); // the model keeps the best parameters
     if (st == ST_OK && dist->rank == 0 && split.n_val > 0) st = score_head_f1(&m, &data, split.val, split.n_val, &f1);
     if (st == ST_OK && dist->rank == 0 && artifact) {
         char info[512];
@@ -402,11 +402,15 @@ int cmd_tlm(int argc, char **argv) {
     const char *sub = argc > 0 ? argv[0] : NULL;
     if (!sub || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         fprintf(sub ? stdout : stderr,
-                "usage: elastilm tlm <labels|score|scores> [options]\n\n"
+                "usage: elastilm tlm <labels|score|scores|decision-labels|decision> [options]\n\n"
                 "  labels   keep/drop labels for the score head, from the target LLM's self-information (--text)\n"
                 "           or from (prompt, compressed prompt) pairs (--pairs)\n"
                 "  score    train the score head (token classification) on an encoder; store it in the artifact\n"
-                "  scores   the score head's keep logits and probability for every piece of a text\n\n"
+                "  scores   the score head's keep logits and probability for every piece of a text\n"
+                "  decision-labels  correctness of held-out questions at every (prompt ratio, model ratio): the\n"
+                "           decision head's labels (the target LLM's levels and the score head)\n"
+                "  decision train the decision head (prompt and model ratio per request and SLO); store it in the "
+                "artifact\n\n"
                 "'elastilm tlm <sub> --help' lists its options.\n");
         return sub ? 0 : 2;
     }
@@ -446,5 +450,7 @@ int cmd_tlm(int argc, char **argv) {
         dist_finalize();
         return rc;
     }
-    return cli_fail(status_fail(ST_USAGE, "tlm: unknown subcommand '%s' (labels, score or scores)", sub));
+    if (!strcmp(sub, "decision-labels") || !strcmp(sub, "decision")) return cmd_tlm_decision(sub, argc - 1, argv + 1);
+    return cli_fail(status_fail(ST_USAGE, "tlm: unknown subcommand '%s' (labels, score, scores, decision-labels or "
+                                          "decision)", sub));
 }

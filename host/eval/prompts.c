@@ -465,6 +465,25 @@ Status eval_prompt_build(EvalPrompt *p, DatasetId ds, const char *artifact_dir) 
     return st;
 }
 
+Status eval_prompt_from_examples(EvalPrompt *p, const char *const *questions, const char *const *answers, int n) {
+    memset(p, 0, sizeof *p);
+    StrBuf b = {0};
+    bool ok = strbuf_add(&b, INTRO "\nExamples: ", strlen(INTRO "\nExamples: "));
+    for (int i = 0; ok && i < n; i++) {
+        size_t la = strlen(answers[i]);
+        bool dot = la && answers[i][la - 1] == '.'; // "Answer: food." as the artifact's examples end
+        ok = strbuf_add(&b, "\nQuestion: ", 11) && strbuf_add(&b, questions[i], strlen(questions[i])) &&
+             strbuf_add(&b, " Answer: ", 9) && strbuf_add(&b, answers[i], la) && (dot || strbuf_add(&b, ".", 1));
+    }
+    p->system = b.s;
+    p->query = strdup(QUERY_HF);
+    if (!ok || !p->query) {
+        eval_prompt_free(p);
+        return status_fail(ST_OOM, "out of memory");
+    }
+    return ST_OK;
+}
+
 void eval_prompt_free(EvalPrompt *p) {
     if (!p) return;
     free(p->system);

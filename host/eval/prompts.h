@@ -16,6 +16,12 @@ typedef struct {
 Status eval_prompt_build(EvalPrompt *p, DatasetId ds, const char *artifact_dir);
 void eval_prompt_free(EvalPrompt *p);
 
+// The four HF datasets' template for another multiple-choice task (the
+// decision head's label questions): the artifact's intro, "Examples: " and n
+// worked examples "\nQuestion: <q> Answer: <a>." as system prompt, query
+// "Question: {question} Answer:".
+Status eval_prompt_from_examples(EvalPrompt *p, const char *const *questions, const char *const *answers, int n);
+
 // system + query with {question} replaced (malloc'd).
 char *eval_prompt_render(const EvalPrompt *p, const char *question);
 

@@ -56,6 +56,20 @@ Status encoder_config_check(const EncoderConfig *c, const char *path) {
                            c->num_labels);
     if (c->act != ACT_GELU && c->act != ACT_RELU)
         return status_fail(ST_UNSUPPORTED, "%s: hidden_act must be gelu or relu", path);
+    if (c->n_groups) {
+        if (c->head != HEAD_SEQUENCE || c->n_groups < 1 || c->n_groups > ENC_MAX_GROUPS)
+            return status_fail(ST_FORMAT, "%s: label groups (elastilm_label_groups) need a sequence head and 1..%d "
+                                          "groups", path, ENC_MAX_GROUPS);
+        int sum = 0;
+        for (int g = 0; g < c->n_groups; g++) {
+            if (c->group_size[g] < 1)
+                return status_fail(ST_FORMAT, "%s: label group %d has %d labels", path, g, c->group_size[g]);
+            sum += c->group_size[g];
+        }
+        if (sum != c->num_labels)
+            return status_fail(ST_FORMAT, "%s: the label groups hold %d labels, the head has %d", path, sum,
+                               c->num_labels);
+    }
     return ST_OK;
 }
 
@@ -320,6 +334,7 @@ Status encoder_set_head(Encoder *m, EncoderHead head, int num_labels, uint64_t s
     bool new_pooler = head == HEAD_SEQUENCE && c.arch == ENC_BERT && !c.pooler;
     c.head = head;
     c.num_labels = num_labels;
+    c.n_groups = 0; // a new head is one softmax until encoder_set_label_groups says otherwise
     c.pooler = c.pooler || new_pooler;
     // *ForTokenClassification has no pooler (transformers builds it with add_pooling_layer=False):
     // drop a sentence encoder's, so that training neither carries nor decays unused weights
@@ -349,6 +364,37 @@ Status encoder_set_head(Encoder *m, EncoderHead head, int num_labels, uint64_t s
     }
     free(s);
     return st;
+}
+
+Status encoder_set_label_groups(Encoder *m, const int *sizes, int n) {
+    EncoderConfig c = m->cfg;
+    c.n_groups = n;
+    memset(c.group_size, 0, sizeof c.group_size);
+    for (int g = 0; g < n && g < ENC_MAX_GROUPS; g++) c.group_size[g] = sizes[g];
+    if (n < 0 || n > ENC_MAX_GROUPS) return status_fail(ST_USAGE, "encoder: %d label groups (0..%d)", n, ENC_MAX_GROUPS);
+    TRY(encoder_config_check(&c, "label groups"));
+    m->cfg = c;
+    return ST_OK;
+}
+
+Status encoder_resize_vocab(Encoder *m, int new_vocab, uint64_t seed) {
+    if (m->dev.kind != DEV_CPU) return status_fail(ST_USAGE, "encoder_resize_vocab: resize the model on the CPU");
+    int V = m->cfg.vocab_size;
+    if (new_vocab < V || new_vocab > (1 << 24))
+        return status_fail(ST_USAGE, "encoder_resize_vocab: %d rows cannot replace %d", new_vocab, V);
+    if (new_vocab == V) return ST_OK;
+    int64_t E = m->word_embd.shape[1];
+    Tensor *buf = NULL;
+    TRY(storage_add(m, CPU, (int64_t)new_vocab * E, &buf));
+    Tensor t = tensor_wrap(buf->data, DT_F32, CPU, 2, (int64_t[]){new_vocab, E});
+    memcpy(t.data, m->word_embd.data, (size_t)V * (size_t)E * sizeof(float));
+    Rng rng;
+    rng_seed(&rng, seed);
+    float *p = (float *)t.data + (size_t)V * (size_t)E;
+    for (int64_t j = 0; j < (int64_t)(new_vocab - V) * E; j++) p[j] = 0.02f * rng_normal(&rng);
+    m->word_embd = t;
+    m->cfg.vocab_size = new_vocab;
+    return ST_OK;
 }
 
 Status encoder_to_device(Encoder *m, Device dev) {

@@ -24,6 +24,8 @@
 
 typedef enum { ENC_BERT = 0, ENC_MOBILEBERT } EncoderArch;
 
+#define ENC_MAX_GROUPS 8 // label groups of a multi-task sequence head
+
 // The classification head a model carries (or is given).
 typedef enum {
     HEAD_NONE = 0,
@@ -58,6 +60,11 @@ typedef struct {
                            // without it the sequence head reads [CLS] directly
     EncoderHead head;
     int num_labels;        // classifier rows (0 with HEAD_NONE)
+    int n_groups;          // HEAD_SEQUENCE: the rows split into n_groups independent softmaxes of
+                           // group_size[g] labels, in order (the TLM's decision head: 10 prompt ratios
+                           // + 9 model ratios, i.e. two linear heads over one pooled output);
+                           // 0 = one softmax over all num_labels. config.json: "elastilm_label_groups"
+    int group_size[ENC_MAX_GROUPS];
 } EncoderConfig;
 
 typedef struct {
@@ -147,6 +154,13 @@ void encoder_init_random(Encoder *m, float std, uint64_t seed);
 // sentence encoder. As transformers' classes: a token head drops the pooler;
 // a BERT sequence head gets a fresh one when the model has none.
 Status encoder_set_head(Encoder *m, EncoderHead head, int num_labels, uint64_t seed);
+// Splits a sequence head's labels into groups (sizes summing to num_labels),
+// each its own softmax in training; n = 0 undoes it.
+Status encoder_set_label_groups(Encoder *m, const int *sizes, int n);
+// Grows the word embeddings to new_vocab rows (transformers'
+// resize_token_embeddings): old rows kept, new rows normal(0, 0.02) from seed.
+// The old table stays allocated with the model until encoder_free.
+Status encoder_resize_vocab(Encoder *m, int new_vocab, uint64_t seed);
 void encoder_free(Encoder *m);
 // Writes the model as a Hugging Face directory (config.json with the
 // architecture of its head, model.safetensors with the prefixed names, and
@@ -198,6 +212,9 @@ typedef struct EncoderTrain EncoderTrain;
 typedef struct {
     int freeze_below;      // encoder layers < freeze_below get no gradient (the artifact: L / 2)
     bool freeze_embeddings;
+    int train_word_rows_from; // with freeze_embeddings: word-embedding rows >= this still train (tokens
+                           // added to a frozen vocabulary, e.g. the decision head's SLO tokens); 0 = none.
+                           // The rows below get a zero gradient, so AdamW without weight decay keeps them
     float dropout;         // hidden dropout (embeddings, attention and FFN outputs, classifier input), seeded
                            // from dropout_seed; attention-probability dropout is not applied. 0 = none
 } EncoderTrainOptions;
@@ -215,8 +232,11 @@ Tensor *encoder_train_grad(EncoderTrain *t, int i);
 void encoder_train_zero_grads(EncoderTrain *t);
 // Forward + backward of loss_scale * sum of the cross-entropies of the counted
 // targets, ACCUMULATING the gradients. targets: [N] per token (HEAD_TOKEN) or
-// [n_seq] (HEAD_SEQUENCE); negative = not counted (-100). *loss_sum receives
-// the unscaled sum and *counted the number counted (either may be NULL).
+// [n_seq] (HEAD_SEQUENCE); with label groups [n_seq * n_groups], row-major,
+// each target an index within its group (the loss sums the groups'
+// cross-entropies). Negative = not counted (-100). *loss_sum receives the
+// unscaled sum and *counted the number counted (either may be NULL); with
+// label groups the sequences with any target counted.
 Status encoder_train_step(EncoderTrain *t, const EncoderBatch *b, const int32_t *targets, float loss_scale,
                           uint64_t dropout_seed, double *loss_sum, int64_t *counted);
 // Forward only, without dropout.

@@ -43,6 +43,19 @@ static Status parse_head(json_t *root, EncoderConfig *c, const char *path) {
         TRY(json_field_int(root, "num_labels", &c->num_labels, JF_OPTIONAL, 2, path));
     }
     if (c->num_labels <= 0) return status_fail(ST_FORMAT, "%s: key 'id2label' names no label", path);
+    json_t *groups = json_object_get(root, "elastilm_label_groups");
+    if (groups && !json_is_null(groups)) {
+        if (!json_is_array(groups) || json_array_size(groups) < 1 || json_array_size(groups) > ENC_MAX_GROUPS)
+            return status_fail(ST_FORMAT, "%s: key 'elastilm_label_groups' must list 1..%d group sizes", path,
+                               ENC_MAX_GROUPS);
+        c->n_groups = (int)json_array_size(groups);
+        for (int g = 0; g < c->n_groups; g++) {
+            json_t *v = json_array_get(groups, (size_t)g);
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 20))
+                return status_fail(ST_FORMAT, "%s: elastilm_label_groups[%d] must be a positive integer", path, g);
+            c->group_size[g] = (int)json_integer_value(v);
+        }
+    }
     return ST_OK;
 }
 

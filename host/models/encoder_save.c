@@ -72,6 +72,11 @@ static Status config_text(const Encoder *m, bool pooler, char **out) {
         json_object_set_new(j, "label2id", label2id);
     }
     json_object_set_new(j, "elastilm_pooler", json_boolean(pooler));
+    if (c->n_groups) {
+        json_t *g = json_array();
+        for (int i = 0; i < c->n_groups; i++) json_array_append_new(g, json_integer(c->group_size[i]));
+        json_object_set_new(j, "elastilm_label_groups", g);
+    }
     *out = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     return *out ? ST_OK : status_fail(ST_OOM, "out of memory");

@@ -44,6 +44,9 @@ struct EncoderTrain {
     // backward scratch
     Tensor dres, dfres, dtmp, datt, dq, dk, dv, dh, dhp, dfeat, dfirst;
     int32_t *pos, *types;  // [max_tokens]
+    Tensor *word_grad;     // the word embeddings' gradient (NULL when frozen)
+    float *group_buf;      // label groups: [max_tokens * num_labels] one group's logits, contiguous
+    int32_t *group_targets; // [max_tokens] one group's targets
 };
 
 static Tensor view2(const Tensor *buf, int64_t rows, int64_t cols) {
@@ -55,7 +58,9 @@ static Status alloc_flat(Tensor *t, int64_t n) { return tensor_alloc_1d(t, DT_F3
 static Tensor *gp(Tensor *t) { return t && t->data ? t : NULL; }
 
 static bool param_trainable(const EncoderTrain *t, const EncoderParam *p) {
-    if (p->layer < 0) return !t->opt.freeze_embeddings;
+    if (p->layer < 0)
+        return !t->opt.freeze_embeddings || (p->t == &t->m->word_embd && t->opt.train_word_rows_from > 0 &&
+                                             t->opt.train_word_rows_from < t->m->cfg.vocab_size);
     if (p->layer < t->m->cfg.n_layers) return p->layer >= t->opt.freeze_below;
     return true; // pooler and classifier
 }
@@ -187,6 +192,13 @@ Status encoder_train_new(EncoderTrain **out, Encoder *m, const EncoderTrainOptio
     }
     t->max_tokens = max_tokens;
     Status st = train_alloc(t);
+    for (int i = 0; st == ST_OK && i < t->n_params; i++)
+        if (t->params[i].t == &m->word_embd) t->word_grad = t->grad[i];
+    if (st == ST_OK && m->cfg.n_groups) {
+        t->group_buf = malloc((size_t)max_tokens * (size_t)m->cfg.num_labels * sizeof *t->group_buf);
+        t->group_targets = malloc((size_t)max_tokens * sizeof *t->group_targets);
+        if (!t->group_buf || !t->group_targets) st = status_fail(ST_OOM, "out of memory for training buffers");
+    }
     if (st != ST_OK) {
         encoder_train_free(t);
         return st;
@@ -197,6 +209,8 @@ Status encoder_train_new(EncoderTrain **out, Encoder *m, const EncoderTrainOptio
 
 void encoder_train_free(EncoderTrain *t) {
     if (!t) return;
+    free(t->group_buf);
+    free(t->group_targets);
     // the trained values go back where the model had them
     for (int i = 0; t->params && t->orig && i < t->n_params; i++) {
         if (!t->trainable[i] || !t->orig[i].data) continue;
@@ -367,16 +381,48 @@ static Tensor forward_head(EncoderTrain *t, const EncoderBatch *b, bool dropout,
 
 static Status check_targets(const EncoderTrain *t, const EncoderBatch *b, const int32_t *targets, int64_t *counted) {
     const EncoderConfig *c = &t->m->cfg;
-    int rows = c->head == HEAD_TOKEN ? b->n_tokens : b->n_seq;
+    int rows = c->head == HEAD_TOKEN ? b->n_tokens : b->n_seq, groups = c->n_groups ? c->n_groups : 1;
     int64_t n = 0;
     for (int i = 0; i < rows; i++) {
-        if (targets[i] >= c->num_labels)
-            return status_fail(ST_USAGE, "encoder training: target %d of row %d is not a label [0, %d)", targets[i], i,
-                               c->num_labels);
-        n += targets[i] >= 0;
+        bool any = false;
+        for (int g = 0; g < groups; g++) {
+            int32_t y = targets[(int64_t)i * groups + g], k = c->n_groups ? c->group_size[g] : c->num_labels;
+            if (y >= k) {
+                if (c->n_groups)
+                    return status_fail(ST_USAGE, "encoder training: target %d of row %d is not a label of group %d "
+                                                 "[0, %d)", y, i, g, k);
+                return status_fail(ST_USAGE, "encoder training: target %d of row %d is not a label [0, %d)", y, i, k);
+            }
+            any = any || y >= 0;
+        }
+        n += any;
     }
     *counted = n;
     return ST_OK;
+}
+
+// The summed cross-entropy of the head's logits [rows, num_labels]; with
+// dlogits, their gradient (times scale) replaces them. Label groups: each
+// group's columns are their own softmax (gathered into a contiguous block).
+static double head_loss(EncoderTrain *t, Tensor *logits, const int32_t *targets, float scale, bool grad) {
+    const EncoderConfig *c = &t->m->cfg;
+    if (!c->n_groups) return op_cross_entropy(grad ? logits : NULL, logits, targets, scale);
+    int64_t rows = logits->shape[0], K = c->num_labels;
+    double loss = 0;
+    float *lg = logits->data, *blk = t->group_buf;
+    int32_t *ys = t->group_targets;
+    for (int g = 0, off = 0; g < c->n_groups; off += c->group_size[g], g++) {
+        int64_t k = c->group_size[g];
+        for (int64_t r = 0; r < rows; r++) {
+            memcpy(blk + r * k, lg + r * K + off, (size_t)k * sizeof *blk);
+            ys[r] = targets[r * c->n_groups + g];
+        }
+        Tensor part = tensor_wrap(blk, DT_F32, logits->dev, 2, (int64_t[]){rows, k});
+        loss += op_cross_entropy(grad ? &part : NULL, &part, ys, scale);
+        if (grad)
+            for (int64_t r = 0; r < rows; r++) memcpy(lg + r * K + off, blk + r * k, (size_t)k * sizeof *blk);
+    }
+    return loss;
 }
 
 // ---- backward ----------------------------------------------------------------------
@@ -547,16 +593,19 @@ Status encoder_train_step(EncoderTrain *t, const EncoderBatch *b, const int32_t 
     const EncoderConfig *c = &t->m->cfg;
     forward_body(t, b, true, dropout_seed);
     Tensor logits = forward_head(t, b, true, dropout_seed);
-    double loss = op_cross_entropy(&logits, &logits, targets, loss_scale); // logits become their gradient
+    double loss = head_loss(t, &logits, targets, loss_scale, true); // logits become their gradient
     head_backward(t, b, &logits, true, dropout_seed);
     // the lowest layer whose input gradient anyone needs
-    bool emb = !t->opt.freeze_embeddings;
+    bool rows = t->opt.freeze_embeddings && t->word_grad; // only added word rows train
+    bool emb = !t->opt.freeze_embeddings || rows;
     int lowest = emb ? 0 : (t->opt.freeze_below > 0 ? t->opt.freeze_below : 0);
     for (int l = c->n_layers - 1; l >= lowest; l--) {
         if (!emb && l <= lowest) layer_backward(t, b, l, false, dropout_seed);
         else layer_backward(t, b, l, true, dropout_seed);
     }
     if (emb) embed_backward(t, b, true, dropout_seed);
+    if (rows) // the rows below train_word_rows_from stay as they are
+        memset(t->word_grad->data, 0, (size_t)t->opt.train_word_rows_from * (size_t)t->word_grad->shape[1] * sizeof(float));
     if (loss_sum) *loss_sum = loss;
     if (counted) *counted = n_counted;
     return ST_OK;
@@ -569,7 +618,7 @@ Status encoder_train_eval(EncoderTrain *t, const EncoderBatch *b, const int32_t 
     TRY(check_targets(t, b, targets, &n_counted));
     forward_body(t, b, false, 0);
     Tensor logits = forward_head(t, b, false, 0);
-    double loss = op_cross_entropy(NULL, &logits, targets, 1.0f);
+    double loss = head_loss(t, &logits, targets, 1.0f, false);
     if (loss_sum) *loss_sum = loss;
     if (counted) *counted = n_counted;
     return ST_OK;

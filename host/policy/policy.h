@@ -48,18 +48,29 @@ typedef struct {
 typedef struct {
     const LlamaModel *m;           // as loaded: reordered by the artifact when the policy says so
     const char *artifact;          // the elastic artifact (NULL when the policy needs none)
+    const char *model_path;        // the LLM (--model): its tokenizer counts prompt tokens
+    const char *tlm;               // the TLM (--tlm: an artifact with tlm/score and tlm/decision); NULL = artifact
     Compat compat;
     bool no_lora;                  // levels without their adapters
 } PolicyOpen;
 
-// One request (the fields grow with the prompt-compressing policies).
+// One request: a multiple-choice question under its dataset's prompt.
 typedef struct {
-    const char *prompt;            // the full prompt text
+    const char *system;            // the system prompt (instruction + worked examples)
+    const char *query;             // the query template with one "{question}"
+    const char *question;          // the question
+    const char *const *choices;    // [n_choices]
+    int n_choices;
 } PolicyRequest;
+
+typedef struct PromptCompressor PromptCompressor;
 
 typedef struct {
     const LlamaView *view;         // the view to run (NULL = the full model); valid until the next decide/close
+    double model_ratio;            // the elastic level the view serves (0 = not an elastic level)
     double prompt_ratio;           // fraction of the prompt kept (1 = unchanged)
+    PromptCompressor *compress;    // the prompt transform: compress the system prompt to prompt_ratio with it
+                                   // (prompt_compress_request); NULL = the prompt as it is
     char what[200];                // one line saying what was chosen, e.g. "keep 18 of 30 layers"
 } Decision;
 
@@ -167,6 +178,6 @@ Status laco_materialize(const LlamaModel *m, const LacoModel *g, int k, LlamaLay
 void laco_layer_free(LlamaLayer *ly);
 
 extern const Policy policy_full, policy_llmpruner, policy_layer_reduction, policy_shortgpt, policy_attndrop,
-    policy_laco;
+    policy_laco, policy_ours;
 
 #endif

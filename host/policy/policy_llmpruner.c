@@ -35,7 +35,7 @@ static Status llmpruner_decide(void *state, const PolicyRequest *rq, const Slo *
         TRY(level_view_load(p->artifact, p->m, name, p->no_lora, &p->lv));
         p->level = slo->prefill;
     }
-    *d = (Decision){.view = &p->lv.view, .prompt_ratio = 1.0};
+    *d = (Decision){.view = &p->lv.view, .model_ratio = p->level, .prompt_ratio = 1.0};
     snprintf(d->what, sizeof d->what, "level %g%s", p->level, p->lv.has_lora ? " with its LoRA" : " without LoRA");
     return ST_OK;
 }

@@ -336,6 +336,34 @@ Status tokenizer_load_json_text(Tokenizer **out, const char *text, size_t len, c
     return ST_OK;
 }
 
+Status tokenizer_json_add_tokens(const char *json, size_t len, const char *const *tokens, int n, int first_id,
+                                 const char *what, char **out) {
+    *out = NULL;
+    Tokenizer *t;
+    TRY(tokenizer_load_json_text(&t, json, len, what)); // checks the text and answers "is it in the vocabulary?"
+    Status st = ST_OK;
+    if (first_id < tokenizer_vocab_size(t))
+        st = status_fail(ST_USAGE, "%s: new tokens from id %d would overlap the %d tokens it has", what, first_id,
+                         tokenizer_vocab_size(t));
+    for (int i = 0; st == ST_OK && i < n; i++)
+        if (tokenizer_token_id(t, tokens[i]) >= 0)
+            st = status_fail(ST_USAGE, "%s: token '%s' is already in the vocabulary", what, tokens[i]);
+    tokenizer_free(t);
+    if (st != ST_OK) return st;
+    json_t *root = json_loadb(json, len, 0, NULL), *added = json_object_get(root, "added_tokens");
+    if (!json_is_array(added)) {
+        added = json_array();
+        json_object_set_new(root, "added_tokens", added);
+    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(added, json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", first_id + i, "content",
+                                               tokens[i], "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 1,
+                                               "special", 0));
+    *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return *out ? ST_OK : status_fail(ST_OOM, "out of memory");
+}
+
 void tokenizer_free(Tokenizer *t) {
     if (!t) return;
     if (t->normalizer) normalizer_free(t->normalizer);

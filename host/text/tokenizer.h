@@ -30,6 +30,12 @@ Status tokenizer_load_json(Tokenizer **out, const char *path);
 Status tokenizer_load_json_text(Tokenizer **out, const char *json, size_t len, const char *what);
 // The tokenizer a GGUF file carries (tokenizer.ggml.model gpt2 or llama).
 Status tokenizer_load_gguf(Tokenizer **out, const GgufFile *g);
+// tokenizer.json text with tokens appended to its added_tokens as
+// transformers' tokenizer.add_tokens(tokens) adds them (not special,
+// normalized, no strip, not single-word), with ids first_id, first_id + 1, ...;
+// a token the vocabulary already has is an error. *out: the new text (malloc'd).
+Status tokenizer_json_add_tokens(const char *json, size_t len, const char *const *tokens, int n, int first_id,
+                                 const char *what, char **out);
 // An OpenAI tiktoken BPE file (path: e.g. cl100k_base.tiktoken, or .gz): one
 // line per token, "base64(bytes) rank"; ids are the ranks. Encodes as tiktoken's
 // cl100k_base does (its pre-tokenizer regex; merges by lowest rank of the

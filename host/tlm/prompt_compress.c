@@ -308,3 +308,36 @@ Status prompt_compress(PromptCompressor *c, const char *sys, long Q, double p, u
 }
 
 long prompt_system_tokens(const PromptCompressor *c) { return c->text ? c->S : 0; }
+
+Status prompt_compress_request(PromptCompressor *c, const EvalPrompt *prompt, const char *question,
+                               const char *const *choices, int n_choices, double p, uint64_t request, char **sys_out,
+                               long *llm_tokens) {
+    *sys_out = NULL;
+    EvalPrompt bare = {.system = "", .query = prompt->query};
+    char *query = eval_prompt_render(&bare, question);
+    if (!query) return status_fail(ST_OOM, "out of memory");
+    long Q = 0;
+    Status st = ST_OK;
+    size_t lq = strlen(query);
+    for (int k = 0; st == ST_OK && k < n_choices; k++) {
+        size_t lc = strlen(choices[k]);
+        char *qa = malloc(lq + lc + 1);
+        if (!qa) {
+            st = status_fail(ST_OOM, "out of memory");
+            break;
+        }
+        memcpy(qa, query, lq), memcpy(qa + lq, choices[k], lc + 1);
+        long n;
+        st = prompt_count_llm(c, qa, &n);
+        if (st == ST_OK && n > Q) Q = n;
+        free(qa);
+    }
+    free(query);
+    if (st == ST_OK) st = prompt_compress(c, prompt->system, Q, p, request, sys_out, NULL);
+    if (st == ST_OK && llm_tokens) st = prompt_count_llm(c, *sys_out, llm_tokens);
+    if (st != ST_OK) {
+        free(*sys_out);
+        *sys_out = NULL;
+    }
+    return st;
+}

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "eval/prompts.h"
 #include "models/encoder.h"
 #include "text/tokenizer.h"
 
@@ -59,6 +60,13 @@ Status prompt_count_llm(const PromptCompressor *c, const char *text, long *n);
 // (the artifact still rebuilds it; --compat does too).
 Status prompt_compress(PromptCompressor *c, const char *sys, long Q, double p, uint64_t request, char **out,
                        long *kept);
+// One multiple-choice request's system prompt compressed at ratio p: Q is the
+// longest rendered query + choice in LLM tokens (ARC_E.py:2204-2215; every
+// choice counted, as the paper means; SCIQ's artifact script counts only the
+// first). *sys_out malloc'd; *llm_tokens (may be NULL): its LLM token count.
+Status prompt_compress_request(PromptCompressor *c, const EvalPrompt *prompt, const char *question,
+                               const char *const *choices, int n_choices, double p, uint64_t request, char **sys_out,
+                               long *llm_tokens);
 // S of the last system prompt given to prompt_compress (0 before any).
 long prompt_system_tokens(const PromptCompressor *c);
 

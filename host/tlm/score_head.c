@@ -4,95 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t sm_counted(void *ctx, int example) {
-    const ScoreTrainModel *sm = ctx;
-    const ScoreData *d = sm->data;
-    int64_t c = 0;
-    for (int32_t t = d->start[example]; t < d->start[example + 1]; t++) c += d->targets[t] >= 0;
-    return c;
-}
-
-static int64_t sm_size(void *ctx, int example) {
-    const ScoreTrainModel *sm = ctx;
-    return sm->data->start[example + 1] - sm->data->start[example];
-}
-
-static Status pack(ScoreTrainModel *sm, const int *seqs, int n, EncoderBatch *b) {
-    if (n < 1 || n > sm->max_seqs)
-        return status_fail(ST_USAGE, "score head: %d sequences in a micro-batch (1 to %d)", n, sm->max_seqs);
-    const ScoreData *d = sm->data;
-    int64_t at = 0;
-    sm->cu[0] = 0;
-    for (int s = 0; s < n; s++) {
-        if (seqs[s] < 0 || seqs[s] >= d->n) return status_fail(ST_USAGE, "score head: no sequence %d", seqs[s]);
-        int32_t a = d->start[seqs[s]], len = d->start[seqs[s] + 1] - a;
-        if (at + len > sm->tm.capacity)
-            return status_fail(ST_USAGE, "score head: a micro-batch of more than %lld tokens",
-                               (long long)sm->tm.capacity);
-        memcpy(sm->ids + at, d->ids + a, (size_t)len * sizeof *sm->ids);
-        memcpy(sm->targets + at, d->targets + a, (size_t)len * sizeof *sm->targets);
-        at += len;
-        sm->cu[s + 1] = (int32_t)at;
-    }
-    *b = (EncoderBatch){.ids = sm->ids, .types = NULL, .cu = sm->cu, .n_seq = n, .n_tokens = (int)at};
-    return ST_OK;
-}
-
-static Status sm_step(void *ctx, const int *examples, int n, float loss_scale, uint64_t seed, double *loss_sum,
-                      int64_t *size_done) {
-    ScoreTrainModel *sm = ctx;
-    EncoderBatch b;
-    TRY(pack(sm, examples, n, &b));
-    TRY(encoder_train_step(sm->t, &b, sm->targets, loss_scale, seed, loss_sum, NULL));
-    *size_done = b.n_tokens;
-    return ST_OK;
-}
-
-static Status sm_eval(void *ctx, const int *examples, int n, double *loss_sum, int64_t *counted) {
-    ScoreTrainModel *sm = ctx;
-    EncoderBatch b;
-    TRY(pack(sm, examples, n, &b));
-    return encoder_train_eval(sm->t, &b, sm->targets, loss_sum, counted);
-}
-
-void score_train_model_free(ScoreTrainModel *sm) {
-    if (sm->t) encoder_train_free(sm->t);
-    free(sm->ids), free(sm->targets), free(sm->cu);
-    memset(sm, 0, sizeof *sm);
-}
-
-Status score_train_model_init(ScoreTrainModel *sm, Encoder *m, const ScoreData *d, const EncoderTrainOptions *o,
-                              int micro_batch, float dropout) {
-    memset(sm, 0, sizeof *sm);
+Status score_train_model_init(EncoderTaskModel *em, Encoder *m, const ScoreData *d, const EncoderTrainOptions *o,
+                              int micro_batch) {
+    memset(em, 0, sizeof *em);
     if (m->cfg.head != HEAD_TOKEN || m->cfg.num_labels != 2)
         return status_fail(ST_USAGE, "score head: the encoder needs a token-classification head of 2 labels");
-    if (micro_batch < 1) return status_fail(ST_USAGE, "score head: the micro-batch must be positive (got %d)", micro_batch);
-    int max_len = 0;
-    for (int i = 0; i < d->n; i++)
-        if (d->start[i + 1] - d->start[i] > max_len) max_len = d->start[i + 1] - d->start[i];
-    int64_t cap = (int64_t)max_len * micro_batch;
-    EncoderTrainOptions eo = *o;
-    eo.dropout = dropout;
-    sm->data = d, sm->max_seqs = micro_batch;
-    Status st = encoder_train_new(&sm->t, m, &eo, (int)cap);
-    if (st != ST_OK) return score_train_model_free(sm), st;
-    sm->ids = malloc((size_t)cap * sizeof *sm->ids);
-    sm->targets = malloc((size_t)cap * sizeof *sm->targets);
-    sm->cu = malloc((size_t)(micro_batch + 1) * sizeof *sm->cu);
-    if (!sm->ids || !sm->targets || !sm->cu) return score_train_model_free(sm), status_fail(ST_OOM, "out of memory");
-    Tensor *p = encoder_train_params(sm->t), *g = encoder_train_grads(sm->t);
-    sm->tm = (TrainModel){.ctx = sm,
-                          .kind = "score_head",
-                          .params = p,
-                          .grads = g,
-                          .n_params = tensor_numel(p),
-                          .n_examples = d->n,
-                          .capacity = cap,
-                          .counted = sm_counted,
-                          .size = sm_size,
-                          .step = sm_step,
-                          .eval = sm_eval};
-    return ST_OK;
+    EncoderTaskData td = {.ids = d->ids, .start = d->start, .n = d->n, .targets = d->targets, .per_seq = 0};
+    return encoder_task_init(em, m, &td, o, micro_batch, "score_head");
 }
 
 Status score_head_f1(const Encoder *m, const ScoreData *d, const int *examples, int n, TokenF1 *out) {

@@ -8,23 +8,13 @@
 
 #include "models/encoder.h"
 #include "text/tokenizer.h"
+#include "tlm/encoder_task.h"
 #include "tlm/score_data.h"
-#include "train/train_model.h"
 
-// Examples are ScoreData's sequences; counted units their labelled pieces,
-// size their length. A micro-batch packs up to micro_batch sequences.
-typedef struct {
-    TrainModel tm;        // what trainer_run drives (tm.ctx points here: do not move it)
-    EncoderTrain *t;
-    const ScoreData *data;
-    int max_seqs;
-    int32_t *ids, *targets; // [capacity] one packed micro-batch
-    int32_t *cu;            // [max_seqs + 1]
-} ScoreTrainModel;
-
-Status score_train_model_init(ScoreTrainModel *sm, Encoder *m, const ScoreData *d, const EncoderTrainOptions *o,
-                              int micro_batch, float dropout);
-void score_train_model_free(ScoreTrainModel *sm);
+// The score head's training: ScoreData's sequences with per-token targets
+// (encoder_task.h), kind "score_head". m needs a token head of 2 labels.
+Status score_train_model_init(EncoderTaskModel *em, Encoder *m, const ScoreData *d, const EncoderTrainOptions *o,
+                              int micro_batch);
 
 // Confusion counts of argmax(logits) against the counted targets of the text
 // pieces ([CLS], [SEP] and [PAD] are left out even where --compat labels them)

@@ -13,8 +13,15 @@
 Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const char *tok_dir, const char *info) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", tok_dir);
-    char *tok_json, *config = NULL;
+    char *tok_json;
     TRY(read_text_file(path, &tok_json, NULL));
+    Status st = tlm_store_save_text(artifact, group, m, tok_json, info);
+    free(tok_json);
+    return st;
+}
+
+Status tlm_store_save_text(const char *artifact, const char *group, Encoder *m, const char *tok_json, const char *info) {
+    char *config = NULL;
     Status st = encoder_config_json(m, &config);
     int n = encoder_params(m, NULL);
     EncoderParam *ps = malloc((size_t)(n ? n : 1) * sizeof *ps);
@@ -46,7 +53,7 @@ Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const
     }
     if (st == ST_OK) st = h5_commit(f);
     else h5_close(f);
-    free(host), free(ps), free(config), free(tok_json);
+    free(host), free(ps), free(config);
     return st;
 }
 
@@ -59,7 +66,8 @@ Status tlm_store_load(const char *artifact, const char *group, Encoder *m, Token
     EncoderConfig c;
     Status st = ST_OK;
     if (!h5_exists(f, group))
-        st = status_fail(ST_FORMAT, "%s: no %s group (train one with `elastilm tlm score --artifact`)", artifact, group);
+        st = status_fail(ST_FORMAT, "%s: no %s group (train one with `elastilm tlm %s --artifact`)", artifact, group,
+                         strcmp(group, TLM_SCORE_GROUP) ? "decision" : "score");
     if (st == ST_OK) st = h5_get_attr_str(f, group, "config", &config);
     if (st == ST_OK) st = h5_get_attr_str(f, group, "tokenizer", &tok_json);
     char what[4200];

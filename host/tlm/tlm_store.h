@@ -14,10 +14,13 @@
 #include "text/tokenizer.h"
 
 #define TLM_SCORE_GROUP "tlm/score"
+#define TLM_DECISION_GROUP "tlm/decision" // the decision head: the same layout, its own encoder and tokenizer
 
 // Writes m and the tokenizer.json of tok_dir into group of the artifact
 // (created when absent; the group is replaced), atomically.
 Status tlm_store_save(const char *artifact, const char *group, Encoder *m, const char *tok_dir, const char *info);
+// The same with the tokenizer.json text given (a tokenizer with added tokens).
+Status tlm_store_save_text(const char *artifact, const char *group, Encoder *m, const char *tok_json, const char *info);
 // Reads group of the artifact into *m (CPU, f32) and its tokenizer.
 Status tlm_store_load(const char *artifact, const char *group, Encoder *m, Tokenizer **tok);
 // The tokenizer's ids must index the encoder's embedding: an error naming what
