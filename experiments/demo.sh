@@ -7,8 +7,10 @@
 # into the same artifact, and ARC-Easy under one SLO pair for every policy.
 # Then the TLM's score head (labels from SmolLM2, all-MiniLM-L6-v2 trained on
 # them) and ARC-Easy with the system prompt compressed by it, by random
-# dropping and by LLMLingua-2's rule. Later stages (the decision head, the
-# prompt-compressing baselines and e2e trace replay) join as they are built.
+# dropping and by LLMLingua-2's rule. Then the decision head (labels on a few
+# held-out questions, training) and ElastiLM itself (Ours) against LLMPruner
+# under three SLO pairs. Later stages (the prompt-compressing baselines and
+# e2e trace replay) join as they are built.
 #   experiments/demo.sh [ELASTILM_BIN]
 set -euo pipefail
 bin=${1:-./elastilm}
@@ -99,3 +101,24 @@ for method in none score random llmlingua2; do
 done
 echo "(score: the TLM's highest-scored tokens; random: the same count at random; llmlingua2: LLMLingua-2's rule on the"
 echo " same classifier; compress any text with: elastilm compress --tlm $run/smollm2.h5 --ratio 0.5 --text '...')"
+
+echo "== TLM decision head: labels, training, and ElastiLM itself (Ours) under SLOs"
+echo "   labels: 6 held-out questions (arc_challenge, csqa, socialiqa; 3 worked examples each) evaluated at every"
+echo "   (prompt ratio, level) pair, 90 each; the 48 SLO labels per question are derived from that table"
+"$bin" tlm decision-labels --model "$model" --artifact "$run/smollm2.h5" --per-task 2 --shots 3 \
+    --out "$run/decision_labels.jsonl" --quiet
+"$bin" tlm decision --encoder "$encoder" --labels "$run/decision_labels.jsonl" --artifact "$run/smollm2.h5" \
+    --batch 16 --micro-batch 8 --quiet >/dev/null
+echo "== ARC-Easy under SLOs (first 50 questions): Ours (decision, guard, compression, level + LoRA) vs LLMPruner"
+printf "prefill\tdecode\tmode\taccuracy\tmean p\tmean r\n"
+for slo in "0.8 0.9" "0.4 0.7" "0.2 0.5"; do
+    read -r pre dec <<<"$slo"
+    for mode in LLMPruner Ours; do
+        out=$("$bin" eval --model "$model" --artifact "$run/smollm2.h5" --mode "$mode" --prefill-slo "$pre" \
+            --decode-slo "$dec" --dataset ARC_E --limit 50 --quiet)
+        printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$pre" "$dec" "$mode" "$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")" \
+            "$(sed -n 's/^decisions: mean prompt ratio \([0-9.]*\),.*/\1/p' <<<"$out")" \
+            "$(sed -n 's/.*mean model ratio \([0-9.]*\) over.*/\1/p' <<<"$out")"
+    done
+done
+echo "(6 label questions only teach the head the mechanics; experiments/decision_smollm2.sh runs the real budget)"

@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Per-dataset accuracy under SLOs, as the artifact's scripts/<DS>.sh run it:
 # the full model once, then for each SLO pair (0.8,0.9) (0.6,0.8) (0.4,0.7)
-# (0.2,0.6) (0.2,0.5) every mode elastilm has (LLMPruner, LayerReduction, LaCo,
-# ShortGPT, AttnDrop; Lingua2+Contextual, Off-The-Shelf and Ours join as they
-# are built). Appends the artifact's result lines "<DS> <model> <mode> <prefill>
+# (0.2,0.6) (0.2,0.5) every mode elastilm has, in the artifact's order
+# (LLMPruner, LayerReduction, LaCo, ShortGPT, AttnDrop, Ours; Lingua2+Contextual
+# and Off-The-Shelf join as they are built). A mode the artifact is not prepared
+# for (no `elastilm prepare --mode M`, no tlm/decision for Ours) is skipped with
+# a message. Appends the artifact's result lines "<DS> <model> <mode> <prefill>
 # <decode> <acc>" to results/<model>_<DS>.txt and writes per-question
-# predictions beside them (a killed run resumes from them).
-#   experiments/eval_dataset.sh DS [MODEL_PATH] [extra elastilm eval options...]
+# predictions beside them (with the chosen prompt and model ratios; a killed
+# run resumes from them).
+#   experiments/eval_dataset.sh DS [--limit N] [MODEL_PATH] [extra elastilm eval options...]
 # DS: ARC_E OBQA PIQA SCIQ Octopus LlamaTouch. MODEL_PATH defaults to SmolLM2-135M-Instruct
 # (fetched into $ELASTILM_CACHE). Environment:
 #   ARTIFACT   the elastic artifact with the levels' LoRA and the prepared baselines
 #              (elasticize, lora, `elastilm prepare --mode ...`); without it only the full model runs
-#   MODES      the modes to run (default: "LLMPruner LayerReduction LaCo ShortGPT AttnDrop")
+#   MODES      the modes to run (default: "LLMPruner LayerReduction LaCo ShortGPT AttnDrop Ours")
 #   SLOS       the SLO pairs (default: "0.8,0.9 0.6,0.8 0.4,0.7 0.2,0.6 0.2,0.5")
-#   LIMIT      score only the first LIMIT questions (the result lines then cover those)
+#   LIMIT      score only the first LIMIT questions (the result lines then cover those; or --limit N)
 #   RESULTS    the result folder (default: results/ in the source tree)
 #   ELASTILM_BIN the binary (default ./elastilm)
 set -euo pipefail
-ds=${1:?usage: eval_dataset.sh DS [MODEL_PATH] [options...]}
+ds=${1:?usage: eval_dataset.sh DS [--limit N] [MODEL_PATH] [options...]}
 shift
+if [ "${1:-}" = --limit ]; then
+  LIMIT=${2:?eval_dataset.sh: --limit needs a number}
+  shift 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${ELASTILM_CACHE:-$HOME/.cache/elastilm}
 bin=${ELASTILM_BIN:-$root/elastilm}
@@ -50,8 +57,20 @@ if [ -z "${ARTIFACT:-}" ]; then
   echo "eval_dataset.sh: no ARTIFACT given: only the full model was run" >&2
   exit 0
 fi
+# which modes the artifact is prepared for: one question each, the message of those that cannot run
+modes=()
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+for mode in ${MODES:-LLMPruner LayerReduction LaCo ShortGPT AttnDrop Ours}; do
+  if msg=$("$bin" eval --model "$model" --dataset "$ds" --mode "$mode" --prefill-slo 0.8 --decode-slo 0.9 \
+             --artifact "$ARTIFACT" --limit 1 --quiet --results "$probe" "$@" 2>&1 >/dev/null); then
+    modes+=("$mode")
+  else
+    echo "eval_dataset.sh: $mode skipped: ${msg#elastilm: }" >&2
+  fi
+done
 for slo in ${SLOS:-0.8,0.9 0.6,0.8 0.4,0.7 0.2,0.6 0.2,0.5}; do
-  for mode in ${MODES:-LLMPruner LayerReduction LaCo ShortGPT AttnDrop}; do
+  for mode in "${modes[@]}"; do
     run "$mode" "${slo%,*}" "${slo#*,}" --artifact "$ARTIFACT" "$@"
   done
 done

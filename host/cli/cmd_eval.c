@@ -53,9 +53,11 @@ static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
     const char *pr = args_get(opts, n, "prompt-ratio");
     if (pr) TRY(args_float(pr, "prompt-ratio", 0, 1, &a->prompt_ratio));
     if (pr && !(a->prompt_ratio > 0)) return status_fail(ST_USAGE, "--prompt-ratio: expected 0 < p <= 1, got %s", pr);
-    if ((a->compress || a->tlm) && !(a->compress && a->tlm && pr))
+    if (a->compress && !(a->tlm && pr))
         return status_fail(ST_USAGE, "eval: compressing the system prompt takes --compress METHOD, --tlm PATH and "
                                      "--prompt-ratio p together");
+    if (a->tlm && !a->compress && !args_get(opts, n, "mode"))
+        return status_fail(ST_USAGE, "eval: --tlm goes with --compress METHOD --prompt-ratio p, or with --mode Ours");
     if (pr && !a->compress) return status_fail(ST_USAGE, "eval: --prompt-ratio needs --compress and --tlm");
     if (!a->model_name) { // the model file or folder name, without .gguf
         const char *base = strrchr(a->model_path, '/');
@@ -397,7 +399,8 @@ int cmd_eval(int argc, char **argv) {
                                         "or llmlingua2 (with --tlm and --prompt-ratio)", NULL},
                      {"prompt-ratio", true, "prompt ratio p in (0, 1] for --compress (sys_ratio = max(0, ((S+Q)p - Q)/S))",
                       NULL},
-                     {"tlm", true, "the TLM: an artifact with tlm/score or an HF token-classification encoder directory",
+                     {"tlm", true, "the TLM: an artifact with tlm/score (and tlm/decision for --mode Ours; default "
+                                   "--artifact) or, for --compress, an HF token-classification encoder directory",
                       NULL},
                      {"cl100k", true, "cl100k_base.tiktoken for --compress llmlingua2 (default: from datasets/fetch.sh)",
                       NULL},

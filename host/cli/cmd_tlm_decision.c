@@ -128,9 +128,10 @@ static Status part_open(PartFile *p, const char *out, const Dist *d, const Reque
             if (k >= rq->n) break;
             request_at(rq, k, &t, &q);
             if (strcmp(have.v[i].id, q->id)) {
-                decision_records_free(&have);
-                return status_fail(ST_USAGE, "%s: record %zu is %s, expected %s (another run's part file? remove it)",
-                                   p->path, i + 1, have.v[i].id, q->id);
+                Status st = status_fail(ST_USAGE, "%s: record %zu is %s, expected %s (another run's part file? "
+                                                  "remove it)", p->path, i + 1, have.v[i].id, q->id);
+                decision_records_free(&have); // after the message: it names the record's id
+                return st;
             }
             p->done++;
         }

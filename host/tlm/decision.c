@@ -44,16 +44,13 @@ bool tlm_label(const CorrectTable *t, double prefill, double decode, bool compat
                     *pi = i, *ri = j;
         return true;
     }
-    int bi = -1, bj = -1;
-    double best = INFINITY;
+    // cost p r compared exactly, in hundredths: (10 - i)(j + 2); feasibility stays Python's double test
+    int bi = -1, bj = -1, best = 1 << 30;
     for (int j = 0; j < TLM_N_MODEL; j++)
         for (int i = 0; i < TLM_N_PROMPT; i++) {
-            double p = TLM_PROMPT_RATIOS[i], r = TLM_MODEL_RATIOS[j];
-            if (!t->ok[i][j] || !tlm_feasible(p, r, prefill, decode)) continue;
-            double cost = p * r;
-            bool better = cost < best ||
-                          (cost == best && (r > TLM_MODEL_RATIOS[bj] || (r == TLM_MODEL_RATIOS[bj] && p > TLM_PROMPT_RATIOS[bi])));
-            if (better) best = cost, bi = i, bj = j;
+            if (!t->ok[i][j] || !tlm_feasible(TLM_PROMPT_RATIOS[i], TLM_MODEL_RATIOS[j], prefill, decode)) continue;
+            int cost = (10 - i) * (j + 2);
+            if (cost < best || (cost == best && (j > bj || (j == bj && i < bi)))) best = cost, bi = i, bj = j;
         }
     if (bi < 0) return false;
     *pi = bi, *ri = bj;

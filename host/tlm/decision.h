@@ -54,8 +54,9 @@ typedef struct {
 } CorrectTable;
 
 // The label of one SLO pair, as class indices (*pi, *ri). Paper (compat
-// false): the cheapest correct feasible pair: smallest p r, then larger r,
-// then larger p; false when no feasible pair is correct (no label: the
+// false): the cheapest correct feasible pair: smallest p r (compared exactly,
+// in hundredths, so that equal costs tie whatever double rounding says), then
+// larger r, then larger p; false when no feasible pair is correct (no label: the
 // example carries no evidence). compat (the artifact's loop,
 // train_mobilebert_decisionhead.py:594-625): r ascending, p from 1.0 down,
 // the last correct feasible pair wins; default (0.1, 1.0); always true.

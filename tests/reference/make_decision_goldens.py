@@ -36,6 +36,8 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer
 from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
 
+from make_encoder_goldens import perturb  # the same weight scaling as the other encoder goldens
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "encoders")
 MINILM = os.path.join(HERE, "..", "fixtures", "tokenizers", "minilm-tokenizer.json.gz")
@@ -54,19 +56,6 @@ STRINGS = [
     "[05] <09> UPPER [CLS] [SEP] <10>[08]",
     "[10] <04> [2] <5> not added",
 ]
-
-
-def perturb(module, seed):
-    """Weights big enough that every gradient is well above fp32 noise; norms away from (1, 0)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in sorted(module.named_parameters()):
-            if "LayerNorm.weight" in name:
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
 
 
 class DecisionHead(torch.nn.Module):
