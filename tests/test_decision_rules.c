@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/prompts.h"
 #include "runtime/mapped_file.h"
 #include "runtime/rng.h"
 #include "test_util.h"
@@ -717,4 +718,17 @@ Test(decision_rules, requests_refused, .init = dir_setup, .fini = dir_teardown) 
     tu_expect_err(request_task_load(&t, path, 1, -1), ST_FORMAT, where, "socialiqa", NULL);
     free(text);
     tu_expect_err(request_task_load(&t, "/nonexistent/requests.jsonl.gz", 1, -1), ST_IO, "/nonexistent", NULL, NULL);
+}
+
+// The worked examples come from task data: their braces must not reach the format string.
+Test(decision_rules, examples_with_braces_render) {
+    const char *qs[] = {"What is {x} in f(x)?"}, *as[] = {"a set }"};
+    EvalPrompt p;
+    cr_assert_eq(eval_prompt_from_examples(&p, qs, as, 1), ST_OK, "%s", status_message());
+    cr_expect(strstr(p.system, "\nQuestion: What is (x) in f(x)? Answer: a set ).") != NULL, "%s", p.system);
+    char *text = eval_prompt_render(&p, "Why {not}?");
+    cr_assert(text != NULL, "%s", status_message());
+    cr_expect(strstr(text, "Question: Why {not}? Answer:") != NULL, "%s", text); // the question is a value
+    free(text);
+    eval_prompt_free(&p);
 }

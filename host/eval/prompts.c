@@ -475,6 +475,10 @@ Status eval_prompt_from_examples(EvalPrompt *p, const char *const *questions, co
         ok = strbuf_add(&b, "\nQuestion: ", 11) && strbuf_add(&b, questions[i], strlen(questions[i])) &&
              strbuf_add(&b, " Answer: ", 9) && strbuf_add(&b, answers[i], la) && (dot || strbuf_add(&b, ".", 1));
     }
+    // the system text is a format string (eval_prompt_render), also after compression has cut it
+    // anywhere: braces from the data become parentheses rather than escapes that a cut could split
+    for (char *c = b.s; ok && *c; c++)
+        if (*c == '{' || *c == '}') *c = *c == '{' ? '(' : ')';
     p->system = b.s;
     p->query = strdup(QUERY_HF);
     if (!ok || !p->query) {

@@ -19,7 +19,8 @@ void eval_prompt_free(EvalPrompt *p);
 // The four HF datasets' template for another multiple-choice task (the
 // decision head's label questions): the artifact's intro, "Examples: " and n
 // worked examples "\nQuestion: <q> Answer: <a>." as system prompt, query
-// "Question: {question} Answer:".
+// "Question: {question} Answer:". Braces in the examples become parentheses
+// (the system text is a format string).
 Status eval_prompt_from_examples(EvalPrompt *p, const char *const *questions, const char *const *answers, int n);
 
 // system + query with {question} replaced (malloc'd).
