@@ -289,8 +289,8 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     scorer_ok = st == ST_OK;
     if (st == ST_OK) st = scorer_set_view(&scorer, view);
     char decided[sizeof ((Decision *)0)->what] = "";
-    double sum_p = 0, sum_r = 0; // the policy's chosen ratios, summed
-    long n_decided = 0;
+    double sum_p = 0, sum_r = 0; // the policy's chosen ratios, summed (r over elastic levels only)
+    long n_decided = 0, n_levels = 0;
     PredFile preds = {0};
     size_t n = a->limit > 0 && (size_t)a->limit < data.n ? (size_t)a->limit : data.n, right = 0, done = 0;
     if (st == ST_OK) st = preds_open(&preds, a->predictions, &data, &done, &right);
@@ -316,7 +316,8 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
                 snprintf(decided, sizeof decided, "%s", d.what);
             }
             if (st != ST_OK) break;
-            sum_p += d.prompt_ratio, sum_r += d.model_ratio, n_decided++;
+            sum_p += d.prompt_ratio, n_decided++;
+            if (d.model_ratio > 0) sum_r += d.model_ratio, n_levels++;
         }
         EvalResult r;
         EvalPrompt qp = prompt; // the system prompt compressed for this question, or as it is
@@ -352,9 +353,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
                (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
         if (pol.open && decided[0]) printf("view: %s\n", decided);
-        if (pol.open && n_decided)
+        if (pol.open && n_levels)
             printf("decisions: mean prompt ratio %.3f, mean model ratio %.3f over %ld questions\n",
-                   sum_p / (double)n_decided, sum_r / (double)n_decided, n_decided);
+                   sum_p / (double)n_decided, sum_r / (double)n_levels, n_decided);
         if (cz.pc)
             printf("system prompt: %s at p = %g, %.1f of %ld LLM tokens kept on average\n",
                    prompt_method_name(cz.method), a->prompt_ratio, n > done ? cz.kept_tokens / (double)(n - done) : 0.0,
