@@ -11,7 +11,6 @@
 // weights) whose score head is trained for one step into the artifact.
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +31,6 @@ static char g_dir[256]; // temp dir: tok/, enc/, llm/, art.h5, requests, labels
 static char g_enc[512]; // the tiny encoder (HF directory)
 static char g_llm[512]; // the tiny Llama-3 with a byte tokenizer.json
 static char g_art[512]; // its artifact: levels 0.2 ... 1 and tlm/score
-
-static int run(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t n, const char *fmt, ...) {
-    char args[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "ELASTILM_THREADS=1 %s %s", tu_bin(), args);
-    return tu_run(cmd, out, n);
-}
 
 static const char *path_in(const char *name) {
     static char buf[8][700];
@@ -82,9 +70,20 @@ static void setup(void) {
     cr_assert_eq(read_file_maybe_gz(MINILM_TOK, &tok, &len), ST_OK);
     tu_write_file_in(g_dir, "tok/tokenizer.json", tok);
     free(tok);
-    EncoderConfig c = {.arch = ENC_BERT, .vocab_size = 30522, .dim = 16, .n_layers = 2, .n_heads = 2, .head_dim = 8,
-                       .ffn_dim = 32, .max_position = 64, .type_vocab = 2, .ln_eps = 1e-12f, .act = ACT_GELU,
-                       .pooler = false, .head = HEAD_TOKEN, .num_labels = 2};
+    EncoderConfig c = {.arch = ENC_BERT,
+                       .vocab_size = 30522,
+                       .dim = 16,
+                       .n_layers = 2,
+                       .n_heads = 2,
+                       .head_dim = 8,
+                       .ffn_dim = 32,
+                       .max_position = 64,
+                       .type_vocab = 2,
+                       .ln_eps = 1e-12f,
+                       .act = ACT_GELU,
+                       .pooler = false,
+                       .head = HEAD_TOKEN,
+                       .num_labels = 2};
     Encoder m;
     cr_assert_eq(encoder_alloc(&m, &c), ST_OK, "%s", status_message());
     encoder_init_random(&m, 0.2f, 7);
@@ -113,17 +112,25 @@ static void setup(void) {
     tu_write_byte_tokenizer(path);
     // the artifact: all nine levels (no anchors, so they differ), then the score head
     snprintf(g_art, sizeof g_art, "%s/art.h5", g_dir);
-    cr_assert_eq(run(out, sizeof out, "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
-                                      "--keep 0 --out %s --quiet", g_llm, g_art), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
+                            "--keep 0 --out %s --quiet",
+                            g_llm, g_art),
+                 0, "%s", out);
     tu_write_file_in(g_dir, "text.txt",
                      "Cats sleep most of the day. Dogs bark at night?\n\n"
                      "The river floods every spring and the farmers plant rice.\n\n"
                      "A prime number has exactly two divisors. Seven is prime.\n\n"
                      "Bees make honey from the nectar of flowers in the summer.\n");
-    cr_assert_eq(run(out, sizeof out, "tlm labels --model %s --encoder %s --text %s --keep 0.5 --chunk 62 --out %s --quiet",
-                     g_llm, g_enc, path_in("text.txt"), path_in("score.jsonl")), 0, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "tlm score --encoder %s --labels %s --max-steps 1 --batch 2 --micro-batch 2 "
-                                      "--artifact %s --quiet", g_enc, path_in("score.jsonl"), g_art), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "tlm labels --model %s --encoder %s --text %s --keep 0.5 --chunk 62 --out %s --quiet",
+                            g_llm, g_enc, path_in("text.txt"), path_in("score.jsonl")),
+                 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "tlm score --encoder %s --labels %s --max-steps 1 --batch 2 --micro-batch 2 "
+                            "--artifact %s --quiet",
+                            g_enc, path_in("score.jsonl"), g_art),
+                 0, "%s", out);
     // two held-out tasks: 2 worked examples and 3 labelled questions each (one more is left over in csqa)
     write_requests("csqa.jsonl", "csqa", 6);
     write_requests("socialiqa.jsonl", "socialiqa", 5);
@@ -156,8 +163,8 @@ static void expect_same_file(const char *a, const char *b) {
 
 static void make_labels(const char *name) {
     static char out[16384];
-    cr_assert_eq(run(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in(name)), 0,
-                 "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in(name)),
+                 0, "%s", out);
 }
 
 static bool no_part_files(const char *name) {
@@ -172,8 +179,9 @@ static bool no_part_files(const char *name) {
 
 Test(decision_cli, labels_in_order_resumed_and_over_ranks) {
     static char out[16384];
-    cr_assert_eq(run(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in("one.jsonl")),
-                 0, "%s", out);
+    cr_assert_eq(
+        tu_run_bin(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in("one.jsonl")),
+        0, "%s", out);
     cr_expect(strstr(out, "one.jsonl: 6 questions; LLM tokens run ") != NULL, "%s", out);
     cr_expect(no_part_files("one.jsonl"), "the part files are removed after the merge");
     DecisionRecords recs;
@@ -186,8 +194,8 @@ Test(decision_cli, labels_in_order_resumed_and_over_ranks) {
         cr_expect_str_eq(r->id, ids[i]);
         cr_expect_str_eq(r->task, i < 3 ? "csqa" : "socialiqa");
         char ex[128];
-        snprintf(ex, sizeof ex, "Examples: \nQuestion: What is salt made of, %s number 1? Answer: wind.\nQuestion: ",
-                 r->task);
+        snprintf(ex, sizeof ex,
+                 "Examples: \nQuestion: What is salt made of, %s number 1? Answer: wind.\nQuestion: ", r->task);
         cr_expect(strstr(r->system, ex) != NULL, "%s", r->system);
         cr_expect_str_eq(r->query, "Question: {question} Answer:");
         cr_expect(!strncmp(r->question, "What is ", 8), "%s", r->question);
@@ -203,8 +211,8 @@ Test(decision_cli, labels_in_order_resumed_and_over_ranks) {
     decision_records_free(&recs);
 
     // killed after 2 questions (SIGKILL: no merge, the part file kept), then resumed: the same bytes
-    int rc = run(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s --kill-after 2", LABEL_FILES,
-                 path_in("cut.jsonl"));
+    int rc = tu_run_bin(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s --kill-after 2", LABEL_FILES,
+                        path_in("cut.jsonl"));
     cr_assert(rc != 0 && rc != 1 && rc != 2, "killed by a signal: rc %d, %s", rc, out);
     cr_expect(access(path_in("cut.jsonl"), F_OK) != 0, "a killed run has no label file");
     char part[800];
@@ -218,8 +226,9 @@ Test(decision_cli, labels_in_order_resumed_and_over_ranks) {
     cr_assert_not_null(fp);
     fputs("{\"id\": \"csqa/q5\", \"task\": \"cs", fp);
     fclose(fp);
-    cr_assert_eq(run(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in("cut.jsonl")),
-                 0, "%s", out);
+    cr_assert_eq(
+        tu_run_bin(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in("cut.jsonl")),
+        0, "%s", out);
     expect_same_file(path_in("one.jsonl"), path_in("cut.jsonl"));
     cr_expect(no_part_files("cut.jsonl"));
 
@@ -229,8 +238,9 @@ Test(decision_cli, labels_in_order_resumed_and_over_ranks) {
     char *second = strchr(one, '\n') + 1; // starts with csqa/q4: not this run's first question
     tu_write_file_in(g_dir, "other.jsonl.part0of1", second);
     free(one);
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in("other.jsonl")),
-                 2, "%s", out);
+    cr_expect_eq(
+        tu_run_bin(out, sizeof out, "tlm decision-labels " LABEL_ARGS " --out %s", LABEL_FILES, path_in("other.jsonl")),
+        2, "%s", out);
     cr_expect(strstr(out, "other.jsonl.part0of1") && strstr(out, "csqa/q4") && strstr(out, "csqa/q3"), "%s", out);
 
     // two MPI ranks: questions k on rank k mod 2, merged back into the same bytes
@@ -253,31 +263,44 @@ Test(decision_cli, labels_bad_input) {
     static char out[16384];
     // an evaluation dataset's file
     write_requests("arc.jsonl", "arc_easy", 4);
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels --requests %s --shots 1 --model %s --artifact %s --out %s",
-                     path_in("arc.jsonl"), g_llm, g_art, path_in("x.jsonl")), 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out,
+                            "tlm decision-labels --requests %s --shots 1 --model %s --artifact %s --out %s",
+                            path_in("arc.jsonl"), g_llm, g_art, path_in("x.jsonl")),
+                 2, "%s", out);
     cr_expect(strstr(out, "arc.jsonl") && strstr(out, "arc_easy") && strstr(out, "held out"), "%s", out);
     cr_expect(access(path_in("x.jsonl"), F_OK) != 0);
     // an artifact with levels 0.5 and 1 only (the score head from the full one)
     char partial[700];
     snprintf(partial, sizeof partial, "%s", path_in("partial.h5"));
-    cr_assert_eq(run(out, sizeof out, "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
-                                      "--keep 0 --levels 0.5,1 --out %s --quiet", g_llm, partial), 0, "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels --requests %s --shots 2 --per-task 1 --model %s "
-                                      "--artifact %s --tlm %s --out %s",
-                     path_in("csqa.jsonl"), g_llm, partial, g_art, path_in("x.jsonl")), 1, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
+                            "--keep 0 --levels 0.5,1 --out %s --quiet",
+                            g_llm, partial),
+                 0, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out,
+                            "tlm decision-labels --requests %s --shots 2 --per-task 1 --model %s "
+                            "--artifact %s --tlm %s --out %s",
+                            path_in("csqa.jsonl"), g_llm, partial, g_art, path_in("x.jsonl")),
+                 1, "%s", out);
     cr_expect(strstr(out, "partial.h5") && strstr(out, "level 0.2"), "%s", out);
     // a malformed request line: file:line
     tu_write_file_in(g_dir, "bad.jsonl", "{\"request_type\": \"loglikelihood\"\n");
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels --requests %s --model %s --artifact %s --out %s",
-                     path_in("bad.jsonl"), g_llm, g_art, path_in("x.jsonl")), 1, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out, "tlm decision-labels --requests %s --model %s --artifact %s --out %s",
+                            path_in("bad.jsonl"), g_llm, g_art, path_in("x.jsonl")),
+                 1, "%s", out);
     cr_expect(strstr(out, "bad.jsonl:1") != NULL, "%s", out);
     // usage
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels --requests %s --tasks csqa --model %s --artifact %s --out %s",
-                     path_in("csqa.jsonl"), g_llm, g_art, path_in("x.jsonl")), 2, "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels --requests %s --model %s --artifact %s --out %s --level 0.5",
-                     path_in("csqa.jsonl"), g_llm, g_art, path_in("x.jsonl")), 2, "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision-labels --requests %s --model %s --out %s", path_in("csqa.jsonl"),
-                     g_llm, path_in("x.jsonl")), 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out,
+                            "tlm decision-labels --requests %s --tasks csqa --model %s --artifact %s --out %s",
+                            path_in("csqa.jsonl"), g_llm, g_art, path_in("x.jsonl")),
+                 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out,
+                            "tlm decision-labels --requests %s --model %s --artifact %s --out %s --level 0.5",
+                            path_in("csqa.jsonl"), g_llm, g_art, path_in("x.jsonl")),
+                 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out, "tlm decision-labels --requests %s --model %s --out %s",
+                            path_in("csqa.jsonl"), g_llm, path_in("x.jsonl")),
+                 2, "%s", out);
 }
 
 // "key": number in a result.json line.
@@ -328,11 +351,15 @@ Test(decision_cli, decision_trains_and_ours_serves) {
     char labels[700];
     snprintf(labels, sizeof labels, "%s", path_in("labels.jsonl"));
     // Ours needs tlm/decision
-    cr_expect_eq(run(out, sizeof out, "eval --mode Ours --prefill-slo 0.4 --decode-slo 0.7 --dataset ARC_E --data " ARC
-                                      " --model %s --artifact %s --limit 1", g_llm, g_art), 1, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out,
+                            "eval --mode Ours --prefill-slo 0.4 --decode-slo 0.7 --dataset ARC_E --data " ARC
+                            " --model %s --artifact %s --limit 1",
+                            g_llm, g_art),
+                 1, "%s", out);
     cr_expect(strstr(out, "tlm/decision") && strstr(out, "art.h5"), "%s", out);
     // the paper's rule
-    cr_assert_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, labels, g_art), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, labels, g_art), 0,
+                 "%s", out);
     cr_expect(strstr(out, "{\"steps\": 2, \"questions\": 6, ") != NULL, "%s", out);
     double vp = json_number(out, "val_prompt_acc"), vm = json_number(out, "val_model_acc");
     cr_expect(vp >= 0 && vp <= 1 && vm >= 0 && vm <= 1, "%s", out);
@@ -344,34 +371,44 @@ Test(decision_cli, decision_trains_and_ours_serves) {
     cr_expect_eq(tokenizer_token_id(tok, "[02]"), 30522);
     encoder_free(&m);
     tokenizer_free(tok);
-    cr_assert_eq(run(out, sizeof out, "eval --mode Ours --prefill-slo 0.4 --decode-slo 0.7 --dataset ARC_E --data " ARC
-                                      " --model %s --artifact %s --model-name tiny --predictions %s --results %s",
-                     g_llm, g_art, path_in("p.jsonl"), path_in("res")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "eval --mode Ours --prefill-slo 0.4 --decode-slo 0.7 --dataset ARC_E --data " ARC
+                            " --model %s --artifact %s --model-name tiny --predictions %s --results %s",
+                            g_llm, g_art, path_in("p.jsonl"), path_in("res")),
+                 0, "%s", out);
     cr_expect(strstr(out, "decisions: mean prompt ratio ") != NULL, "%s", out);
     cr_expect_eq(check_predictions(path_in("p.jsonl"), 0.4, 0.7), 3);
     char *res = read_text(path_in("res/tiny_ARC_E.txt"), NULL);
     cr_expect(!strncmp(res, "ARC_E tiny Ours 0.4 0.7 ", 24) && strchr(res, '\n') == res + strlen(res) - 1, "%s", res);
     free(res);
     // the tightest SLO forces the guard: r <= 0.5, p r <= 0.2
-    cr_assert_eq(run(out, sizeof out, "eval --mode Ours --prefill-slo 0.2 --decode-slo 0.5 --dataset ARC_E --data " ARC
-                                      " --model %s --artifact %s --model-name tiny --predictions %s --results %s",
-                     g_llm, g_art, path_in("p2.jsonl"), path_in("res")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "eval --mode Ours --prefill-slo 0.2 --decode-slo 0.5 --dataset ARC_E --data " ARC
+                            " --model %s --artifact %s --model-name tiny --predictions %s --results %s",
+                            g_llm, g_art, path_in("p2.jsonl"), path_in("res")),
+                 0, "%s", out);
     cr_expect_eq(check_predictions(path_in("p2.jsonl"), 0.2, 0.5), 3);
     // a fixed level is a level, never Ours
-    cr_assert_eq(run(out, sizeof out, "eval --level 0.5 --dataset ARC_E --data " ARC " --model %s --artifact %s "
-                                      "--model-name tiny --results %s", g_llm, g_art, path_in("lv")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "eval --level 0.5 --dataset ARC_E --data " ARC " --model %s --artifact %s "
+                            "--model-name tiny --results %s",
+                            g_llm, g_art, path_in("lv")),
+                 0, "%s", out);
     res = read_text(path_in("lv/tiny_ARC_E.txt"), NULL);
     cr_expect(!strncmp(res, "ARC_E tiny Level-0.5 1.0 1.0 ", 29) && !strstr(res, "Ours"), "%s", res);
     free(res);
     // the artifact's rule and input, in a copy of the artifact; Ours reads it the artifact's way
     copy_file(g_art, path_in("compat.h5"));
-    cr_assert_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --compat artifact --artifact %s", g_enc, labels,
-                     path_in("compat.h5")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --compat artifact --artifact %s", g_enc,
+                            labels, path_in("compat.h5")),
+                 0, "%s", out);
     cr_expect(strstr(out, "{\"steps\": 2, \"questions\": 6, ") != NULL, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "eval --mode Ours --compat artifact --prefill-slo 0.4 --decode-slo 0.7 "
-                                      "--dataset ARC_E --data " ARC " --model %s --artifact %s --model-name tiny "
-                                      "--predictions %s --results %s",
-                     g_llm, path_in("compat.h5"), path_in("p3.jsonl"), path_in("res3")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "eval --mode Ours --compat artifact --prefill-slo 0.4 --decode-slo 0.7 "
+                            "--dataset ARC_E --data " ARC " --model %s --artifact %s --model-name tiny "
+                            "--predictions %s --results %s",
+                            g_llm, path_in("compat.h5"), path_in("p3.jsonl"), path_in("res3")),
+                 0, "%s", out);
     cr_expect_eq(check_predictions(path_in("p3.jsonl"), 0.4, 0.7), 3);
     res = read_text(path_in("res3/tiny_ARC_E.txt"), NULL);
     cr_expect(!strncmp(res, "ARC_E tiny Ours 0.4 0.7 ", 24), "%s", res);
@@ -398,24 +435,29 @@ Test(decision_cli, decision_bad_input) {
     row[12] = '2';
     tu_write_file_in(g_dir, "bad.jsonl", text);
     free(text);
-    cr_expect_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, path_in("bad.jsonl"), g_art),
-                 1, "%s", out);
+    cr_expect_eq(
+        tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, path_in("bad.jsonl"), g_art), 1,
+        "%s", out);
     cr_expect(strstr(out, "bad.jsonl:3") && strstr(out, "correct[0]"), "%s", out);
     // an empty label file, a missing one, and missing options
     tu_write_file_in(g_dir, "empty.jsonl", "");
-    cr_expect_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, path_in("empty.jsonl"), g_art),
-                 1, "%s", out);
+    cr_expect_eq(
+        tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, path_in("empty.jsonl"), g_art),
+        1, "%s", out);
     cr_expect(strstr(out, "empty.jsonl") && strstr(out, "no labelled questions"), "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, path_in("none.jsonl"), g_art),
-                 1, "%s", out);
+    cr_expect_eq(
+        tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s", g_enc, path_in("none.jsonl"), g_art),
+        1, "%s", out);
     cr_expect(strstr(out, "none.jsonl") != NULL, "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision --encoder %s --labels %s", g_enc, path_in("labels.jsonl")), 2, "%s",
-                 out);
+    cr_expect_eq(tu_run_bin(out, sizeof out, "tlm decision --encoder %s --labels %s", g_enc, path_in("labels.jsonl")),
+                 2, "%s", out);
     cr_expect(strstr(out, "--artifact") != NULL, "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s --resume", g_enc,
-                     path_in("labels.jsonl"), g_art), 2, "%s", out);
-    cr_expect_eq(run(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s --compat other", g_enc,
-                     path_in("labels.jsonl"), g_art), 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s --resume", g_enc,
+                            path_in("labels.jsonl"), g_art),
+                 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out, "tlm decision " TRAIN_ARGS " --artifact %s --compat other", g_enc,
+                            path_in("labels.jsonl"), g_art),
+                 2, "%s", out);
     // nothing stored by the failed runs
     Encoder m;
     Tokenizer *tok;
@@ -454,17 +496,20 @@ Test(decision_cli, decision_kill_and_resume_is_exact) {
     copy_file(g_art, path_in("a.h5"));
     copy_file(g_art, path_in("b.h5"));
     const char *common = "--max-steps 4 --batch 4 --micro-batch 2 --save-every 2 --eval-every 2 --lr 1e-3 --val 0.34";
-    cr_assert_eq(run(out, sizeof out, "tlm decision --encoder %s --labels %s %s --artifact %s --out %s", g_enc, labels,
-                     common, path_in("a.h5"), path_in("ra")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out, "tlm decision --encoder %s --labels %s %s --artifact %s --out %s", g_enc,
+                            labels, common, path_in("a.h5"), path_in("ra")),
+                 0, "%s", out);
     // killed after step 3: the checkpoint holds step 2, steps 3 and 4 are redone (dropout included)
-    int rc = run(out, sizeof out, "tlm decision --encoder %s --labels %s %s --artifact %s --out %s --kill-after-step 3",
-                 g_enc, labels, common, path_in("b.h5"), path_in("rb"));
+    int rc = tu_run_bin(out, sizeof out,
+                        "tlm decision --encoder %s --labels %s %s --artifact %s --out %s --kill-after-step 3", g_enc,
+                        labels, common, path_in("b.h5"), path_in("rb"));
     cr_assert(rc != 0 && rc != 1 && rc != 2, "killed by a signal: rc %d, %s", rc, out);
     Encoder m;
     Tokenizer *tok;
     cr_expect_neq(tlm_store_load(path_in("b.h5"), TLM_DECISION_GROUP, &m, &tok), ST_OK, "a killed run stores nothing");
-    cr_assert_eq(run(out, sizeof out, "tlm decision --encoder %s --labels %s %s --artifact %s --out %s --resume", g_enc,
-                     labels, common, path_in("b.h5"), path_in("rb")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out, "tlm decision --encoder %s --labels %s %s --artifact %s --out %s --resume",
+                            g_enc, labels, common, path_in("b.h5"), path_in("rb")),
+                 0, "%s", out);
     char a[800], b[800];
     snprintf(a, sizeof a, "%s/train_log.tsv", path_in("ra"));
     snprintf(b, sizeof b, "%s/train_log.tsv", path_in("rb"));
@@ -479,18 +524,24 @@ Test(decision_cli, decision_kill_and_resume_is_exact) {
     cr_expect(la == lb && !memcmp(ha, hb, la), "the resumed run stored another head");
     free(ha), free(hb);
     // and the same decisions
-    cr_assert_eq(run(out, sizeof out, "eval --mode Ours --prefill-slo 0.6 --decode-slo 0.8 --dataset ARC_E --data " ARC
-                                      " --model %s --artifact %s --predictions %s --limit 2 --quiet",
-                     g_llm, path_in("a.h5"), path_in("pa.jsonl")), 0, "%s", out);
-    cr_assert_eq(run(out, sizeof out, "eval --mode Ours --prefill-slo 0.6 --decode-slo 0.8 --dataset ARC_E --data " ARC
-                                      " --model %s --artifact %s --predictions %s --limit 2 --quiet",
-                     g_llm, path_in("b.h5"), path_in("pb.jsonl")), 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "eval --mode Ours --prefill-slo 0.6 --decode-slo 0.8 --dataset ARC_E --data " ARC
+                            " --model %s --artifact %s --predictions %s --limit 2 --quiet",
+                            g_llm, path_in("a.h5"), path_in("pa.jsonl")),
+                 0, "%s", out);
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "eval --mode Ours --prefill-slo 0.6 --decode-slo 0.8 --dataset ARC_E --data " ARC
+                            " --model %s --artifact %s --predictions %s --limit 2 --quiet",
+                            g_llm, path_in("b.h5"), path_in("pb.jsonl")),
+                 0, "%s", out);
     expect_same_file(path_in("pa.jsonl"), path_in("pb.jsonl"));
     cr_expect_eq(check_predictions(path_in("pa.jsonl"), 0.6, 0.8), 2);
     // another run's settings are refused on resume
-    cr_expect_eq(run(out, sizeof out, "tlm decision --encoder %s --labels %s --max-steps 4 --batch 4 --micro-batch 2 "
-                                      "--save-every 2 --lr 2e-3 --artifact %s --out %s --resume",
-                     g_enc, labels, path_in("b.h5"), path_in("rb")), 2, "%s", out);
+    cr_expect_eq(tu_run_bin(out, sizeof out,
+                            "tlm decision --encoder %s --labels %s --max-steps 4 --batch 4 --micro-batch 2 "
+                            "--save-every 2 --lr 2e-3 --artifact %s --out %s --resume",
+                            g_enc, labels, path_in("b.h5"), path_in("rb")),
+                 2, "%s", out);
 }
 
 // A decision head whose outputs are fixed by its biases (the classifier's weights
@@ -516,9 +567,9 @@ static void store_forced_head(const char *artifact, int pi, int ri) {
 Test(decision_cli, ours_guards_forced_decisions) {
     static char out[16384];
     struct {
-        int pi, ri;         // forced classes
-        double pre, dec;    // SLO
-        double p, r;        // what Ours serves
+        int pi, ri;      // forced classes
+        double pre, dec; // SLO
+        double p, r;     // what Ours serves
         bool guarded;
     } cases[] = {
         {0, 8, 0.4, 0.7, 1.0, 0.4, true},  // python3 -c 'print(1.0*1.0 <= 0.4, 1.0*0.4 <= 0.4)' -> False True
@@ -533,11 +584,12 @@ Test(decision_cli, ours_guards_forced_decisions) {
         for (int compat = 0; compat < 2; compat++) {
             char preds[700];
             snprintf(preds, sizeof preds, "%s", path_in("forced.jsonl"));
-            cr_assert_eq(run(out, sizeof out, "eval --mode Ours --compat %s --prefill-slo %g --decode-slo %g "
-                                              "--dataset ARC_E --data " ARC " --model %s --artifact %s --predictions %s "
-                                              "--results %s",
-                             compat ? "artifact" : "paper", cases[c].pre, cases[c].dec, g_llm, g_art, preds,
-                             path_in("res")),
+            cr_assert_eq(tu_run_bin(out, sizeof out,
+                                    "eval --mode Ours --compat %s --prefill-slo %g --decode-slo %g "
+                                    "--dataset ARC_E --data " ARC " --model %s --artifact %s --predictions %s "
+                                    "--results %s",
+                                    compat ? "artifact" : "paper", cases[c].pre, cases[c].dec, g_llm, g_art, preds,
+                                    path_in("res")),
                          0, "%s", out);
             cr_expect_eq(check_predictions(preds, cases[c].pre, cases[c].dec), 3);
             char want[128];

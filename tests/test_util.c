@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,16 @@ int tu_run(const char *cmd, char *out, size_t n) {
     out[used] = '\0';
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int tu_run_bin(char *out, size_t n, const char *fmt, ...) {
+    char args[4096], cmd[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "ELASTILM_THREADS=1 %s %s", tu_bin(), args);
+    return tu_run(cmd, out, n);
 }
 
 void tu_logits(const LlamaModel *m, const LlamaView *view, const int32_t *ids, int n_seq, int T, Tensor *out) {

@@ -44,6 +44,9 @@ void tu_write_file_in(const char *dir, const char *rel, const char *text);
 int tu_run(const char *cmd, char *out, size_t n);
 // The elastilm binary under test: $ELASTILM_BIN, else ./elastilm.
 const char *tu_bin(void);
+// Runs the binary under test with the printf-formatted arguments on one thread
+// (ELASTILM_THREADS=1), as tu_run.
+int tu_run_bin(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // Runs ids (n_seq sequences of T tokens) through a fresh CPU session of m with view
 // (NULL: the full model) and puts every position's logits into out, a new F32
