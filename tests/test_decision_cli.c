@@ -11,6 +11,7 @@
 // weights) whose score head is trained for one step into the artifact.
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,4 +605,54 @@ Test(decision_cli, ours_guards_forced_decisions) {
             cr_expect(strstr(out, want) != NULL, "case %zu (compat %d): '%s' in\n%s", c, compat, want, out);
         }
     }
+}
+
+// The loss per step of a train_log.tsv (the "loss" column), n of them at most.
+static int train_losses(const char *dir, double *out, int cap) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/train_log.tsv", path_in(dir));
+    char *text = read_text(path, NULL);
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    int col = -1, n = 0;
+    char *hdr = line ? strdup(line) : NULL, *hs = NULL;
+    int k = 0;
+    for (char *f = hdr ? strtok_r(hdr, "\t", &hs) : NULL; f; f = strtok_r(NULL, "\t", &hs), k++)
+        if (!strcmp(f, "loss")) col = k;
+    free(hdr);
+    cr_assert_geq(col, 0, "%s: no loss column", path);
+    while ((line = strtok_r(NULL, "\n", &save)) && n < cap) {
+        char *fs = NULL, *f = strtok_r(line, "\t", &fs);
+        for (int c = 0; f && c < col; c++) f = strtok_r(NULL, "\t", &fs);
+        if (f) out[n++] = strtod(f, NULL);
+    }
+    free(text);
+    return n;
+}
+
+// Data parallel: the decision head trained on 2 ranks follows the 1-rank losses.
+Test(decision_cli, decision_two_ranks_match_one) {
+    static char out[16384];
+    if (system("command -v mpirun > /dev/null 2>&1") != 0) {
+        cr_log_warn("mpirun not found: the two-rank case is skipped");
+        return;
+    }
+    make_labels("labels.jsonl");
+    copy_file(g_art, path_in("one.h5"));
+    copy_file(g_art, path_in("two.h5"));
+    const char *common = "--max-steps 3 --batch 4 --micro-batch 1 --eval-every 0 --save-every 0 --lr 1e-3 --val 0.34";
+    cr_assert_eq(tu_run_bin(out, sizeof out, "tlm decision --encoder %s --labels %s %s --artifact %s --out %s", g_enc,
+                            path_in("labels.jsonl"), common, path_in("one.h5"), path_in("r1")),
+                 0, "%s", out);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ASAN_OPTIONS=detect_leaks=0 ELASTILM_THREADS=1 "
+             "mpirun --oversubscribe -np 2 %s tlm decision --encoder %s --labels %s %s --artifact %s --out %s",
+             tu_bin(), g_enc, path_in("labels.jsonl"), common, path_in("two.h5"), path_in("r2"));
+    cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
+    double a[8], b[8];
+    int n = train_losses("r1", a, 8);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(train_losses("r2", b, 8), n);
+    for (int i = 0; i < n; i++)
+        cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);
 }
