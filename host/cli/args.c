@@ -63,3 +63,15 @@ Status args_float(const char *text, const char *opt, double lo, double hi, doubl
     *out = v;
     return ST_OK;
 }
+
+Status args_opt_int(const ArgOpt *opts, int n_opts, const char *name, long lo, long hi, long def, long *out) {
+    const char *v = args_get(opts, n_opts, name);
+    *out = def;
+    return v ? args_int(v, name, lo, hi, out) : ST_OK;
+}
+
+Status args_opt_float(const ArgOpt *opts, int n_opts, const char *name, double lo, double hi, double def, double *out) {
+    const char *v = args_get(opts, n_opts, name);
+    *out = def;
+    return v ? args_float(v, name, lo, hi, out) : ST_OK;
+}

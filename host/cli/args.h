@@ -23,5 +23,8 @@ void args_print_help(const char *cmd, const char *summary, const ArgOpt *opts, i
 Status args_int(const char *text, const char *opt, long lo, long hi, long *out);
 // Parses a whole decimal number in [lo, hi]; the message names the option.
 Status args_float(const char *text, const char *opt, double lo, double hi, double *out);
+// The option `name` read with args_int / args_float; def when it is not given.
+Status args_opt_int(const ArgOpt *opts, int n_opts, const char *name, long lo, long hi, long def, long *out);
+Status args_opt_float(const ArgOpt *opts, int n_opts, const char *name, double lo, double hi, double def, double *out);
 
 #endif

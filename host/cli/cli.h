@@ -126,6 +126,10 @@ Status cli_load_tokenizer(const ArgOpt *opts, int n_opts, Tokenizer **tok);
 // to the longest (pads get id 0 and mask 0). ids and mask are [n_seq*T], malloc'd.
 Status cli_parse_ids(const char *text, int32_t **ids, int32_t **mask, int *n_seq, int *T);
 
+// --kill-after-step: fault injection for the resume tests, a real SIGKILL after
+// optimizer step *(const long *)ctx (a TrainJob.after_step hook).
+void cli_kill_after_step(void *ctx, int64_t steps);
+
 // Prints "elastilm: <message>" and returns the exit code for st (2 usage, 1 other).
 int cli_fail(Status st);
 

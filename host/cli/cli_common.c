@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,4 +239,8 @@ Status cli_parse_ids(const char *text, int32_t **ids_out, int32_t **mask_out, in
     *n_seq_out = n_seq;
     *T_out = T;
     return ST_OK;
+}
+
+void cli_kill_after_step(void *ctx, int64_t steps) {
+    if (steps == *(const long *)ctx) raise(SIGKILL);
 }

@@ -6,7 +6,6 @@
 //   mpirun -np 4 elastilm lora ...                                 (data parallel)
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,18 +66,6 @@ typedef struct {
     long kill_after; // --kill-after-step (tests)
 } LoraArgs;
 
-static Status get_int(const char *name, long lo, long hi, long def, long *out) {
-    const char *v = args_get(opts, N_OPTS, name);
-    *out = def;
-    return v ? args_int(v, name, lo, hi, out) : ST_OK;
-}
-
-static Status get_float(const char *name, double lo, double hi, double def, double *out) {
-    const char *v = args_get(opts, N_OPTS, name);
-    *out = def;
-    return v ? args_float(v, name, lo, hi, out) : ST_OK;
-}
-
 static Status parse(LoraArgs *a) {
     memset(a, 0, sizeof *a);
     a->model = args_get(opts, N_OPTS, "model");
@@ -89,7 +76,7 @@ static Status parse(LoraArgs *a) {
     if (!a->data) return status_fail(ST_USAGE, "lora: --data is required");
     if (!a->out && !a->artifact) return status_fail(ST_USAGE, "lora: give --out DIR and/or --artifact FILE");
     double level;
-    TRY(get_float("level", 1e-6, 1.0, 1.0, &level));
+    TRY(args_opt_float(opts, N_OPTS, "level", 1e-6, 1.0, 1.0, &level));
     if (level < 1.0 && !a->artifact) return status_fail(ST_USAGE, "lora: --level below 1 needs --artifact (its level table)");
     snprintf(a->level, sizeof a->level, "%g", level);
     const char *fmt = args_get(opts, N_OPTS, "format");
@@ -99,43 +86,43 @@ static Status parse(LoraArgs *a) {
     else return status_fail(ST_USAGE, "--format: expected alpaca or text, got '%s'", fmt);
     long v;
     double d;
-    TRY(get_int("cutoff", 2, 1 << 20, 256, &v));
+    TRY(args_opt_int(opts, N_OPTS, "cutoff", 2, 1 << 20, 256, &v));
     a->dopt.cutoff = (int)v;
     a->dopt.train_on_inputs = args_get(opts, N_OPTS, "train-on-inputs") != NULL;
-    TRY(get_int("rank", 1, 4096, 8, &v));
+    TRY(args_opt_int(opts, N_OPTS, "rank", 1, 4096, 8, &v));
     a->lora.rank = (int)v;
-    TRY(get_float("alpha", 1e-9, 1e9, 16, &d));
+    TRY(args_opt_float(opts, N_OPTS, "alpha", 1e-9, 1e9, 16, &d));
     a->lora.alpha = (float)d;
-    TRY(get_float("dropout", 0, 0.999, 0.05, &d));
+    TRY(args_opt_float(opts, N_OPTS, "dropout", 0, 0.999, 0.05, &d));
     a->lora.dropout = (float)d;
     const char *targets = args_get(opts, N_OPTS, "targets");
     TRY(lora_parse_targets(targets ? targets : "q,k,v,o,gate,up,down", &a->lora.targets));
     a->optim = optim_defaults();
-    TRY(get_float("lr", 0, 10, 1e-4, &d));
+    TRY(args_opt_float(opts, N_OPTS, "lr", 0, 10, 1e-4, &d));
     a->optim.lr = (float)d;
-    TRY(get_float("weight-decay", 0, 10, 0, &d));
+    TRY(args_opt_float(opts, N_OPTS, "weight-decay", 0, 10, 0, &d));
     a->optim.weight_decay = (float)d;
-    TRY(get_float("max-grad-norm", 0, 1e9, 1, &d));
+    TRY(args_opt_float(opts, N_OPTS, "max-grad-norm", 0, 1e9, 1, &d));
     a->optim.max_grad_norm = (float)d;
-    TRY(get_int("warmup", 0, 1L << 40, 100, &v));
+    TRY(args_opt_int(opts, N_OPTS, "warmup", 0, 1L << 40, 100, &v));
     a->optim.warmup = v;
-    TRY(get_int("epochs", 1, 1 << 20, 2, &v));
+    TRY(args_opt_int(opts, N_OPTS, "epochs", 1, 1 << 20, 2, &v));
     a->loop.epochs = (int)v;
-    TRY(get_int("batch", 1, 1 << 24, 64, &v));
+    TRY(args_opt_int(opts, N_OPTS, "batch", 1, 1 << 24, 64, &v));
     a->loop.batch = (int)v;
-    TRY(get_int("micro-batch", 1, 1024, 4, &v));
+    TRY(args_opt_int(opts, N_OPTS, "micro-batch", 1, 1024, 4, &v));
     a->loop.micro_batch = (int)v;
-    TRY(get_int("eval-every", 0, 1L << 40, 100, &v));
+    TRY(args_opt_int(opts, N_OPTS, "eval-every", 0, 1L << 40, 100, &v));
     a->loop.eval_every = (int)v;
-    TRY(get_int("save-every", 0, 1L << 40, 200, &v));
+    TRY(args_opt_int(opts, N_OPTS, "save-every", 0, 1L << 40, 200, &v));
     a->loop.save_every = (int)v;
-    TRY(get_int("max-steps", 0, 1L << 40, 0, &v));
+    TRY(args_opt_int(opts, N_OPTS, "max-steps", 0, 1L << 40, 0, &v));
     a->loop.max_steps = v;
-    TRY(get_int("seed", 0, 1L << 62, 42, &v));
+    TRY(args_opt_int(opts, N_OPTS, "seed", 0, 1L << 62, 42, &v));
     a->loop.seed = (uint64_t)v;
-    TRY(get_int("kill-after-step", 0, 1L << 40, 0, &a->kill_after));
+    TRY(args_opt_int(opts, N_OPTS, "kill-after-step", 0, 1L << 40, 0, &a->kill_after));
     a->recompute = args_get(opts, N_OPTS, "recompute") != NULL;
-    TRY(get_int("val-size", 0, 1L << 30, -1, &a->val_size));
+    TRY(args_opt_int(opts, N_OPTS, "val-size", 0, 1L << 30, -1, &a->val_size));
     a->resume = args_get(opts, N_OPTS, "resume") != NULL;
     if (a->resume && !a->out) return status_fail(ST_USAGE, "lora: --resume needs --out (where the checkpoint is)");
     if (a->loop.batch % a->loop.micro_batch)
@@ -160,11 +147,6 @@ static Status fingerprint(const LoraArgs *a, char *buf, size_t n) {
              a->artifact ? a->artifact : "-", a->adapter ? a->adapter : "-", tok ? tok : "-");
     if (len < 0 || (size_t)len >= n) return status_fail(ST_USAGE, "lora: the paths given are too long");
     return ST_OK;
-}
-
-// --kill-after-step: fault injection for the resume tests, a real SIGKILL.
-static void kill_after(void *ctx, int64_t steps) {
-    if (steps == *(const long *)ctx) raise(SIGKILL);
 }
 
 static Status write_result(const LoraArgs *a, const TrainResult *r, const TokenData *d, const DataSplit *sp) {
@@ -276,7 +258,7 @@ static Status run(const Dist *dist) {
         LoraTrainModel lm;
         TrainJob job = {.model = &lm.tm, .split = &split, .optim = a.optim, .loop = a.loop, .out_dir = a.out,
                         .resume = a.resume, .fingerprint = fp, .dist = dist,
-                        .after_step = a.kill_after > 0 ? kill_after : NULL, .step_ctx = &a.kill_after};
+                        .after_step = a.kill_after > 0 ? cli_kill_after_step : NULL, .step_ctx = &a.kill_after};
         log_info("LoRA r=%d alpha=%g on %" PRId64 " parameters, %" PRId64 " steps, level %s, %d rank(s)", lora.cfg.rank,
                  lora.cfg.alpha, lora.n_params, trainer_total_steps(&job), a.level, dist->world);
         st = lora_train_model_init(&lm, &m, widths, &lora, &data, a.loop.micro_batch, a.recompute);

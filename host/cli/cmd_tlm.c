@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <inttypes.h>
-#include <signal.h>
 
 #include "cli.h"
 #include "dist/dist.h"
@@ -181,9 +180,6 @@ static ArgOpt score_opts[] = {
 };
 #define N_SCORE_OPTS ((int)(sizeof score_opts / sizeof *score_opts))
 
-static void kill_after(void *ctx, int64_t steps) {
-    if (steps == *(const long *)ctx) raise(SIGKILL);
-}
 
 
 // A number for JSON, or null when it is NaN (not measured).
@@ -192,17 +188,6 @@ static void json_num(char *buf, size_t n, double v, const char *fmt) {
     else snprintf(buf, n, fmt, v);
 }
 
-static Status opt_long(const char *name, long lo, long hi, long def, long *out) {
-    const char *v = args_get(score_opts, N_SCORE_OPTS, name);
-    *out = def;
-    return v ? args_int(v, name, lo, hi, out) : ST_OK;
-}
-
-static Status opt_double(const char *name, double lo, double hi, double def, double *out) {
-    const char *v = args_get(score_opts, N_SCORE_OPTS, name);
-    *out = def;
-    return v ? args_float(v, name, lo, hi, out) : ST_OK;
-}
 
 static Status run_score(const Dist *dist) {
     const ArgOpt *o = score_opts;
@@ -222,22 +207,22 @@ static Status run_score(const Dist *dist) {
     log_set_quiet(args_get(o, n, "quiet") != NULL || dist->rank != 0);
     long epochs, batch, micro, warmup, freeze, max_len, eval_every, save_every, max_steps, seed, kill;
     double lr, wd, clip, dropout, val;
-    TRY(opt_long("epochs", 1, 1 << 20, 3, &epochs));
-    TRY(opt_long("batch", 1, 1 << 24, 16, &batch));
-    TRY(opt_long("micro-batch", 1, 1024, 4, &micro));
-    TRY(opt_long("warmup", 0, 1L << 40, 0, &warmup));
-    TRY(opt_long("freeze", 0, 1 << 20, -1, &freeze));
-    TRY(opt_long("max-len", 3, 1 << 20, -1, &max_len)); // default: 512, or the encoder's positions if fewer
-    TRY(opt_long("eval-every", 0, 1L << 40, 50, &eval_every));
-    TRY(opt_long("save-every", 0, 1L << 40, 50, &save_every));
-    TRY(opt_long("max-steps", 0, 1L << 40, 0, &max_steps));
-    TRY(opt_long("seed", 0, 1L << 62, 42, &seed));
-    TRY(opt_long("kill-after-step", 0, 1L << 40, 0, &kill));
-    TRY(opt_double("lr", 0, 10, 5e-5, &lr));
-    TRY(opt_double("weight-decay", 0, 10, 0, &wd));
-    TRY(opt_double("max-grad-norm", 0, 1e9, 0, &clip));
-    TRY(opt_double("dropout", 0, 0.999, 0.1, &dropout));
-    TRY(opt_double("val", 0, 0.9, 0.1, &val));
+    TRY(args_opt_int(o, n, "epochs", 1, 1 << 20, 3, &epochs));
+    TRY(args_opt_int(o, n, "batch", 1, 1 << 24, 16, &batch));
+    TRY(args_opt_int(o, n, "micro-batch", 1, 1024, 4, &micro));
+    TRY(args_opt_int(o, n, "warmup", 0, 1L << 40, 0, &warmup));
+    TRY(args_opt_int(o, n, "freeze", 0, 1 << 20, -1, &freeze));
+    TRY(args_opt_int(o, n, "max-len", 3, 1 << 20, -1, &max_len)); // default: 512, or the encoder's positions if fewer
+    TRY(args_opt_int(o, n, "eval-every", 0, 1L << 40, 50, &eval_every));
+    TRY(args_opt_int(o, n, "save-every", 0, 1L << 40, 50, &save_every));
+    TRY(args_opt_int(o, n, "max-steps", 0, 1L << 40, 0, &max_steps));
+    TRY(args_opt_int(o, n, "seed", 0, 1L << 62, 42, &seed));
+    TRY(args_opt_int(o, n, "kill-after-step", 0, 1L << 40, 0, &kill));
+    TRY(args_opt_float(o, n, "lr", 0, 10, 5e-5, &lr));
+    TRY(args_opt_float(o, n, "weight-decay", 0, 10, 0, &wd));
+    TRY(args_opt_float(o, n, "max-grad-norm", 0, 1e9, 0, &clip));
+    TRY(args_opt_float(o, n, "dropout", 0, 0.999, 0.1, &dropout));
+    TRY(args_opt_float(o, n, "val", 0, 0.9, 0.1, &val));
     if (batch % micro) return status_fail(ST_USAGE, "--batch (%ld) must be a multiple of --micro-batch (%ld)", batch, micro);
 
     Encoder m = {0};
@@ -294,7 +279,7 @@ static Status run_score(const Dist *dist) {
                           .eval_every = (int)eval_every, .save_every = (int)save_every, .max_steps = max_steps,
                           .seed = (uint64_t)seed};
         TrainJob job = {.model = &sm.tm, .split = &split, .optim = oc, .loop = lo, .out_dir = out, .resume = resume,
-                        .fingerprint = fp, .dist = dist, .after_step = kill > 0 ? kill_after : NULL,
+                        .fingerprint = fp, .dist = dist, .after_step = kill > 0 ? cli_kill_after_step : NULL,
                         .step_ctx = &kill};
         log_info("score head on %s: %" PRId64 " trainable parameters (layers >= %ld, embeddings, head), %" PRId64
                  " steps, %d rank(s)",

@@ -31,18 +31,6 @@
 #include "tlm/tlm_store.h"
 #include "train/trainer.h"
 
-static Status opt_long(const ArgOpt *o, int n, const char *name, long lo, long hi, long def, long *out) {
-    const char *v = args_get(o, n, name);
-    *out = def;
-    return v ? args_int(v, name, lo, hi, out) : ST_OK;
-}
-
-static Status opt_double(const ArgOpt *o, int n, const char *name, double lo, double hi, double def, double *out) {
-    const char *v = args_get(o, n, name);
-    *out = def;
-    return v ? args_float(v, name, lo, hi, out) : ST_OK;
-}
-
 // ---- tlm decision-labels ---------------------------------------------------------
 
 static ArgOpt label_opts[] = {
@@ -200,9 +188,9 @@ static Status run_decision_labels(const Dist *dist) {
     if (args_get(o, n, "tasks") && args_get(o, n, "requests"))
         return status_fail(ST_USAGE, "tlm decision-labels: give --tasks or --requests, not both");
     long per_task, shots, kill;
-    TRY(opt_long(o, n, "per-task", 1, 1L << 30, 100, &per_task));
-    TRY(opt_long(o, n, "shots", 0, 64, 5, &shots));
-    TRY(opt_long(o, n, "kill-after", 0, 1L << 30, 0, &kill));
+    TRY(args_opt_int(o, n, "per-task", 1, 1L << 30, 100, &per_task));
+    TRY(args_opt_int(o, n, "shots", 0, 64, 5, &shots));
+    TRY(args_opt_int(o, n, "kill-after", 0, 1L << 30, 0, &kill));
     Device dev;
     TRY(cli_setup(o, n, &dev));
     if (dist->rank) log_set_quiet(true);
@@ -446,10 +434,6 @@ static Status decision_eval(const Encoder *m, const DecisionData *d, const Decis
     return st;
 }
 
-static void kill_after(void *ctx, int64_t steps) {
-    if (steps == *(const long *)ctx) raise(SIGKILL);
-}
-
 static Status run_decision(const Dist *dist) {
     const ArgOpt *o = dec_opts;
     const int n = N_DEC_OPTS;
@@ -466,20 +450,20 @@ static Status run_decision(const Dist *dist) {
     log_set_quiet(args_get(o, n, "quiet") != NULL || dist->rank != 0);
     long epochs, batch, micro, warmup, freeze, max_len, eval_every, save_every, max_steps, seed, kill;
     double lr, dropout, val;
-    TRY(opt_long(o, n, "epochs", 1, 1 << 20, 1, &epochs));
-    TRY(opt_long(o, n, "batch", 1, 1 << 24, 128, &batch));
-    TRY(opt_long(o, n, "micro-batch", 1, 4096, 16, &micro));
-    TRY(opt_long(o, n, "warmup", 0, 1L << 40, 0, &warmup));
-    TRY(opt_long(o, n, "freeze", 0, 1 << 20, -1, &freeze));
-    TRY(opt_long(o, n, "max-len", 8, 1 << 20, -1, &max_len));
-    TRY(opt_long(o, n, "eval-every", 0, 1L << 40, 20, &eval_every));
-    TRY(opt_long(o, n, "save-every", 0, 1L << 40, 20, &save_every));
-    TRY(opt_long(o, n, "max-steps", 0, 1L << 40, 0, &max_steps));
-    TRY(opt_long(o, n, "seed", 0, 1L << 62, 42, &seed));
-    TRY(opt_long(o, n, "kill-after-step", 0, 1L << 40, 0, &kill));
-    TRY(opt_double(o, n, "lr", 0, 10, 5e-5, &lr));
-    TRY(opt_double(o, n, "dropout", 0, 0.999, 0.1, &dropout));
-    TRY(opt_double(o, n, "val", 0, 0.9, 0.1, &val));
+    TRY(args_opt_int(o, n, "epochs", 1, 1 << 20, 1, &epochs));
+    TRY(args_opt_int(o, n, "batch", 1, 1 << 24, 128, &batch));
+    TRY(args_opt_int(o, n, "micro-batch", 1, 4096, 16, &micro));
+    TRY(args_opt_int(o, n, "warmup", 0, 1L << 40, 0, &warmup));
+    TRY(args_opt_int(o, n, "freeze", 0, 1 << 20, -1, &freeze));
+    TRY(args_opt_int(o, n, "max-len", 8, 1 << 20, -1, &max_len));
+    TRY(args_opt_int(o, n, "eval-every", 0, 1L << 40, 20, &eval_every));
+    TRY(args_opt_int(o, n, "save-every", 0, 1L << 40, 20, &save_every));
+    TRY(args_opt_int(o, n, "max-steps", 0, 1L << 40, 0, &max_steps));
+    TRY(args_opt_int(o, n, "seed", 0, 1L << 62, 42, &seed));
+    TRY(args_opt_int(o, n, "kill-after-step", 0, 1L << 40, 0, &kill));
+    TRY(args_opt_float(o, n, "lr", 0, 10, 5e-5, &lr));
+    TRY(args_opt_float(o, n, "dropout", 0, 0.999, 0.1, &dropout));
+    TRY(args_opt_float(o, n, "val", 0, 0.9, 0.1, &val));
     if (batch % micro) return status_fail(ST_USAGE, "--batch (%ld) must be a multiple of --micro-batch (%ld)", batch, micro);
 
     Encoder m = {0};
@@ -566,7 +550,7 @@ static Status run_decision(const Dist *dist) {
                           .eval_every = (int)eval_every, .save_every = (int)save_every, .max_steps = max_steps,
                           .seed = (uint64_t)seed};
         TrainJob job = {.model = &em.tm, .split = &split, .optim = oc, .loop = lo, .out_dir = out, .resume = resume,
-                        .fingerprint = fp, .dist = dist, .after_step = kill > 0 ? kill_after : NULL,
+                        .fingerprint = fp, .dist = dist, .after_step = kill > 0 ? cli_kill_after_step : NULL,
                         .step_ctx = &kill};
         log_info("decision head on %s: %" PRId64 " trainable parameters (layers >= %ld, %s, heads), %" PRId64
                  " steps, %d rank(s)",
