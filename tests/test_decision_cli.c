@@ -65,32 +65,7 @@ static void write_requests(const char *name, const char *task, int n_q) {
 static void setup(void) {
     static char out[16384];
     tu_make_temp_dir(g_dir, sizeof g_dir, "deccli");
-    // the tiny encoder
-    char *tok;
-    size_t len;
-    cr_assert_eq(read_file_maybe_gz(MINILM_TOK, &tok, &len), ST_OK);
-    tu_write_file_in(g_dir, "tok/tokenizer.json", tok);
-    free(tok);
-    EncoderConfig c = {.arch = ENC_BERT,
-                       .vocab_size = 30522,
-                       .dim = 16,
-                       .n_layers = 2,
-                       .n_heads = 2,
-                       .head_dim = 8,
-                       .ffn_dim = 32,
-                       .max_position = 64,
-                       .type_vocab = 2,
-                       .ln_eps = 1e-12f,
-                       .act = ACT_GELU,
-                       .pooler = false,
-                       .head = HEAD_TOKEN,
-                       .num_labels = 2};
-    Encoder m;
-    cr_assert_eq(encoder_alloc(&m, &c), ST_OK, "%s", status_message());
-    encoder_init_random(&m, 0.2f, 7);
-    snprintf(g_enc, sizeof g_enc, "%s/enc", g_dir);
-    cr_assert_eq(encoder_save_hf(&m, g_enc, path_in("tok")), ST_OK, "%s", status_message());
-    encoder_free(&m);
+    tu_make_tiny_encoder(g_dir, g_enc, sizeof g_enc);
     // the LLM with a byte tokenizer of its own (the labels and eval read the model's tokenizer.json)
     snprintf(g_llm, sizeof g_llm, "%s/llm", g_dir);
     cr_assert_eq(mkdir(g_llm, 0777), 0);
@@ -141,20 +116,9 @@ static void teardown(void) { tu_remove_dir(g_dir); }
 
 TestSuite(decision_cli, .init = setup, .fini = teardown, .timeout = 240);
 
-static char *read_text(const char *path, size_t *len) {
-    size_t n;
-    uint8_t *d = tu_read_file(path, &n);
-    char *s = malloc(n + 1);
-    memcpy(s, d, n);
-    s[n] = 0;
-    free(d);
-    if (len) *len = n;
-    return s;
-}
-
 static void expect_same_file(const char *a, const char *b) {
     size_t la, lb;
-    char *ta = read_text(a, &la), *tb = read_text(b, &lb);
+    char *ta = tu_read_text(a, &la), *tb = tu_read_text(b, &lb);
     cr_expect(la == lb && !memcmp(ta, tb, la), "%s and %s differ:\n%s\n---\n%s", a, b, ta, tb);
     free(ta), free(tb);
 }
@@ -235,7 +199,7 @@ Test(decision_cli, labels_in_order_resumed_and_over_ranks) {
 
     // another run's part file is refused, not mixed in
     snprintf(part, sizeof part, "%s.part0of1", path_in("other.jsonl"));
-    char *one = read_text(path_in("one.jsonl"), NULL);
+    char *one = tu_read_text(path_in("one.jsonl"), NULL);
     char *second = strchr(one, '\n') + 1; // starts with csqa/q4: not this run's first question
     tu_write_file_in(g_dir, "other.jsonl.part0of1", second);
     free(one);
@@ -315,7 +279,7 @@ static double json_number(const char *text, const char *key) {
 
 // Every prediction line carries the guarded decision: p r <= prefill, r <= decode, p and r on the tables.
 static int check_predictions(const char *path, double prefill, double decode) {
-    char *text = read_text(path, NULL);
+    char *text = tu_read_text(path, NULL);
     int n = 0;
     for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         const char *ps = strstr(line, "\"prompt_ratio\": "), *rs = strstr(line, "\"model_ratio\": ");
@@ -379,7 +343,7 @@ Test(decision_cli, decision_trains_and_ours_serves) {
                  0, "%s", out);
     cr_expect(strstr(out, "decisions: mean prompt ratio ") != NULL, "%s", out);
     cr_expect_eq(check_predictions(path_in("p.jsonl"), 0.4, 0.7), 3);
-    char *res = read_text(path_in("res/tiny_ARC_E.txt"), NULL);
+    char *res = tu_read_text(path_in("res/tiny_ARC_E.txt"), NULL);
     cr_expect(!strncmp(res, "ARC_E tiny Ours 0.4 0.7 ", 24) && strchr(res, '\n') == res + strlen(res) - 1, "%s", res);
     free(res);
     // the tightest SLO forces the guard: r <= 0.5, p r <= 0.2
@@ -395,7 +359,7 @@ Test(decision_cli, decision_trains_and_ours_serves) {
                             "--model-name tiny --results %s",
                             g_llm, g_art, path_in("lv")),
                  0, "%s", out);
-    res = read_text(path_in("lv/tiny_ARC_E.txt"), NULL);
+    res = tu_read_text(path_in("lv/tiny_ARC_E.txt"), NULL);
     cr_expect(!strncmp(res, "ARC_E tiny Level-0.5 1.0 1.0 ", 29) && !strstr(res, "Ours"), "%s", res);
     free(res);
     // the artifact's rule and input, in a copy of the artifact; Ours reads it the artifact's way
@@ -411,11 +375,11 @@ Test(decision_cli, decision_trains_and_ours_serves) {
                             g_llm, path_in("compat.h5"), path_in("p3.jsonl"), path_in("res3")),
                  0, "%s", out);
     cr_expect_eq(check_predictions(path_in("p3.jsonl"), 0.4, 0.7), 3);
-    res = read_text(path_in("res3/tiny_ARC_E.txt"), NULL);
+    res = tu_read_text(path_in("res3/tiny_ARC_E.txt"), NULL);
     cr_expect(!strncmp(res, "ARC_E tiny Ours 0.4 0.7 ", 24), "%s", res);
     free(res);
     // the artifact's input ignores the question: one decision for every question of the dataset
-    char *p3 = read_text(path_in("p3.jsonl"), NULL);
+    char *p3 = tu_read_text(path_in("p3.jsonl"), NULL);
     const char *first = strstr(p3, "\"prompt_ratio\": ");
     char want[64];
     snprintf(want, sizeof want, "%.*s", (int)(strstr(first, "\"scores\"") - first), first);
@@ -429,7 +393,7 @@ Test(decision_cli, decision_bad_input) {
     static char out[16384];
     make_labels("labels.jsonl");
     // a malformed line: named file:line
-    char *text = read_text(path_in("labels.jsonl"), NULL);
+    char *text = tu_read_text(path_in("labels.jsonl"), NULL);
     char *third = strchr(strchr(text, '\n') + 1, '\n') + 1;
     char *row = strstr(third, "\"correct\":[\"");
     cr_assert_not_null(row);
@@ -482,7 +446,7 @@ static uint8_t *stored_head(const char *artifact, const char *dir, size_t *len) 
 static char *result_without_speed(const char *dir) {
     char p[800];
     snprintf(p, sizeof p, "%s/result.json", path_in(dir));
-    char *s = read_text(p, NULL);
+    char *s = tu_read_text(p, NULL);
     char *t = strstr(s, ", \"tokens_per_s\"");
     cr_assert_not_null(t, "%s", s);
     *t = 0;
@@ -595,7 +559,7 @@ Test(decision_cli, ours_guards_forced_decisions) {
             cr_expect_eq(check_predictions(preds, cases[c].pre, cases[c].dec), 3);
             char want[128];
             snprintf(want, sizeof want, "\"prompt_ratio\": %g, \"model_ratio\": %g, ", cases[c].p, cases[c].r);
-            char *text = read_text(preds, NULL);
+            char *text = tu_read_text(preds, NULL);
             int hits = 0;
             for (const char *s = text; (s = strstr(s, want)); s++) hits++;
             cr_expect_eq(hits, 3, "case %zu (compat %d): %s in\n%s", c, compat, want, text);
@@ -605,28 +569,6 @@ Test(decision_cli, ours_guards_forced_decisions) {
             cr_expect(strstr(out, want) != NULL, "case %zu (compat %d): '%s' in\n%s", c, compat, want, out);
         }
     }
-}
-
-// The loss per step of a train_log.tsv (the "loss" column), n of them at most.
-static int train_losses(const char *dir, double *out, int cap) {
-    char path[800];
-    snprintf(path, sizeof path, "%s/train_log.tsv", path_in(dir));
-    char *text = read_text(path, NULL);
-    char *save = NULL, *line = strtok_r(text, "\n", &save);
-    int col = -1, n = 0;
-    char *hdr = line ? strdup(line) : NULL, *hs = NULL;
-    int k = 0;
-    for (char *f = hdr ? strtok_r(hdr, "\t", &hs) : NULL; f; f = strtok_r(NULL, "\t", &hs), k++)
-        if (!strcmp(f, "loss")) col = k;
-    free(hdr);
-    cr_assert_geq(col, 0, "%s: no loss column", path);
-    while ((line = strtok_r(NULL, "\n", &save)) && n < cap) {
-        char *fs = NULL, *f = strtok_r(line, "\t", &fs);
-        for (int c = 0; f && c < col; c++) f = strtok_r(NULL, "\t", &fs);
-        if (f) out[n++] = strtod(f, NULL);
-    }
-    free(text);
-    return n;
 }
 
 // Data parallel: the decision head trained on 2 ranks follows the 1-rank losses.
@@ -650,9 +592,12 @@ Test(decision_cli, decision_two_ranks_match_one) {
              tu_bin(), g_enc, path_in("labels.jsonl"), common, path_in("two.h5"), path_in("r2"));
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     double a[8], b[8];
-    int n = train_losses("r1", a, 8);
+    char p1[800], p2[800];
+    snprintf(p1, sizeof p1, "%s/train_log.tsv", path_in("r1"));
+    snprintf(p2, sizeof p2, "%s/train_log.tsv", path_in("r2"));
+    int n = tu_train_losses(p1, a, 8);
     cr_assert_eq(n, 3);
-    cr_assert_eq(train_losses("r2", b, 8), n);
+    cr_assert_eq(tu_train_losses(p2, b, 8), n);
     for (int i = 0; i < n; i++)
         cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);
 }

@@ -13,10 +13,8 @@
 
 #include "io/h5.h"
 #include "models/encoder.h"
-#include "runtime/mapped_file.h"
 #include "test_util.h"
 
-#define MINILM_TOK "tests/fixtures/tokenizers/minilm-tokenizer.json.gz"
 
 static char g_dir[256]; // temp dir: tok/, enc/, bytes.json, text.txt, pairs.jsonl
 static char g_enc[512]; // the tiny encoder (HF directory)
@@ -24,35 +22,8 @@ static char g_llm[256]; // the tiny Llama-3 with a byte tokenizer.json
 
 static void setup(void) {
     tu_make_temp_dir(g_dir, sizeof g_dir, "tlmcli");
-    char *tok;
-    size_t len;
-    cr_assert_eq(read_file_maybe_gz(MINILM_TOK, &tok, &len), ST_OK);
+    tu_make_tiny_encoder(g_dir, g_enc, sizeof g_enc);
     char path[600];
-    snprintf(path, sizeof path, "%s/tok/tokenizer.json", g_dir);
-    tu_write_file_in(g_dir, "tok/tokenizer.json", tok);
-    free(tok);
-    EncoderConfig c = {.arch = ENC_BERT,
-                       .vocab_size = 30522,
-                       .dim = 16,
-                       .n_layers = 2,
-                       .n_heads = 2,
-                       .head_dim = 8,
-                       .ffn_dim = 32,
-                       .max_position = 64,
-                       .type_vocab = 2,
-                       .ln_eps = 1e-12f,
-                       .act = ACT_GELU,
-                       .pooler = false,
-                       .head = HEAD_TOKEN,
-                       .num_labels = 2};
-    Encoder m;
-    cr_assert_eq(encoder_alloc(&m, &c), ST_OK, "%s", status_message());
-    encoder_init_random(&m, 0.2f, 7);
-    char tok_dir[600];
-    snprintf(tok_dir, sizeof tok_dir, "%s/tok", g_dir);
-    snprintf(g_enc, sizeof g_enc, "%s/enc", g_dir);
-    cr_assert_eq(encoder_save_hf(&m, g_enc, tok_dir), ST_OK, "%s", status_message());
-    encoder_free(&m);
     snprintf(path, sizeof path, "%s/bytes.json", g_dir);
     tu_write_byte_tokenizer(path);
     tu_copy_dir("tests/fixtures/tiny-llama3-gqa", g_llm, sizeof g_llm);
@@ -243,22 +214,6 @@ Test(tlm_cli, bad_input) {
     cr_expect_eq(tu_run_bin(out, sizeof out, "tlm bogus"), 2);
 }
 
-// The loss column of a train_log.tsv.
-static int read_losses(const char *path, double *out, int cap) {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s", path);
-    char line[512];
-    int n = 0;
-    cr_assert_not_null(fgets(line, sizeof line, f)); // header
-    while (n < cap && fgets(line, sizeof line, f)) {
-        long step, epoch;
-        cr_assert_eq(sscanf(line, "%ld %ld %lf", &step, &epoch, &out[n]), 3, "%s: %s", path, line);
-        n++;
-    }
-    fclose(f);
-    return n;
-}
-
 // mpirun -np 2: each rank takes every other micro-batch; the losses are the single rank's.
 Test(tlm_cli, two_ranks_match_one) {
     static char out[16384];
@@ -277,9 +232,9 @@ Test(tlm_cli, two_ranks_match_one) {
     double a[16], b[16];
     char path[600];
     snprintf(path, sizeof path, "%s/one/train_log.tsv", g_dir);
-    int n = read_losses(path, a, 16);
+    int n = tu_train_losses(path, a, 16);
     snprintf(path, sizeof path, "%s/two/train_log.tsv", g_dir);
-    cr_assert_eq(read_losses(path, b, 16), n);
+    cr_assert_eq(tu_train_losses(path, b, 16), n);
     cr_assert_eq(n, 6);
     for (int i = 0; i < n; i++)
         cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);

@@ -18,31 +18,6 @@
     TINY "--data tests/fixtures/train/alpaca.jsonl --batch 8 --micro-batch 2 --epochs 3 --warmup 2 --lr 1e-2 "     \
          "--eval-every 5 --save-every 4 --val-size 8 --quiet --threads 1 "
 
-static char *read_text(const char *path) {
-    size_t len;
-    uint8_t *d = tu_read_file(path, &len);
-    char *s = malloc(len + 1);
-    memcpy(s, d, len);
-    s[len] = 0;
-    free(d);
-    return s;
-}
-
-// The loss column of a train_log.tsv.
-static int read_losses(const char *path, double *out, int cap) {
-    char *text = read_text(path);
-    int n = 0;
-    char *line = strchr(text, '\n');
-    while (line && line[1] && n < cap) {
-        long step, epoch;
-        cr_assert_eq(sscanf(line + 1, "%ld\t%ld\t%lf", &step, &epoch, &out[n]), 3, "%s", line + 1);
-        n++;
-        line = strchr(line + 1, '\n');
-    }
-    free(text);
-    return n;
-}
-
 static void check_same_file(const char *a, const char *b) {
     size_t la, lb;
     uint8_t *da = tu_read_file(a, &la), *db = tu_read_file(b, &lb);
@@ -65,7 +40,7 @@ static void kill_and_resume(const char *extra) {
     cr_assert(access(a, F_OK) != 0, "a killed run has no result");
     double losses[32];
     snprintf(a, sizeof a, "%s/train_log.tsv", cut);
-    cr_assert_eq(read_losses(a, losses, 32), 4, "the log of the last checkpoint has 4 steps");
+    cr_assert_eq(tu_train_losses(a, losses, 32), 4, "the log of the last checkpoint has 4 steps");
     snprintf(cmd, sizeof cmd, "%s lora " RUN_ARGS "%s --out %s --resume", tu_bin(), extra, cut);
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     snprintf(a, sizeof a, "%s/train_log.tsv", ref);
@@ -76,7 +51,7 @@ static void kill_and_resume(const char *extra) {
     check_same_file(a, b);
     // training lowered the validation loss
     snprintf(a, sizeof a, "%s/result.json", ref);
-    char *res = read_text(a);
+    char *res = tu_read_text(a, NULL);
     double first, best;
     const char *p = strstr(res, "\"first_val_loss\": "), *q = strstr(res, "\"best_val_loss\": ");
     cr_assert(p && q, "%s", res);
@@ -116,9 +91,9 @@ Test(train_cli, two_ranks_match_one) {
     cr_assert_eq(tu_run(cmd, out, sizeof out), 0, "%s", out);
     double a[32], b[32];
     snprintf(path, sizeof path, "%s/train_log.tsv", one);
-    int n = read_losses(path, a, 32);
+    int n = tu_train_losses(path, a, 32);
     snprintf(path, sizeof path, "%s/train_log.tsv", two);
-    cr_assert_eq(read_losses(path, b, 32), n);
+    cr_assert_eq(tu_train_losses(path, b, 32), n);
     cr_assert_eq(n, 15);
     for (int i = 0; i < n; i++)
         cr_expect(fabs(a[i] - b[i]) <= 2e-6 * fabs(a[i]), "step %d: 1 rank %.9g, 2 ranks %.9g", i + 1, a[i], b[i]);

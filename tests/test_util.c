@@ -14,6 +14,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "models/encoder.h"
+#include "runtime/mapped_file.h"
+
 void tu_open_safetensors(SafetensorsFile *f, const char *path) {
     Status st = safetensors_open(f, path);
     cr_assert_eq(st, ST_OK, "%s", status_message());
@@ -169,6 +172,51 @@ int tu_run(const char *cmd, char *out, size_t n) {
     out[used] = '\0';
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+char *tu_read_text(const char *path, size_t *len) {
+    size_t n;
+    uint8_t *d = tu_read_file(path, &n);
+    char *s = malloc(n + 1);
+    cr_assert_not_null(s);
+    memcpy(s, d, n);
+    s[n] = 0;
+    free(d);
+    if (len) *len = n;
+    return s;
+}
+
+int tu_train_losses(const char *path, double *out, int cap) {
+    char *text = tu_read_text(path, NULL);
+    int n = 0;
+    char *line = strchr(text, '\n'); // after the header
+    while (line && line[1] && n < cap) {
+        long step, epoch;
+        cr_assert_eq(sscanf(line + 1, "%ld\t%ld\t%lf", &step, &epoch, &out[n]), 3, "%s: %.80s", path, line + 1);
+        n++;
+        line = strchr(line + 1, '\n');
+    }
+    free(text);
+    return n;
+}
+
+void tu_make_tiny_encoder(const char *dir, char *enc, size_t n) {
+    char *tok;
+    size_t len;
+    cr_assert_eq(read_file_maybe_gz("tests/fixtures/tokenizers/minilm-tokenizer.json.gz", &tok, &len), ST_OK);
+    tu_write_file_in(dir, "tok/tokenizer.json", tok);
+    free(tok);
+    EncoderConfig c = {.arch = ENC_BERT, .vocab_size = 30522, .dim = 16, .n_layers = 2, .n_heads = 2, .head_dim = 8,
+                       .ffn_dim = 32, .max_position = 64, .type_vocab = 2, .ln_eps = 1e-12f, .act = ACT_GELU,
+                       .pooler = false, .head = HEAD_TOKEN, .num_labels = 2};
+    Encoder m;
+    cr_assert_eq(encoder_alloc(&m, &c), ST_OK, "%s", status_message());
+    encoder_init_random(&m, 0.2f, 7);
+    char tok_dir[1024];
+    snprintf(tok_dir, sizeof tok_dir, "%s/tok", dir);
+    snprintf(enc, n, "%s/enc", dir);
+    cr_assert_eq(encoder_save_hf(&m, enc, tok_dir), ST_OK, "%s", status_message());
+    encoder_free(&m);
 }
 
 int tu_run_bin(char *out, size_t n, const char *fmt, ...) {

@@ -40,6 +40,15 @@ void tu_copy_dir(const char *src, char *buf, size_t n);
 bool tu_remove_dir(const char *dir);
 // Writes text to dir/rel, making rel's parent folders; fails the test if it cannot.
 void tu_write_file_in(const char *dir, const char *rel, const char *text);
+// A file's bytes as a NUL-terminated string (malloc'd); *len (may be NULL) its size.
+char *tu_read_text(const char *path, size_t *len);
+// The loss column (the third: step, epoch, loss, ...) of a trainer's train_log.tsv,
+// at most cap values; returns how many.
+int tu_train_losses(const char *path, double *out, int cap);
+// A tiny random BERT token classifier (2 layers, 16 wide, 2 labels, seed 7) with the
+// all-MiniLM-L6-v2 WordPiece tokenizer: dir/tok/tokenizer.json and the HF directory
+// dir/enc, whose path goes to enc.
+void tu_make_tiny_encoder(const char *dir, char *enc, size_t n);
 // Runs a shell command, capturing stderr+stdout into out; returns the exit status.
 int tu_run(const char *cmd, char *out, size_t n);
 // The elastilm binary under test: $ELASTILM_BIN, else ./elastilm.
