@@ -306,9 +306,8 @@ static Status record_text(const DecisionRecord *r, bool compat, char **head, cha
         *head = ok ? strbuf_take(&b) : NULL;
         *tail = strdup("");
     } else {
-        EvalPrompt bare = {.system = "", .query = r->query};
         *head = strdup(r->system);
-        *tail = eval_prompt_render(&bare, r->question);
+        *tail = tlm_decision_query(r->query, r->question);
     }
     free(b.s);
     if (!*head || !*tail) {
@@ -323,8 +322,8 @@ typedef struct {
     int32_t *ids, *start, *targets; // [N], [n + 1], [2 n]
     int *question;                  // [n] the record each example comes from
     int *slo;                       // [n] its SLO pair: prefill index * TLM_N_DECODE_SLOS + decode index
-    int n;
-    int64_t N, cap;
+    int n, cap;                     // examples, and room for them
+    int64_t N, cap_ids;             // tokens, and room for them
 } DecisionData;
 
 static void decision_data_free(DecisionData *d) {
@@ -332,25 +331,25 @@ static void decision_data_free(DecisionData *d) {
     memset(d, 0, sizeof *d);
 }
 
+static bool grow(void **p, size_t elem, size_t n) {
+    void *q = realloc(*p, elem * n);
+    if (q) *p = q;
+    return q != NULL;
+}
+
 static Status decision_data_add(DecisionData *d, const int32_t *ids, int len, int pi, int ri, int q, int slo) {
-    if (d->N + len > d->cap) {
-        int64_t cap = d->cap ? 2 * d->cap : 1 << 16;
+    if (d->N + len > d->cap_ids) {
+        int64_t cap = d->cap_ids ? 2 * d->cap_ids : 1 << 16;
         while (cap < d->N + len) cap *= 2;
-        int32_t *v = realloc(d->ids, (size_t)cap * sizeof *v);
-        if (!v) return status_fail(ST_OOM, "out of memory");
-        d->ids = v, d->cap = cap;
+        if (!grow((void **)&d->ids, sizeof *d->ids, (size_t)cap)) return status_fail(ST_OOM, "out of memory");
+        d->cap_ids = cap;
     }
-    if ((d->n & (d->n + 1)) == 0 || d->n == 0) { // grow the per-example arrays at powers of two
-        size_t cap = (size_t)(d->n + 1) * 2 + 1;
-        int32_t *s = realloc(d->start, (cap + 1) * sizeof *s), *t = NULL;
-        if (s) d->start = s;
-        t = s ? realloc(d->targets, 2 * cap * sizeof *t) : NULL;
-        if (t) d->targets = t;
-        int *qq = t ? realloc(d->question, cap * sizeof *qq) : NULL;
-        if (qq) d->question = qq;
-        int *ss = qq ? realloc(d->slo, cap * sizeof *ss) : NULL;
-        if (ss) d->slo = ss;
-        if (!s || !t || !qq || !ss) return status_fail(ST_OOM, "out of memory");
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * (size_t)d->cap : 64;
+        if (!grow((void **)&d->start, sizeof *d->start, cap + 1) || !grow((void **)&d->targets, 2 * sizeof *d->targets, cap) ||
+            !grow((void **)&d->question, sizeof *d->question, cap) || !grow((void **)&d->slo, sizeof *d->slo, cap))
+            return status_fail(ST_OOM, "out of memory");
+        d->cap = (int)cap;
     }
     memcpy(d->ids + d->N, ids, (size_t)len * sizeof *ids);
     d->start[d->n] = (int32_t)d->N;

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "elastic/artifact.h"
-#include "eval/prompts.h"
 #include "policy.h"
 #include "tlm/decision.h"
 #include "tlm/prompt_compress.h"
@@ -86,8 +85,7 @@ static Status decision_parts(const Ours *o, const PolicyRequest *rq, char **tail
     if (o->compat) {
         *tail = strdup(rq->query ? rq->query : "");
     } else {
-        EvalPrompt bare = {.system = "", .query = (char *)(rq->query ? rq->query : "")};
-        *tail = eval_prompt_render(&bare, rq->question ? rq->question : "");
+        *tail = tlm_decision_query(rq->query ? rq->query : "", rq->question ? rq->question : "");
     }
     return *tail ? ST_OK : status_fail(ST_OOM, "out of memory");
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/prompts.h"
+
 // Python's literals (the artifact's lists), not 0.1 k: 0.1 * 3 != 0.3 in double.
 const double TLM_PROMPT_RATIOS[TLM_N_PROMPT] = {1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};
 const double TLM_MODEL_RATIOS[TLM_N_MODEL] = {0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
@@ -119,6 +121,11 @@ Status tlm_decision_encode(const Tokenizer *tok, const char *prefix, const char 
     token_list_free(&all);
     token_list_free(&t);
     return st;
+}
+
+char *tlm_decision_query(const char *query, const char *question) {
+    EvalPrompt bare = {.system = "", .query = (char *)query};
+    return eval_prompt_render(&bare, question);
 }
 
 Status tlm_decide(EncoderSession *s, const int32_t *ids, int n, int *pi, int *ri) {

@@ -82,6 +82,11 @@ Status tlm_decision_check(const Encoder *m, const Tokenizer *tok, const char *wh
 Status tlm_decision_encode(const Tokenizer *tok, const char *prefix, const char *head, const char *tail, int max_len,
                            bool keep_tail, int32_t *ids, int *n);
 
+// The tail of the paper's decision text: the query template rendered with the
+// question (malloc'd; NULL when out of memory). One definition for training
+// (tlm decision) and serving (Ours), so both read the same text.
+char *tlm_decision_query(const char *query, const char *question);
+
 // The two argmaxes (first maximum wins) over the head's logits for one input.
 Status tlm_decide(EncoderSession *s, const int32_t *ids, int n, int *pi, int *ri);
 
