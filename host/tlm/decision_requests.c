@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/mapped_file.h"
+#include "text/strmap.h"
 
 static const char *const EVAL_TASKS[] = {"arc_easy", "openbookqa", "piqa", "sciq"};
 
@@ -42,9 +43,10 @@ static char *bare_question(const char *query) {
 typedef struct {
     McQuestion *v;
     size_t n, cap;
+    StrMap seen;      // question id -> its index
 } Items;
 
-static Status parse_line(const char *path, long line, json_t *o, char **task, Items *it, char **last_id) {
+static Status parse_line(const char *path, long line, json_t *o, char **task, Items *it) {
     json_t *doc = json_object_get(o, "doc"), *tn = json_object_get(o, "task_name");
     json_t *nid = json_object_get(o, "native_id"), *query = json_object_get(doc, "query");
     json_t *choices = json_object_get(doc, "choices"), *gold = json_object_get(doc, "gold");
@@ -64,9 +66,7 @@ static Status parse_line(const char *path, long line, json_t *o, char **task, It
     char id[512];
     if (json_is_string(nid)) snprintf(id, sizeof id, "%s/%s", *task, json_string_value(nid));
     else snprintf(id, sizeof id, "%s/%lld", *task, (long long)json_integer_value(nid));
-    if (*last_id && !strcmp(*last_id, id)) return ST_OK; // the same question's next choice
-    for (size_t i = 0; i < it->n; i++)
-        if (!strcmp(it->v[i].id, id)) return ST_OK;
+    if (strmap_get(&it->seen, id, strlen(id)) >= 0) return ST_OK; // the same question's other choices
     size_t nc = json_array_size(choices);
     long g = (long)json_integer_value(gold);
     if (nc < 2 || g < 0 || (size_t)g >= nc)
@@ -85,6 +85,7 @@ static Status parse_line(const char *path, long line, json_t *o, char **task, It
     q->choices = calloc(nc, sizeof *q->choices);
     q->answer = (int)g;
     it->n++;
+    TRY(strmap_put(&it->seen, id, strlen(id), (int32_t)(it->n - 1)));
     if (!q->id || !q->where || !q->question || !q->choices) return status_fail(ST_OOM, "out of memory");
     for (size_t k = 0; k < nc; k++) {
         json_t *c = json_array_get(choices, k);
@@ -92,7 +93,6 @@ static Status parse_line(const char *path, long line, json_t *o, char **task, It
         if (!(q->choices[k] = strdup(json_string_value(c)))) return status_fail(ST_OOM, "out of memory");
         q->n_choices++;
     }
-    *last_id = q->id;
     return ST_OK;
 }
 
@@ -103,8 +103,7 @@ Status request_task_load(RequestTask *t, const char *path, int shots, long limit
     size_t len = 0;
     TRY(read_file_maybe_gz(path, &text, &len));
     Items it = {0};
-    char *last = NULL;
-    Status st = ST_OK;
+    Status st = strmap_init(&it.seen, 1024);
     long line = 0;
     for (size_t at = 0; st == ST_OK && at < len;) {
         char *nl = memchr(text + at, '\n', len - at);
@@ -114,13 +113,14 @@ Status request_task_load(RequestTask *t, const char *path, int shots, long limit
             json_error_t err;
             json_t *o = json_loadb(text + at, end - at, 0, &err);
             if (!o) st = status_fail(ST_FORMAT, "%s:%ld: malformed JSON (%s)", path, line, err.text);
-            else st = parse_line(path, line, o, &t->task, &it, &last);
+            else st = parse_line(path, line, o, &t->task, &it);
             json_decref(o);
         }
         at = end + 1;
         if (limit >= 0 && it.n > (size_t)shots + (size_t)limit) break; // enough read (the last one is dropped)
     }
     free(text);
+    strmap_free(&it.seen);
     t->items = it.v, t->n = it.n;
     if (st == ST_OK && t->n <= (size_t)shots)
         st = status_fail(ST_FORMAT, "%s: %zu questions, none left after %d worked examples", path, t->n, shots);
