@@ -19,6 +19,9 @@
 #   make bench-contention  generate/eval idle and beside a busy process (shared machines)
 #   make bench-encoder-bin  build/bench_encoder; experiments/bench/bench_encoder.sh runs it against
 #                   torch (TLM encoder training step, scoring vs SmolLM2 prefill); results/bench_encoder.md
+#   make bench-contextual-bin  build/bench_contextual MODEL ARTIFACT: decode ms/token under contextual
+#                   sparsity (Lingua2+Contextual's predictors) at FFN densities 1.0 ... 0.25 against the dense FFN
+#   make bench-sparse-ffn-bin  build/bench_sparse_ffn: one FFN, dense vs predictor + sparse (op level, decode)
 
 ifeq ($(origin CC),default)
   CC := gcc
@@ -111,10 +114,12 @@ TOKBENCH_BIN := $(BUILD)/bench_tokenizers
 SWITCH_BIN := $(BUILD)/bench_switch
 POLICYBENCH_BIN := $(BUILD)/bench_policies
 ENCBENCH_BIN := $(BUILD)/bench_encoder
+CTXBENCH_BIN := $(BUILD)/bench_contextual
+SPARSEBENCH_BIN := $(BUILD)/bench_sparse_ffn
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin clean fetch FORCE
+.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin bench-contextual-bin bench-sparse-ffn-bin clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -168,6 +173,16 @@ $(ENCBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_encoder.o
 	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
 
 bench-encoder-bin: $(ENCBENCH_BIN)
+
+$(CTXBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_contextual.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+bench-contextual-bin: $(CTXBENCH_BIN)
+
+$(SPARSEBENCH_BIN): $(LIB_OBJ) $(BUILD)/experiments/bench/bench_sparse_ffn.o
+	$(CC) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+bench-sparse-ffn-bin: $(SPARSEBENCH_BIN)
 
 $(BUILD)/tests/real/%.o: tests/real/%.c
 	@mkdir -p $(dir $@)

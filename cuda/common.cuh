@@ -48,6 +48,8 @@ enum {
     WS_PARTIAL = 4,  // attention: split-key partial outputs and (max, sum) pairs
     WS_RESULT = 5,   // small per-row results copied back to the host (gather_logprob)
     WS_STAGING = 8,  // copy_to_host_f32: the contiguous f32 copy
+    WS_SPARSE_H = 12,    // ffn_sparse: the kept neurons' activations [N, k]
+    WS_SPARSE_PART = 13, // ffn_sparse: partial sums over slices of the kept neurons
     CUDA_WORKSPACE_SLOTS = 16,
 };
 

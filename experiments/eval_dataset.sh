@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Per-dataset accuracy under SLOs, as the artifact's scripts/<DS>.sh run it:
 # the full model once, then for each SLO pair (0.8,0.9) (0.6,0.8) (0.4,0.7)
-# (0.2,0.6) (0.2,0.5) every mode elastilm has, in the artifact's order
-# (LLMPruner, LayerReduction, LaCo, ShortGPT, AttnDrop, Ours; Lingua2+Contextual
-# and Off-The-Shelf join as they are built). A mode the artifact is not prepared
-# for (no `elastilm prepare --mode M`, no tlm/decision for Ours) is skipped with
-# a message. Appends the artifact's result lines "<DS> <model> <mode> <prefill>
-# <decode> <acc>" to results/<model>_<DS>.txt and writes per-question
-# predictions beside them (with the chosen prompt and model ratios; a killed
-# run resumes from them).
+# (0.2,0.6) (0.2,0.5) every mode, in the artifact's order (Off-The-Shelf,
+# Lingua2+Contextual, LLMPruner, LayerReduction, LaCo, ShortGPT, AttnDrop, Ours).
+# A mode that cannot run (no `elastilm prepare --mode M`, no tlm/decision for
+# Ours, no LADDER for Off-The-Shelf) is skipped with its message. Appends the
+# artifact's result lines "<DS> <model> <mode> <prefill> <decode> <acc>" to
+# results/<model>_<DS>.txt and writes per-question predictions beside them
+# (with the chosen prompt and model ratios; a killed run resumes from them).
 #   experiments/eval_dataset.sh DS [--limit N] [MODEL_PATH] [extra elastilm eval options...]
 # DS: ARC_E OBQA PIQA SCIQ Octopus LlamaTouch. MODEL_PATH defaults to SmolLM2-135M-Instruct
 # (fetched into $ELASTILM_CACHE). Environment:
 #   ARTIFACT   the elastic artifact with the levels' LoRA and the prepared baselines
 #              (elasticize, lora, `elastilm prepare --mode ...`); without it only the full model runs
-#   MODES      the modes to run (default: "LLMPruner LayerReduction LaCo ShortGPT AttnDrop Ours")
+#   MODES      the modes to run (default: "Off-The-Shelf Lingua2+Contextual LLMPruner LayerReduction LaCo
+#              ShortGPT AttnDrop Ours")
+#   LADDER     Off-The-Shelf's model ladder file ("<threshold> <model>" lines; docs/deviations.md, Off-The-Shelf)
 #   SLOS       the SLO pairs (default: "0.8,0.9 0.6,0.8 0.4,0.7 0.2,0.6 0.2,0.5")
 #   LIMIT      score only the first LIMIT questions (the result lines then cover those; or --limit N)
 #   RESULTS    the result folder (default: results/ in the source tree)
@@ -45,6 +46,7 @@ results=${RESULTS:-$root/results}
 mkdir -p "$results"
 limit=()
 [ -n "${LIMIT:-}" ] && limit=(--limit "$LIMIT")
+[ -n "${LADDER:-}" ] && set -- --ladder "$LADDER" "$@"
 run() { # mode prefill decode [options...]
   local mode=$1 pre=$2 dec=$3
   shift 3
@@ -61,7 +63,7 @@ fi
 modes=()
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
-for mode in ${MODES:-LLMPruner LayerReduction LaCo ShortGPT AttnDrop Ours}; do
+for mode in ${MODES:-Off-The-Shelf Lingua2+Contextual LLMPruner LayerReduction LaCo ShortGPT AttnDrop Ours}; do
   if msg=$("$bin" eval --model "$model" --dataset "$ds" --mode "$mode" --prefill-slo 0.8 --decode-slo 0.9 \
              --artifact "$ARTIFACT" --limit 1 --quiet --results "$probe" "$@" 2>&1 >/dev/null); then
     modes+=("$mode")

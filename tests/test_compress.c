@@ -20,39 +20,10 @@
 
 // ---- .tiktoken ---------------------------------------------------------------
 
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void b64(const unsigned char *s, size_t n, char *out) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t w = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
-        out[o++] = B64[w >> 18 & 63];
-        out[o++] = B64[w >> 12 & 63];
-        out[o++] = i + 1 < n ? B64[w >> 6 & 63] : '=';
-        out[o++] = i + 2 < n ? B64[w & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
-// 256 single bytes (ranks 0..255, minus `skip_byte` if >= 0), "aa" 256, "aaa" 257, then extra.
-static const char *tiny_tiktoken(int skip_byte, const char *extra, char *path, size_t n) {
-    static char text[16384];
-    size_t o = 0;
-    char enc[16];
-    for (int b = 0; b < 256; b++) {
-        if (b == skip_byte) continue;
-        unsigned char c = (unsigned char)b;
-        b64(&c, 1, enc);
-        o += (size_t)snprintf(text + o, sizeof text - o, "%s %d\n", enc, b);
-    }
-    o += (size_t)snprintf(text + o, sizeof text - o, "YWE= 256\nYWFh 257\n%s", extra ? extra : "");
-    return tu_write_temp(text, o, ".tiktoken", path, n);
-}
-
 Test(compress, tiktoken_tiny_file_encodes) {
     char path[256];
     Tokenizer *t;
-    cr_assert_eq(tokenizer_load_tiktoken(&t, tiny_tiktoken(-1, NULL, path, sizeof path)), ST_OK, "%s", status_message());
+    cr_assert_eq(tokenizer_load_tiktoken(&t, tu_tiny_tiktoken(-1, NULL, path, sizeof path)), ST_OK, "%s", status_message());
     TokenList l;
     // "aaaa": a,a,a,a -> aa,a,a -> aa,aa ("aaaa" is no token); "aaa" is a token.
     cr_assert_eq(tokenizer_encode(t, "aaaa aaa<|endoftext|>", 21, false, &l), ST_OK, "%s", status_message());
@@ -71,7 +42,7 @@ Test(compress, tiktoken_tiny_file_encodes) {
 static void expect_load_error(int skip_byte, const char *extra, const char *n1, const char *n2) {
     char path[256];
     Tokenizer *t = NULL;
-    tiny_tiktoken(skip_byte, extra, path, sizeof path);
+    tu_tiny_tiktoken(skip_byte, extra, path, sizeof path);
     tu_expect_err(tokenizer_load_tiktoken(&t, path), ST_FORMAT, path, n1, n2);
     cr_expect_null(t);
 }
@@ -296,7 +267,7 @@ Test(compress, lingua2_word_merge_and_threshold) {
     Tokenizer *tok, *bytes;
     char path[256];
     cr_assert_eq(tokenizer_load_json(&tok, MINILM), ST_OK, "%s", status_message());
-    cr_assert_eq(tokenizer_load_tiktoken(&bytes, tiny_tiktoken(-1, NULL, path, sizeof path)), ST_OK, "%s", status_message());
+    cr_assert_eq(tokenizer_load_tiktoken(&bytes, tu_tiny_tiktoken(-1, NULL, path, sizeof path)), ST_OK, "%s", status_message());
     const char *force[] = {"\n", "?"};
     int calls = 0;
     Lingua2 c = {tok, bytes, fixed_scores, &calls, force, 2};

@@ -200,21 +200,23 @@ int tu_train_losses(const char *path, double *out, int cap) {
     return n;
 }
 
-void tu_make_tiny_encoder(const char *dir, char *enc, size_t n) {
+void tu_make_tiny_encoder(const char *dir, char *enc, size_t n) { tu_make_tiny_encoder_as(dir, "enc", 64, HEAD_TOKEN, enc, n); }
+
+void tu_make_tiny_encoder_as(const char *dir, const char *name, int max_position, int head, char *enc, size_t n) {
     char *tok;
     size_t len;
     cr_assert_eq(read_file_maybe_gz("tests/fixtures/tokenizers/minilm-tokenizer.json.gz", &tok, &len), ST_OK);
     tu_write_file_in(dir, "tok/tokenizer.json", tok);
     free(tok);
     EncoderConfig c = {.arch = ENC_BERT, .vocab_size = 30522, .dim = 16, .n_layers = 2, .n_heads = 2, .head_dim = 8,
-                       .ffn_dim = 32, .max_position = 64, .type_vocab = 2, .ln_eps = 1e-12f, .act = ACT_GELU,
-                       .pooler = false, .head = HEAD_TOKEN, .num_labels = 2};
+                       .ffn_dim = 32, .max_position = max_position, .type_vocab = 2, .ln_eps = 1e-12f, .act = ACT_GELU,
+                       .pooler = head == HEAD_SEQUENCE, .head = head, .num_labels = 2};
     Encoder m;
     cr_assert_eq(encoder_alloc(&m, &c), ST_OK, "%s", status_message());
     encoder_init_random(&m, 0.2f, 7);
     char tok_dir[1024];
     snprintf(tok_dir, sizeof tok_dir, "%s/tok", dir);
-    snprintf(enc, n, "%s/enc", dir);
+    snprintf(enc, n, "%s/%s", dir, name);
     cr_assert_eq(encoder_save_hf(&m, enc, tok_dir), ST_OK, "%s", status_message());
     encoder_free(&m);
 }
@@ -540,4 +542,34 @@ void tu_attn_expect_accumulates(const char *name, TuAttnCase *c) {
     snprintf(what, sizeof what, "%s dv", name);
     tu_expect_doubled(what, &dv1, &c->dv);
     TU_FREE_ALL(&dq1, &dk1, &dv1);
+}
+
+// ---- a tiny .tiktoken file ------------------------------------------------------
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void b64(const unsigned char *s, size_t n, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+        out[o++] = B64[w >> 18 & 63];
+        out[o++] = B64[w >> 12 & 63];
+        out[o++] = i + 1 < n ? B64[w >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? B64[w & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+const char *tu_tiny_tiktoken(int skip_byte, const char *extra, char *path, size_t n) {
+    static char text[16384];
+    size_t o = 0;
+    char enc[16];
+    for (int b = 0; b < 256; b++) {
+        if (b == skip_byte) continue;
+        unsigned char c = (unsigned char)b;
+        b64(&c, 1, enc);
+        o += (size_t)snprintf(text + o, sizeof text - o, "%s %d\n", enc, b);
+    }
+    o += (size_t)snprintf(text + o, sizeof text - o, "YWE= 256\nYWFh 257\n%s", extra ? extra : "");
+    return tu_write_temp(text, o, ".tiktoken", path, n);
 }

@@ -49,6 +49,8 @@ int tu_train_losses(const char *path, double *out, int cap);
 // all-MiniLM-L6-v2 WordPiece tokenizer: dir/tok/tokenizer.json and the HF directory
 // dir/enc, whose path goes to enc.
 void tu_make_tiny_encoder(const char *dir, char *enc, size_t n);
+// The same under dir/name with max_position positions and head (an EncoderHead: HEAD_TOKEN, HEAD_SEQUENCE, ...).
+void tu_make_tiny_encoder_as(const char *dir, const char *name, int max_position, int head, char *enc, size_t n);
 // Runs a shell command, capturing stderr+stdout into out; returns the exit status.
 int tu_run(const char *cmd, char *out, size_t n);
 // The elastilm binary under test: $ELASTILM_BIN, else ./elastilm.
@@ -160,5 +162,9 @@ void tu_attn_fd_case(TuAttnCase *c, const char *name, const int *lens, int n_seq
                      bool bidir);
 // tu_attn_backward again doubles dq, dk and dv (the += contract; "<name> dq", ...).
 void tu_attn_expect_accumulates(const char *name, TuAttnCase *c);
+
+// A .tiktoken file (written to a temp path) with the 256 single bytes (ranks
+// 0..255, minus skip_byte if >= 0), "aa" 256, "aaa" 257, then the lines extra.
+const char *tu_tiny_tiktoken(int skip_byte, const char *extra, char *path, size_t n);
 
 #endif

@@ -59,7 +59,9 @@ Status cli_calib_args(const ArgOpt *opts, int n_opts, bool required, CalibArgs *
 
 // The options of the commands that serve a policy (eval, forward, generate).
 #define CLI_POLICY_OPTS \
-    {"mode", true, "the policy: full (default), LLMPruner, LayerReduction, ShortGPT, AttnDrop, LaCo, Ours", NULL}, \
+    {"mode", true, "the policy: full (default), Off-The-Shelf, Lingua2+Contextual, LLMPruner, LayerReduction, " \
+                   "LaCo, ShortGPT, AttnDrop, Ours", NULL}, \
+    {"ladder", true, "Off-The-Shelf: the model ladder file (\"<threshold> <model>\" lines, policy/ladder.h)", NULL}, \
     {"prefill-slo", true, "prefill SLO, a fraction of the full model's TTFT: 0.2 ... 1.0 (default 1.0)", NULL}, \
     {"decode-slo", true, "decode SLO, a fraction of the full model's per-token time: 0.5 ... 1.0 (default 1.0)", NULL}, \
     {"compat", true, "paper (default) or artifact: the baselines' variant (docs/deviations.md)", NULL}

@@ -119,8 +119,11 @@ Status cli_policy_open(const ArgOpt *opts, int n_opts, LlamaModel *m, CliPolicy 
                            p->policy->name);
     TRY(llama_load(m, args_get(opts, n_opts, "model")));
     Status st = p->policy->reordered ? artifact_apply(m, art) : ST_OK;
+    char cl100k[4096];
+    cli_cl100k_path(args_get(opts, n_opts, "cl100k"), cl100k, sizeof cl100k);
     PolicyOpen o = {.m = m, .artifact = art, .model_path = args_get(opts, n_opts, "model"),
-                    .tlm = args_get(opts, n_opts, "tlm"), .compat = p->compat,
+                    .tlm = args_get(opts, n_opts, "tlm"), .cl100k = cl100k, .ladder = args_get(opts, n_opts, "ladder"),
+                    .compat = p->compat,
                     .no_lora = args_get(opts, n_opts, "no-lora") != NULL};
     if (st == ST_OK) st = p->policy->open(&p->state, &o);
     p->open = st == ST_OK;

@@ -289,6 +289,7 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     scorer_ok = st == ST_OK;
     if (st == ST_OK) st = scorer_set_view(&scorer, view);
     char decided[sizeof ((Decision *)0)->what] = "";
+    const CausalLM *answering = NULL; // the model the scorer runs when it is not the served one (Off-The-Shelf)
     double sum_p = 0, sum_r = 0; // the policy's chosen ratios, summed (r over elastic levels only)
     long n_decided = 0, n_levels = 0;
     PredFile preds = {0};
@@ -308,6 +309,14 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
             st = pol.policy->decide(pol.state, &rq, &pol.slo, &d);
             if (st == ST_OK && d.compress && cz.pc)
                 st = status_fail(ST_USAGE, "--mode %s compresses the prompt itself: drop --compress", pol.policy->name);
+            if (st == ST_OK && d.lm != answering) { // another model answers: a scorer of its own
+                CausalLM served = causal_lm_llama(&m);
+                scorer_free(&scorer);
+                st = scorer_init_lm(&scorer, d.lm ? d.lm : &served, d.lm ? d.tok : tok, dev, a->share_prefix, 8192);
+                scorer_ok = st == ST_OK;
+                answering = d.lm;
+                view = NULL;
+            }
             if (st == ST_OK && (d.view != view || strcmp(d.what, decided))) {
                 if (!decided[0]) log_info("%s at SLO (%g, %g): %s", pol.policy->name, pol.slo.prefill, pol.slo.decode,
                                           d.what);
@@ -323,7 +332,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         EvalPrompt qp = prompt; // the system prompt compressed for this question, or as it is
         char *sys = NULL;
         if (cz.pc) st = compress_system(&cz, &prompt, q, a->prompt_ratio, (uint64_t)i, &sys);
-        else if (d.compress) // the policy's prompt transform
+        else if (d.compress && d.system_rate) // the policy's prompt transform at the system prompt's own rate
+            st = prompt_compress(d.compress, prompt.system, 0, d.prompt_ratio, (uint64_t)i, &sys, NULL);
+        else if (d.compress) // the policy's prompt transform at ElastiLM's ratio of the whole prompt
             st = prompt_compress_request(d.compress, &prompt, q->question, (const char *const *)q->choices,
                                          q->n_choices, d.prompt_ratio, (uint64_t)i, &sys, NULL);
         if (st != ST_OK) {

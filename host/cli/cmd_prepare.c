@@ -57,6 +57,15 @@ static Status prepare(const ArgOpt *opts, int n) {
     p.ranks = ranks, p.ffn_ranks = ffn_ranks;
     CalibArgs ca;
     if (st == ST_OK) st = cli_calib_args(opts, n, false, &ca);
+    if (st == ST_OK && pol->calib_samples && !args_get(opts, n, "samples")) ca.samples = pol->calib_samples;
+    if (st == ST_OK && pol->calib_seq && !args_get(opts, n, "seq")) ca.seq = pol->calib_seq;
+    const char *thr = args_get(opts, n, "threshold");
+    if (st == ST_OK && thr) {
+        if (strcmp(pol->name, "Lingua2+Contextual"))
+            st = status_fail(ST_USAGE, "--threshold: only Lingua2+Contextual's predictors take an activity threshold");
+        else if ((st = args_float(thr, "threshold", 0, 1e6, &p.ffn_threshold)) == ST_OK && !(p.ffn_threshold > 0))
+            st = status_fail(ST_USAGE, "--threshold: expected a positive number, got %s", thr);
+    }
     const char *calib_path = st == ST_OK ? ca.calib : NULL;
     if (st == ST_OK && pol->needs_calib && !ranks && !calib_path)
         st = status_fail(ST_USAGE, "%s computes from calibration text: --calib FILE (or a published list with --ranks)",
@@ -84,10 +93,12 @@ static Status prepare(const ArgOpt *opts, int n) {
 
 int cmd_prepare(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
-                     {"mode", true, "the policy to prepare (LayerReduction, ShortGPT, AttnDrop, LaCo)", NULL},
+                     {"mode", true, "the policy to prepare (LayerReduction, ShortGPT, AttnDrop, LaCo, Lingua2+Contextual)", NULL},
                      {"compat", true, "paper (default) or artifact: the artifact's variant of the method", NULL},
                      {"ranks", true, "a published rank list \"[3, 4, ...]\" (ascending importance) instead of computing", NULL},
                      {"ffn-ranks", true, "AttnDrop with --ranks: the FFN list (the artifact uses ShortGPT's ranks)", NULL},
+                     {"threshold", true, "Lingua2+Contextual: a neuron is active when |silu(gate)| exceeds it "
+                                         "(default 0.1)", NULL},
                      CLI_CALIB_OPTS};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "prepare");

@@ -103,12 +103,12 @@ static const float *padded_row(void *vctx, int c, int q) {
 }
 
 static Status score_unshared(Scorer *s, Candidate *cand, int n, const char *const *choices, ChoiceScore *out) {
-    int V = s->model->cfg.vocab_size;
+    int V = s->lm.vocab_size;
     for (int c0 = 0; c0 < n; c0 += CHUNK) {
         int m = n - c0 < CHUNK ? n - c0 : CHUNK, T = 0;
         for (int c = c0; c < c0 + m; c++) T = cand[c].T - 1 > T ? cand[c].T - 1 : T;
         int32_t *ids = calloc((size_t)m * (size_t)T, sizeof *ids), *mask = calloc((size_t)m * (size_t)T, sizeof *mask);
-        LlamaSession sess;
+        void *sess = NULL;
         Tensor logits = {0};
         Status st = ids && mask ? ST_OK : status_fail(ST_OOM, "out of memory");
         for (int c = c0; st == ST_OK && c < c0 + m; c++) {
@@ -116,13 +116,11 @@ static Status score_unshared(Scorer *s, Candidate *cand, int n, const char *cons
             memcpy(ids + (size_t)(c - c0) * T + pad, cand[c].ids, (size_t)len * sizeof *ids);
             for (int t = 0; t < len; t++) mask[(size_t)(c - c0) * T + pad + t] = 1;
         }
-        if (st == ST_OK) st = llama_session_init(&sess, s->model, m, T, s->dev);
-        if (st == ST_OK && s->view) st = llama_session_set_view(&sess, s->model, s->view);
-        if (st == ST_OK) {
-            st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)m * T, V);
-            if (st == ST_OK) st = llama_forward(s->model, &sess, ids, mask, T, LOGITS_ALL, &logits);
-            llama_session_free(&sess);
-        }
+        if (st == ST_OK) st = clm_session_new(&s->lm, m, T, s->dev, &sess);
+        if (st == ST_OK && s->view) st = clm_set_view(&s->lm, sess, s->view);
+        if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)m * T, V);
+        if (st == ST_OK) st = clm_forward(&s->lm, sess, ids, mask, T, LOGITS_ALL, &logits);
+        clm_session_free(&s->lm, sess);
         if (st == ST_OK) {
             PaddedCtx ctx = {&logits, cand, c0, T};
             gather_scores(cand, c0, m, padded_row, &ctx, V, choices, out);
@@ -154,16 +152,15 @@ static int shared_split(const Candidate *cand, int n) {
 
 // Brings the cached prefix to ids[0:n], reusing what it already holds.
 static Status prefix_extend(Scorer *s, const int32_t *ids, int n) {
-    if (!s->prefix_ready) {
-        TRY(llama_session_init(&s->prefix, s->model, 1, s->prefix_cap, s->dev));
-        s->prefix_ready = true;
-        TRY(llama_session_set_view(&s->prefix, s->model, s->view));
+    if (!s->prefix) {
+        TRY(clm_session_new(&s->lm, 1, s->prefix_cap, s->dev, &s->prefix));
+        if (s->view) TRY(clm_set_view(&s->lm, s->prefix, s->view));
     }
-    int keep = 0;
-    while (keep < n && keep < s->prefix.n_past && s->prefix_ids[keep] == ids[keep]) keep++;
-    llama_session_truncate(&s->prefix, keep);
+    int keep = 0, cached = s->lm.ops->n_past(s->prefix);
+    while (keep < n && keep < cached && s->prefix_ids[keep] == ids[keep]) keep++;
+    s->lm.ops->truncate(s->prefix, keep);
     if (keep < n) {
-        TRY(llama_forward(s->model, &s->prefix, ids + keep, NULL, n - keep, LOGITS_NONE, NULL));
+        TRY(clm_forward(&s->lm, s->prefix, ids + keep, NULL, n - keep, LOGITS_NONE, NULL));
         memcpy(s->prefix_ids + keep, ids + keep, (size_t)(n - keep) * sizeof *ids);
         s->tokens_run += n - keep;
     }
@@ -181,14 +178,14 @@ static const float *shared_row(void *vctx, int c, int q) {
 }
 
 static Status score_shared(Scorer *s, Candidate *cand, int n, const char *const *choices, ChoiceScore *out) {
-    int V = s->model->cfg.vocab_size, split = shared_split(cand, n);
+    int V = s->lm.vocab_size, split = shared_split(cand, n);
     TRY(prefix_extend(s, cand[0].ids, split));
     for (int c0 = 0; c0 < n; c0 += CHUNK) {
         int m = n - c0 < CHUNK ? n - c0 : CHUNK, R = 0;
         for (int c = c0; c < c0 + m; c++) R = cand[c].T - 1 - split > R ? cand[c].T - 1 - split : R;
         // the remainders, right-padded: real tokens stay contiguous after the prefix
         int32_t *ids = calloc((size_t)m * (size_t)R, sizeof *ids), *mask = calloc((size_t)m * (size_t)R, sizeof *mask);
-        LlamaSession sess;
+        void *sess = NULL;
         Tensor logits = {0};
         Status st = ids && mask ? ST_OK : status_fail(ST_OOM, "out of memory");
         for (int c = c0; st == ST_OK && c < c0 + m; c++) {
@@ -196,14 +193,12 @@ static Status score_shared(Scorer *s, Candidate *cand, int n, const char *const 
             memcpy(ids + (size_t)(c - c0) * R, cand[c].ids + split, (size_t)len * sizeof *ids);
             for (int t = 0; t < len; t++) mask[(size_t)(c - c0) * R + t] = 1;
         }
-        if (st == ST_OK) st = llama_session_init(&sess, s->model, m, R, s->dev);
-        if (st == ST_OK && s->view) st = llama_session_set_view(&sess, s->model, s->view);
-        if (st == ST_OK) {
-            st = llama_session_attach(&sess, &s->prefix, split);
-            if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)m * R, V);
-            if (st == ST_OK) st = llama_forward(s->model, &sess, ids, mask, R, LOGITS_ALL, &logits);
-            llama_session_free(&sess);
-        }
+        if (st == ST_OK) st = clm_session_new(&s->lm, m, R, s->dev, &sess);
+        if (st == ST_OK && s->view) st = clm_set_view(&s->lm, sess, s->view);
+        if (st == ST_OK) st = s->lm.ops->attach(sess, s->prefix, split);
+        if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, (int64_t)m * R, V);
+        if (st == ST_OK) st = clm_forward(&s->lm, sess, ids, mask, R, LOGITS_ALL, &logits);
+        clm_session_free(&s->lm, sess);
         if (st == ST_OK) {
             SharedCtx ctx = {&logits, c0, R, split};
             gather_scores(cand, c0, m, shared_row, &ctx, V, choices, out);
@@ -218,8 +213,14 @@ static Status score_shared(Scorer *s, Candidate *cand, int n, const char *const 
 }
 
 Status scorer_init(Scorer *s, const LlamaModel *m, const Tokenizer *tok, Device dev, bool share_prefix, int max_tokens) {
+    CausalLM lm = causal_lm_llama(m);
+    return scorer_init_lm(s, &lm, tok, dev, share_prefix, max_tokens);
+}
+
+Status scorer_init_lm(Scorer *s, const CausalLM *lm, const Tokenizer *tok, Device dev, bool share_prefix,
+                      int max_tokens) {
     memset(s, 0, sizeof *s);
-    s->model = m;
+    s->lm = *lm;
     s->tok = tok;
     s->dev = dev;
     s->share_prefix = share_prefix;
@@ -230,13 +231,13 @@ Status scorer_init(Scorer *s, const LlamaModel *m, const Tokenizer *tok, Device 
 
 Status scorer_set_view(Scorer *s, const LlamaView *view) {
     s->view = view;
-    if (!s->prefix_ready) return ST_OK;
-    llama_session_reset(&s->prefix); // the cached prefix belongs to the old view
-    return llama_session_set_view(&s->prefix, s->model, view);
+    if (!s->prefix) return ST_OK;
+    s->lm.ops->reset(s->prefix); // the cached prefix belongs to the old view
+    return clm_set_view(&s->lm, s->prefix, view);
 }
 
 void scorer_free(Scorer *s) {
-    if (s->prefix_ready) llama_session_free(&s->prefix);
+    clm_session_free(&s->lm, s->prefix);
     free(s->prefix_ids);
     memset(s, 0, sizeof *s);
 }

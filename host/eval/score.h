@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "models/causal_lm.h"
 #include "models/llama.h"
 #include "text/tokenizer.h"
 
@@ -20,20 +21,22 @@ typedef struct {
 } ChoiceScore;
 
 typedef struct {
-    const LlamaModel *model;
+    CausalLM lm;           // the model scored with
     const Tokenizer *tok;
     Device dev;
     bool share_prefix;
-    LlamaSession prefix;   // one sequence: the cached shared prefix
+    void *prefix;          // one sequence: the cached shared prefix (a session of lm; NULL until needed)
     int32_t *prefix_ids;   // [prefix_cap] the tokens in it
     int prefix_cap;
-    bool prefix_ready;
     long tokens_run;       // tokens pushed through the model (for tokens/s)
     const LlamaView *view; // the elastic level and adapters scored with (NULL = the full model)
 } Scorer;
 
 // max_tokens: the longest candidate (prompt + choice) this scorer will see.
 Status scorer_init(Scorer *s, const LlamaModel *m, const Tokenizer *tok, Device dev, bool share_prefix, int max_tokens);
+// The same for any causal LM (lm is copied; its model must outlive the scorer).
+Status scorer_init_lm(Scorer *s, const CausalLM *lm, const Tokenizer *tok, Device dev, bool share_prefix,
+                      int max_tokens);
 void scorer_free(Scorer *s);
 // Scores later questions in another view (level); the cached prefix is dropped.
 Status scorer_set_view(Scorer *s, const LlamaView *view);

@@ -52,6 +52,12 @@ const SafeTensor *safetensors_find(const SafetensorsFile *f, const char *name);
 // with ST_UNSUPPORTED, naming the tensor and its dtype, for an unreadable dtype.
 Status safetensors_view(const SafetensorsFile *f, const SafeTensor *t, Tensor *out);
 
+// Opens a Hugging Face checkpoint directory's files: model.safetensors, or
+// every shard model.safetensors.index.json names (safetensors_dir.c). where
+// (may be NULL) receives the file messages should name. On failure the
+// shards opened so far are in *shards (*n_shards of them) for the caller to close.
+Status safetensors_open_dir(const char *dir, SafetensorsFile **shards, int *n_shards, char *where, size_t where_n);
+
 // Writes tensors (CPU, contiguous or strided) to path atomically. names[i]
 // labels tensors[i]; dtypes are kept.
 Status safetensors_write(const char *path, const char *const *names, const Tensor *tensors, size_t n);

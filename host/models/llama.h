@@ -71,6 +71,25 @@ typedef struct {
 enum { LAYER_ATTN = 1, LAYER_FFN = 2, LAYER_ALL = LAYER_ATTN | LAYER_FFN };
 
 typedef struct LlamaLayer LlamaLayer;
+
+// Contextual sparsity (Deja Vu) for the FFN of one layer: a small predictor
+// scores the F neurons from the FFN input (the post-attention RMSNorm output),
+// per token, and only the k with the highest scores run: their gate and up
+// rows and down columns (op_ffn_sparse). The predictor is
+// Linear(D -> R) + ReLU + Linear(R -> F); a sigmoid would not change the top k.
+typedef struct {
+    Tensor w1;        // [R, D]
+    Tensor b1;        // [R]
+    Tensor w2;        // [F, R]
+    Tensor b2;        // [F]
+    Tensor w_down_t;  // [F, D] the layer's down projection transposed: a kept neuron's down weights are one row
+} FfnPredictor;
+
+typedef struct {
+    int k;                      // neurons kept per token in every sparse layer (1..F)
+    const FfnPredictor *layers; // [L]; a layer whose w1 holds no data runs its FFN dense
+} FfnSparsity;
+
 // How a session runs the model: per layer, the active units (an elastic level),
 // the sub-blocks that run (dropped layers, attention or FFN blocks) and the
 // weights it uses (its own, or e.g. a merged layer); the LoRA adapters on top
@@ -83,6 +102,8 @@ typedef struct {
     const uint8_t *blocks;            // [L] LAYER_ATTN | LAYER_FFN bits; NULL = every sub-block runs
     const LlamaLayer *const *weights; // [L] weights layer l uses, shaped, typed and placed like the
                                       // model's layers; NULL (or a NULL entry) = the model's own
+    const FfnSparsity *sparse;        // contextual sparsity of the FFNs; NULL = dense. A sparse layer runs
+                                      // its whole FFN width with its own weights and no FFN adapters
 } LlamaView;
 
 typedef enum { FORMAT_HF = 0, FORMAT_GGUF } ModelFormat;
@@ -146,6 +167,11 @@ size_t llama_weights_bytes(const LlamaModel *m);
 // replaced by converted copies; its norms must already be where the model's
 // are (typically views of a model layer's norms).
 Status llama_layer_like_model(const LlamaModel *m, LlamaLayer *ly);
+// The same for one extra f32 CPU tensor t (e.g. a contextual-sparsity
+// predictor): a matrix goes to the matrices' format, a vector (a bias) stays
+// f32; both go to the model's device. t is replaced (its memory freed, also
+// when it was a view that did not own it: then nothing is freed).
+Status llama_tensor_like_model(const LlamaModel *m, Tensor *t, bool matrix);
 // A model of config c with random weights on the CPU (benchmarks and tests).
 Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed);
 // Writes the model (as it is in memory, e.g. reordered) as a Hugging Face
@@ -176,6 +202,9 @@ typedef struct {
     Tensor act;            // [N, F] silu(gate) * up when activations are 16-bit (else written into gate)
     Tensor last;           // [n_seq, D] final hidden state of each sequence's last token
     Tensor lora_u;         // [N * r] adapter intermediate A x (grown when a view has adapters)
+    Tensor pred_h;         // [N, R] contextual sparsity: the predictor's hidden layer (f32)
+    Tensor pred_s;         // [N, F] its neuron scores (f32)
+    Tensor pred_idx;       // [N, k] the kept neurons of each token (i32)
     Tensor logits;         // device sessions: logits formed here before the copy to a host tensor
 } LlamaScratch;
 
@@ -197,6 +226,13 @@ typedef struct LlamaSession {
     DType act_dtype;       // xn, att, act, last: f32 on the CPU, the weights' dtype on a device
     const LlamaView *view; // NULL = the full model; see llama_session_set_view
     int lora_rank;         // adapter rank the scratch has room for (grows, never shrinks)
+    int pred_rank, pred_k; // contextual sparsity: predictor width R and kept neurons k the scratch has room for
+    // Called in every layer that runs its FFN with the FFN input xn [N, D] and
+    // the gate projection gate [N, F'] (before the activation), e.g. to record
+    // which neurons fire (contextual-sparsity data); NULL = none. A sparse
+    // layer forms no gate projection and is not reported.
+    void (*ffn_probe)(void *ctx, int layer, const Tensor *xn, const Tensor *gate);
+    void *probe_ctx;
 } LlamaSession;
 
 Status llama_session_init(LlamaSession *s, const LlamaModel *m, int n_seq, int cap, Device dev);

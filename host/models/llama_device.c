@@ -71,26 +71,32 @@ Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
     return st;
 }
 
+Status llama_tensor_like_model(const LlamaModel *m, Tensor *t, bool matrix) {
+    if (t->dtype != DT_F32 || t->dev.kind != DEV_CPU) return status_fail(ST_USAGE, "an extra tensor starts as f32 on the CPU");
+    DType dt = matrix ? m->layers[0].wq.dtype : DT_F32;
+    if (dt == DT_F32 && m->dev.kind == DEV_CPU) return ST_OK;
+    Tensor out;
+    if (m->dev.kind == DEV_CPU) {
+        TRY(tensor_alloc(&out, dt, CPU, t->ndim, t->shape));
+        Status st = tensor_copy_convert(&out, t);
+        if (st != ST_OK) {
+            tensor_free(&out);
+            return st;
+        }
+    } else {
+        TRY(copy_to(m->dev, dt, t, &out));
+    }
+    tensor_free(t);
+    *t = out;
+    return ST_OK;
+}
+
 Status llama_layer_like_model(const LlamaModel *m, LlamaLayer *ly) {
-    const Tensor *like = &m->layers[0].wq;
     Tensor *ts[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate, &ly->w_up, &ly->w_down};
     for (int i = 0; i < 7; i++) {
         if (ts[i]->dtype != DT_F32 || ts[i]->dev.kind != DEV_CPU)
             return status_fail(ST_USAGE, "an extra layer starts as f32 on the CPU");
-        if (like->dtype == DT_F32 && m->dev.kind == DEV_CPU) continue;
-        Tensor out;
-        if (m->dev.kind == DEV_CPU) {
-            TRY(tensor_alloc(&out, like->dtype, CPU, ts[i]->ndim, ts[i]->shape));
-            Status st = tensor_copy_convert(&out, ts[i]);
-            if (st != ST_OK) {
-                tensor_free(&out);
-                return st;
-            }
-        } else {
-            TRY(copy_to(m->dev, like->dtype, ts[i], &out));
-        }
-        tensor_free(ts[i]);
-        *ts[i] = out;
+        TRY(llama_tensor_like_model(m, ts[i], true));
     }
     return ST_OK;
 }

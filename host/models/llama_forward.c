@@ -9,8 +9,9 @@
 #include "runtime/device.h"
 
 static void scratch_free(LlamaScratch *sc) {
-    Tensor *ts[] = {&sc->x,  &sc->xn,   &sc->q,    &sc->att,    &sc->k_new,  &sc->v_new, &sc->gate,
-                    &sc->up, &sc->act, &sc->last, &sc->lora_u, &sc->logits};
+    Tensor *ts[] = {&sc->x,    &sc->xn,     &sc->q,      &sc->att,    &sc->k_new,  &sc->v_new,
+                    &sc->gate, &sc->up,     &sc->act,    &sc->last,   &sc->lora_u, &sc->logits,
+                    &sc->pred_h, &sc->pred_s, &sc->pred_idx};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) tensor_free(ts[i]);
 }
 
@@ -33,6 +34,11 @@ static Status scratch_reserve(LlamaSession *s, const LlamaConfig *c, int n) {
     if (s->act_dtype != DT_F32) TRY(tensor_alloc_2d(&sc->act, s->act_dtype, s->dev, n, c->ffn_dim));
     if (s->view && s->view->lora && s->view->lora->cfg.rank > s->lora_rank) s->lora_rank = s->view->lora->cfg.rank;
     if (s->lora_rank > 0) TRY(tensor_alloc_1d(&sc->lora_u, DT_F32, s->dev, (int64_t)n * s->lora_rank));
+    if (s->pred_k > 0) {
+        TRY(tensor_alloc_2d(&sc->pred_h, DT_F32, s->dev, n, s->pred_rank));
+        TRY(tensor_alloc_2d(&sc->pred_s, DT_F32, s->dev, n, c->ffn_dim));
+        TRY(tensor_alloc_2d(&sc->pred_idx, DT_I32, s->dev, n, s->pred_k));
+    }
     s->scratch_tokens = n;
     return ST_OK;
 }
@@ -114,6 +120,16 @@ Status llama_session_set_view(LlamaSession *s, const LlamaModel *m, const LlamaV
     int rank_new = v && v->lora ? v->lora->cfg.rank : 0;
     s->view = v;
     if (rank_new > s->lora_rank) s->scratch_tokens = 0; // the first adapter of a larger rank: the scratch regrows once
+    if (v && v->sparse) { // predictor buffers as wide as the widest predictor and k seen so far
+        int R = 0;
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            if (v->sparse->layers[l].w1.data && v->sparse->layers[l].w1.shape[0] > R) R = (int)v->sparse->layers[l].w1.shape[0];
+        if (R > s->pred_rank || v->sparse->k > s->pred_k) {
+            if (R > s->pred_rank) s->pred_rank = R;
+            if (v->sparse->k > s->pred_k) s->pred_k = v->sparse->k;
+            s->scratch_tokens = 0;
+        }
+    }
     return ST_OK;
 }
 
@@ -203,6 +219,11 @@ static void adapter_cached(void *ctx, int l, LoraTarget t, const Tensor *in, Ten
     apply_lora(((StepCtx *)ctx)->s, l, t, in, out);
 }
 
+static void probe_cached(void *ctx, int l, const Tensor *xn, const Tensor *gate) {
+    LlamaSession *s = ((StepCtx *)ctx)->s;
+    s->ffn_probe(s->probe_ctx, l, xn, gate);
+}
+
 // One layer in the session's view; the residual stream sc->x is updated in place.
 static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, const OpIndex *ix) {
     LlamaScratch *sc = &s->s;
@@ -216,8 +237,13 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, co
     b.up = tensor_rows(&sc->up, 0, N), b.up = tensor_cols(&b.up, 0, p.wv.ffn);
     b.h = b.gate; // f32 activations: in place
     if (s->act_dtype != DT_F32) b.h = tensor_rows(&sc->act, 0, N), b.h = tensor_cols(&b.h, 0, p.wv.ffn);
+    if (p.pred) {
+        b.pred_h = tensor_rows(&sc->pred_h, 0, N), b.pred_h = tensor_cols(&b.pred_h, 0, p.pred->w1.shape[0]);
+        b.pred_s = tensor_rows(&sc->pred_s, 0, N);
+        b.pred_idx = tensor_rows(&sc->pred_idx, 0, N), b.pred_idx = tensor_cols(&b.pred_idx, 0, p.pred_k);
+    }
     StepCtx ctx = {m, s, T, ix};
-    LlamaLayerSteps steps = {&ctx, attend_cached, adapter_cached};
+    LlamaLayerSteps steps = {&ctx, attend_cached, adapter_cached, s->ffn_probe ? probe_cached : NULL};
     llama_layer_forward(&m->cfg, l, &p, &b, &steps);
 }
 

@@ -16,6 +16,8 @@ typedef struct {
     const LlamaLayer *w; // the weights it uses (the model's own or the view's substitute)
     LlamaLayerView wv;   // those weights in the view's widths
     bool attn, ffn;      // the sub-blocks that run
+    const FfnPredictor *pred; // contextual sparsity: the FFN runs the pred_k neurons it scores highest; NULL = dense
+    int pred_k;
 } LlamaLayerPlan;
 
 // v may be NULL (the full model).
@@ -32,6 +34,9 @@ typedef struct {
     Tensor gate, up;  // [N, F'] projections
     Tensor h;         // [N, F'] silu(gate) * up
     Tensor out;       // [N, D] layer output
+    Tensor pred_h;    // [N, R] sparse FFN (plan.pred): the predictor's hidden layer
+    Tensor pred_s;    // [N, F] its neuron scores
+    Tensor pred_idx;  // [N, k] i32: the kept neurons
 } LlamaLayerBufs;
 
 typedef struct {
@@ -40,6 +45,8 @@ typedef struct {
     void (*attend)(void *ctx, int l, const LlamaLayerPlan *p, const Tensor *xn, Tensor *att);
     // out += the adapter of (l, t) applied to in, when the view has one (NULL: no adapters).
     void (*adapter)(void *ctx, int l, LoraTarget t, const Tensor *in, Tensor *out);
+    // Sees the FFN input and the gate projection (with its adapter) before the activation (NULL: nothing).
+    void (*ffn_probe)(void *ctx, int l, const Tensor *xn, const Tensor *gate);
 } LlamaLayerSteps;
 
 // out = x + attention block (if it runs) + FFN block (if it runs).

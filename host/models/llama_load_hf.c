@@ -71,67 +71,8 @@ static Status hf_get(LlamaModel *m, WeightRole role, int layer, int64_t rows, in
     return tensor_copy_convert(out, &src);
 }
 
-// Collects the shard file names: model.safetensors, or the distinct values
-// of the index's weight_map.
-static Status list_shards(const char *dir, char ***names, int *n) {
-    char path[1200];
-    *names = NULL;
-    *n = 0;
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (access(path, F_OK) != 0) {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        if (access(path, F_OK) != 0)
-            return status_fail(ST_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-        *names = malloc(sizeof **names);
-        if (!*names || !((*names)[0] = strdup("model.safetensors"))) return status_fail(ST_OOM, "out of memory");
-        *n = 1;
-        return ST_OK;
-    }
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
-    if (!root) return status_fail(ST_FORMAT, "%s: malformed JSON (line %d: %s)", path, err.line, err.text);
-    json_t *map = json_object_get(root, "weight_map");
-    Status st = ST_OK;
-    if (!json_is_object(map)) {
-        st = status_fail(ST_FORMAT, "%s: missing key 'weight_map'", path);
-    } else {
-        *names = calloc(json_object_size(map) + 1, sizeof **names);
-        if (!*names) st = status_fail(ST_OOM, "out of memory");
-        const char *key;
-        json_t *v;
-        json_object_foreach(map, key, v) {
-            if (st != ST_OK) break;
-            const char *f = json_string_value(v);
-            if (!f || strchr(f, '/')) {
-                st = status_fail(ST_FORMAT, "%s: weight_map entry '%s' is not a file name in the directory", path, key);
-                break;
-            }
-            bool seen = false;
-            for (int i = 0; i < *n && !seen; i++) seen = strcmp((*names)[i], f) == 0;
-            if (!seen && !((*names)[(*n)++] = strdup(f))) st = status_fail(ST_OOM, "out of memory");
-        }
-    }
-    json_decref(root);
-    return st;
-}
-
 static Status open_shards(LlamaModel *m, const char *dir) {
-    char **names;
-    int n;
-    Status st = list_shards(dir, &names, &n);
-    if (st == ST_OK) {
-        m->storage->shards = calloc((size_t)n, sizeof *m->storage->shards);
-        if (!m->storage->shards) st = status_fail(ST_OOM, "out of memory");
-    }
-    for (int i = 0; st == ST_OK && i < n; i++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        st = safetensors_open(&m->storage->shards[i], path);
-        if (st == ST_OK) m->storage->n_shards++;
-    }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return st;
+    return safetensors_open_dir(dir, &m->storage->shards, &m->storage->n_shards, NULL, 0);
 }
 
 static void note_dtypes(LlamaModel *m) {

@@ -50,6 +50,54 @@ static bool same_kind(const Tensor *a, const Tensor *b) {
     return true;
 }
 
+static bool on_device_of(const Tensor *t, const Tensor *ref) {
+    return t->dev.kind == ref->dev.kind && t->dev.index == ref->dev.index;
+}
+
+// Sparse layers: predictors shaped [R, D], [R], [F, R], [F] and a transposed
+// down projection [F, D], where the model's weights are and in a dtype the ops
+// take; the layer's FFN whole, its own, without adapters.
+static Status sparsity_validate(const LlamaModel *m, const LlamaView *v) {
+    const FfnSparsity *sp = v->sparse;
+    if (!sp) return ST_OK;
+    const LlamaConfig *c = &m->cfg;
+    if (!sp->layers) return status_fail(ST_USAGE, "sparse view: no predictors");
+    if (sp->k < 1 || sp->k > c->ffn_dim)
+        return status_fail(ST_USAGE, "sparse view: %d neurons kept per token, the FFN has %d", sp->k, c->ffn_dim);
+    for (int l = 0; l < c->n_layers; l++) {
+        const FfnPredictor *p = &sp->layers[l];
+        if (!p->w1.data) continue;
+        int64_t R = p->w1.ndim == 2 ? p->w1.shape[0] : -1;
+        const Tensor *w = &m->layers[l].w_gate;
+        bool shapes = p->w1.ndim == 2 && p->w1.shape[1] == c->dim && p->b1.ndim == 1 && p->b1.shape[0] == R &&
+                      p->w2.ndim == 2 && p->w2.shape[0] == c->ffn_dim && p->w2.shape[1] == R && p->b2.ndim == 1 &&
+                      p->b2.shape[0] == c->ffn_dim && p->w_down_t.ndim == 2 && p->w_down_t.shape[0] == c->ffn_dim &&
+                      p->w_down_t.shape[1] == c->dim;
+        if (!shapes)
+            return status_fail(ST_USAGE, "layer %d: the FFN predictor is not shaped [R, %d], [R], [%d, R], [%d] with a "
+                               "transposed down projection [%d, %d]", l, c->dim, c->ffn_dim, c->ffn_dim, c->ffn_dim, c->dim);
+        const Tensor *all[] = {&p->w1, &p->b1, &p->w2, &p->b2, &p->w_down_t};
+        for (int i = 0; i < 5; i++)
+            if (!on_device_of(all[i], w))
+                return status_fail(ST_USAGE, "layer %d: the FFN predictor is not on the model's device", l);
+        if (w->dev.kind == DEV_CPU && (w->dtype != DT_F32 || p->w_down_t.dtype != DT_F32))
+            return status_fail(ST_UNSUPPORTED, "contextual sparsity on the CPU runs f32 weights (--weights f32), not %s",
+                               dtype_name(w->dtype));
+        if (p->b1.dtype != DT_F32 || p->b2.dtype != DT_F32)
+            return status_fail(ST_USAGE, "layer %d: the FFN predictor's biases must be f32", l);
+        if (v->widths && v->widths[l].ffn != c->ffn_dim)
+            return status_fail(ST_USAGE, "layer %d: a sparse FFN runs the whole width (the view keeps %d of %d)", l,
+                               v->widths[l].ffn, c->ffn_dim);
+        if (v->weights && v->weights[l])
+            return status_fail(ST_USAGE, "layer %d: a sparse FFN runs the model's own weights, not a substitute", l);
+        if (v->lora)
+            for (int t = LORA_GATE; t <= LORA_DOWN; t++)
+                if (lora_adapter(v->lora, l, (LoraTarget)t)->in)
+                    return status_fail(ST_USAGE, "layer %d: a sparse FFN takes no %s adapter", l, lora_target_names[t]);
+    }
+    return ST_OK;
+}
+
 Status llama_view_validate(const LlamaModel *m, const LlamaView *v) {
     if (!v) return ST_OK;
     TRY(llama_view_check(&m->cfg, v->widths, v->lora));
@@ -66,7 +114,7 @@ Status llama_view_validate(const LlamaModel *m, const LlamaView *v) {
                 return status_fail(ST_USAGE, "layer %d: the view's substitute weights differ from the model's in shape, "
                                    "dtype or device (tensor %d of the layer)", l, i);
     }
-    return ST_OK;
+    return sparsity_validate(m, v);
 }
 
 LlamaLayerPlan llama_layer_plan(const LlamaModel *m, const LlamaView *v, int l) {
@@ -76,6 +124,9 @@ LlamaLayerPlan llama_layer_plan(const LlamaModel *m, const LlamaView *v, int l) 
     unsigned bits = v && v->blocks ? v->blocks[l] : LAYER_ALL;
     p.attn = bits & LAYER_ATTN;
     p.ffn = bits & LAYER_FFN;
+    const FfnSparsity *sp = v ? v->sparse : NULL;
+    p.pred = sp && sp->layers[l].w1.data ? &sp->layers[l] : NULL;
+    p.pred_k = p.pred ? sp->k : 0;
     return p;
 }
 
@@ -108,11 +159,23 @@ void llama_layer_forward(const LlamaConfig *c, int l, const LlamaLayerPlan *p, c
     } else if (x2.data != b->x.data) {
         op_copy(&x2, &b->x);
     }
-    if (p->ffn) { // out = x2 + down(silu(gate(norm(x2))) * up(norm(x2)))
+    if (p->ffn && p->pred) { // out = x2 + the k neurons the predictor scores highest, per token
+        Tensor xn2 = b->xn2, ph = b->pred_h, ps = b->pred_s, idx = b->pred_idx;
+        op_rmsnorm(&xn2, &x2, &p->w->mlp_norm, c->rms_eps);
+        op_matmul(&ph, &xn2, &p->pred->w1);
+        op_bias_add(&ph, &p->pred->b1);
+        op_activation(&ph, &ph, ACT_RELU);
+        op_matmul(&ps, &ph, &p->pred->w2);
+        op_bias_add(&ps, &p->pred->b2);
+        op_topk_rows(&idx, &ps);
+        if (out.data != x2.data) op_copy(&out, &x2);
+        op_ffn_sparse(&out, &xn2, &p->wv.w_gate, &p->wv.w_up, &p->pred->w_down_t, &idx);
+    } else if (p->ffn) { // out = x2 + down(silu(gate(norm(x2))) * up(norm(x2)))
         Tensor xn2 = b->xn2, gate = b->gate, up = b->up, h = b->h;
         op_rmsnorm(&xn2, &x2, &p->w->mlp_norm, c->rms_eps);
         op_matmul(&gate, &xn2, &p->wv.w_gate);
         adapter(s, l, LORA_GATE, &xn2, &gate);
+        if (s->ffn_probe) s->ffn_probe(s->ctx, l, &xn2, &gate);
         op_matmul(&up, &xn2, &p->wv.w_up);
         adapter(s, l, LORA_UP, &xn2, &up);
         op_swiglu(&h, &gate, &up);

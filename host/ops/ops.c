@@ -96,6 +96,20 @@ void op_activation(Tensor *out, const Tensor *x, Activation act) {
     cpu_activation(out, x, act);
 }
 
+// ---- contextual sparsity (Deja Vu FFN) ----
+
+void op_topk_rows(Tensor *idx, const Tensor *scores) {
+    ON_CUDA(idx, cuda_topk_rows(idx, scores));
+    assert(idx->dev.kind == DEV_CPU && idx->dtype == DT_I32);
+    cpu_topk_rows(idx, scores);
+}
+void op_ffn_sparse(Tensor *out, const Tensor *x, const Tensor *w_gate, const Tensor *w_up, const Tensor *w_down_t,
+                   const Tensor *idx) {
+    ON_CUDA(out, cuda_ffn_sparse(out, x, w_gate, w_up, w_down_t, idx));
+    CPU_ONLY(out);
+    cpu_ffn_sparse(out, x, w_gate, w_up, w_down_t, idx);
+}
+
 // ---- training ----
 
 void op_matmul_add(Tensor *out, const Tensor *x, const Tensor *w, float alpha) {

@@ -99,6 +99,33 @@ typedef enum {
 // out = act(x) element by element                x, out [N, F]; out may alias x
 void op_activation(Tensor *out, const Tensor *x, Activation act);
 
+// ---- contextual sparsity (Deja Vu FFN) ------------------------------------
+//
+// A small predictor scores every FFN neuron of a layer for each token; only the
+// k best-scored neurons of a token run (Deja Vu, Liu et al. 2023). The CPU
+// implementation is ops_cpu_sparse.c, the CUDA one cuda/sparse_ffn.cu.
+
+// idx[n, :] = the indices of the k largest scores[n, :], written in ASCENDING
+// index order (so that op_ffn_sparse reads weight rows in memory order). Ties go
+// to the lower index, a NaN counts as -inf and -0 equals +0, so that every
+// backend selects the same set.     scores [N, F] f32 (any row stride),
+// idx [N, k] i32 (any row stride) on the same device, 1 <= k <= F
+void op_topk_rows(Tensor *idx, const Tensor *scores);
+
+// The SwiGLU FFN over a subset of its neurons, added into out:
+//   out[n, :] += sum over j in idx[n, :] of silu(x[n] . w_gate[j]) * (x[n] . w_up[j]) * w_down_t[j, :]
+//   x [N, D]; w_gate, w_up [F, D] (PyTorch Linear layout); w_down_t [F, D], the
+//   down projection TRANSPOSED (row j = column j of down_proj.weight [D, F]),
+//   so a neuron's down weights are one contiguous row; idx [N, k] i32 in [0, F)
+//   (k may be 0; an index listed twice counts twice); out [N, D] f32.
+// Every operand may be a strided view (a row prefix of the weights: an elastic
+// level). On the CPU x and the weights are f32; on a device the weights are
+// f32, bf16 or f16 and x f32, bf16 or f16 (as op_matmul's activations there),
+// with fp32 accumulation. With k = F (idx = 0..F-1) this is the dense FFN
+// x @ w_gate^T, x @ w_up^T, swiglu, then out += h @ w_down.
+void op_ffn_sparse(Tensor *out, const Tensor *x, const Tensor *w_gate, const Tensor *w_up, const Tensor *w_down_t,
+                   const Tensor *idx);
+
 // ---- training ------------------------------------------------------------
 //
 // Backward ops ACCUMULATE into the gradients of their inputs (dx += ...), as

@@ -63,4 +63,9 @@ double cpu_sumsq(const Tensor *x);
 void cpu_scale(Tensor *x, float alpha);
 void cpu_adamw(Tensor *p, const Tensor *g, Tensor *m, Tensor *v, const AdamWStep *h);
 
+// contextual sparsity (ops_cpu_sparse.c)
+void cpu_topk_rows(Tensor *idx, const Tensor *scores);
+void cpu_ffn_sparse(Tensor *out, const Tensor *x, const Tensor *w_gate, const Tensor *w_up, const Tensor *w_down_t,
+                    const Tensor *idx);
+
 #endif

@@ -75,6 +75,23 @@ void cuda_gather_logprob(float *out, const Tensor *logits, const int32_t *target
 // loss without dlogits), in double; targets a host array.
 double cuda_cross_entropy_sum(const Tensor *logits, const int32_t *targets);
 
+// Contextual sparsity (sparse_ffn.cu): ops.h's op_topk_rows and op_ffn_sparse.
+//  - cuda_topk_rows: one block per row, an exact radix select on the scores'
+//    order-preserving 32-bit keys (4 passes of 8 bits over the row in global
+//    memory), then a compaction in index order; no limit on F beyond int32, the
+//    same selection as the CPU bit for bit (ties to the lower index, NaN = -inf).
+//  - cuda_ffn_sparse: phase 1 one warp per (row, selected neuron): both dot
+//    products over D in fp32, h = silu(g) * u into a workspace [N, k]; phase 2
+//    one thread per (row, column, slice of the k neurons), a fixed order of
+//    summation; with several slices (decode, to fill the GPU) a phase 3 adds the
+//    slices' partial sums in order. Deterministic (no atomics). x f32, bf16 or
+//    f16 with weights of any one of f32, bf16, f16 (the three of one dtype);
+//    an index outside [0, F) traps the kernel. For decode and short steps: the weight rows are read
+//    once per (row, neuron), with no reuse across rows as a GEMM has.
+void cuda_topk_rows(Tensor *idx, const Tensor *scores);
+void cuda_ffn_sparse(Tensor *out, const Tensor *x, const Tensor *w_gate, const Tensor *w_up, const Tensor *w_down_t,
+                     const Tensor *idx);
+
 // Copies a device tensor (any strides) to the host, converting to f32.
 void cuda_copy_to_host_f32(float *dst, const Tensor *src);
 // Sets a device tensor to zero.

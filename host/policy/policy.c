@@ -9,8 +9,9 @@
 #include "elastic/artifact.h"
 #include "io/h5.h"
 
-static const Policy *const policies[] = {&policy_full,     &policy_llmpruner, &policy_layer_reduction,
-                                         &policy_shortgpt, &policy_attndrop,  &policy_laco, &policy_ours};
+static const Policy *const policies[] = {&policy_full,     &policy_offtheshelf, &policy_lingua2, &policy_llmpruner,
+                                         &policy_layer_reduction, &policy_laco, &policy_shortgpt, &policy_attndrop,
+                                         &policy_ours};
 #define N_POLICIES (sizeof policies / sizeof *policies)
 
 const char *policy_names(void) {

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "models/causal_lm.h"
 #include "models/llama.h"
 #include "text/tokenizer.h"
 
@@ -42,6 +43,7 @@ typedef struct {
     const int32_t *ffn_ranks;      // [n_ffn_ranks] AttnDrop: the published FFN list (--ffn-ranks), or NULL
     int n_ffn_ranks;
     Compat compat;
+    double ffn_threshold;          // Lingua2+Contextual: |silu(gate)| above it is an active neuron (0 = the default)
 } PolicyPrepare;
 
 // What a policy is opened with for serving.
@@ -49,7 +51,10 @@ typedef struct {
     const LlamaModel *m;           // as loaded: reordered by the artifact when the policy says so
     const char *artifact;          // the elastic artifact (NULL when the policy needs none)
     const char *model_path;        // the LLM (--model): its tokenizer counts prompt tokens
-    const char *tlm;               // the TLM (--tlm: an artifact with tlm/score and tlm/decision); NULL = artifact
+    const char *tlm;               // the TLM (--tlm: an artifact with tlm/score and tlm/decision, or a token
+                                   // classifier's directory); NULL = artifact
+    const char *cl100k;            // cl100k_base.tiktoken (LLMLingua-2 weighs words by it); NULL = not available
+    const char *ladder;            // Off-The-Shelf: the model ladder file (policy/ladder.h); NULL = none given
     Compat compat;
     bool no_lora;                  // levels without their adapters
 } PolicyOpen;
@@ -71,6 +76,10 @@ typedef struct {
     double prompt_ratio;           // fraction of the prompt kept (1 = unchanged)
     PromptCompressor *compress;    // the prompt transform: compress the system prompt to prompt_ratio with it
                                    // (prompt_compress_request); NULL = the prompt as it is
+    const CausalLM *lm;            // the model that answers when it is not the served one (Off-The-Shelf), with
+    const Tokenizer *tok;          // its tokenizer; NULL = the served model. Valid until close
+    bool system_rate;              // prompt_ratio is the system prompt's own rate (LLMLingua-2 as the artifact calls
+                                   // it: prompt_compress with Q = 0), not ElastiLM's ratio of the whole prompt
     char what[200];                // one line saying what was chosen, e.g. "keep 18 of 30 layers"
 } Decision;
 
@@ -81,6 +90,8 @@ typedef struct {
     bool needs_artifact;           // open reads the artifact
     bool needs_calib;              // prepare computes from calibration text (unless --ranks is given)
     bool takes_ranks;              // --ranks applies
+    int calib_samples, calib_seq;  // the calibration amount prepare uses when --samples / --seq are not given
+                                   // (0: the common defaults)
     Status (*prepare)(const PolicyPrepare *p); // NULL: nothing to prepare
     Status (*open)(void **state, const PolicyOpen *o);      // o->m: f32 on the CPU, before any conversion
     Status (*place)(void *state, const LlamaModel *m);      // NULL, or: the policy's own weights to m's format
@@ -178,6 +189,6 @@ Status laco_materialize(const LlamaModel *m, const LacoModel *g, int k, LlamaLay
 void laco_layer_free(LlamaLayer *ly);
 
 extern const Policy policy_full, policy_llmpruner, policy_layer_reduction, policy_shortgpt, policy_attndrop,
-    policy_laco, policy_ours;
+    policy_laco, policy_ours, policy_lingua2, policy_offtheshelf;
 
 #endif

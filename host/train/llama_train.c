@@ -351,7 +351,7 @@ static void layer_forward(LlamaTrain *t, const TrainBatch *b, int l, Tensor *x_o
     LlamaLayerBufs bufs = {.x = v.x, .xn1 = v.xn1, .att = v.att, .x2 = v.x2, .xn2 = v.xn2,
                            .gate = v.gate, .up = v.up, .h = v.h, .out = *x_out};
     StepCtx ctx = {t, b, a, &v, dropout, seed};
-    LlamaLayerSteps steps = {&ctx, attend_packed, adapter_packed};
+    LlamaLayerSteps steps = {&ctx, attend_packed, adapter_packed, NULL};
     llama_layer_forward(&t->m->cfg, l, &p, &bufs, &steps);
 }
 

@@ -924,6 +924,153 @@ static void check_encoder_ops(void) {
     check_attention_varlens();
 }
 
+// ---- contextual sparsity (Deja Vu FFN) -----------------------------------------
+//
+// The CPU side goes through op_topk_rows / op_ffn_sparse on host tensors (their
+// cpu_* functions are not in ops_cpu.h), which dispatch to ops_cpu_sparse.c.
+
+// An i32 parent on the host and on the device (index arrays of the sparse ops).
+typedef struct {
+    Tensor h, d;
+} IBuf;
+
+static IBuf ibuf_new(int64_t rows, int64_t cols) {
+    IBuf b;
+    must(tensor_alloc_2d(&b.h, DT_I32, CPU, rows, cols), "host alloc");
+    must(tensor_alloc_2d(&b.d, DT_I32, GPU, rows, cols), "device alloc");
+    return b;
+}
+static void ibuf_upload(IBuf *b) {
+    must(device_copy_to(GPU, b->d.data, b->h.data, (size_t)tensor_numel(&b->h) * 4), "upload");
+}
+static void ibuf_fill(IBuf *b, int32_t v) {
+    int32_t *p = b->h.data;
+    for (int64_t i = 0; i < tensor_numel(&b->h); i++) p[i] = v;
+    ibuf_upload(b);
+}
+static void ibuf_free(IBuf *b) {
+    tensor_free(&b->h);
+    tensor_free(&b->d);
+}
+static Tensor iview(const Tensor *parent, Rect v) { return view(parent, v); }
+
+// Top-k is exact: the same keys and the same rule on both backends, so every
+// element of the device's idx parent must equal the CPU's (err = mismatches).
+// kind 0: N(0, 1) scores; 1: small integers (ties everywhere); 2: specials
+// (NaN, -0/+0, infinities) mixed into small integers.
+static void check_topk(int64_t N, int64_t F, int64_t k, int kind) {
+    Buf s = buf_new(N + 2, F + 6, DT_F32);
+    float *sp = s.h.data;
+    const float specials[] = {NAN, -0.0f, 0.0f, INFINITY, -INFINITY, 1e-45f};
+    for (int64_t i = 0; i < tensor_numel(&s.h); i++) {
+        float v = kind == 0 ? rng_normal(&g_rng) : (float)((int)rng_below(&g_rng, 9) - 4);
+        if (kind == 2 && rng_below(&g_rng, 4) == 0) v = specials[rng_below(&g_rng, 6)];
+        sp[i] = v;
+    }
+    buf_upload(&s);
+    IBuf idx = ibuf_new(N + 1, k + 5);
+    ibuf_fill(&idx, -7);
+    Rect sv = {1, N, 4, F}, iv = {1, N, 2, k};
+    Tensor sh = vh(&s, sv), sd = vd(&s, sv), ih = iview(&idx.h, iv), id = iview(&idx.d, iv);
+    op_topk_rows(&ih, &sh);
+    cuda_topk_rows(&id, &sd);
+    int64_t n = tensor_numel(&idx.h), bad = 0;
+    int32_t *got = xmalloc((size_t)n * sizeof *got);
+    must(device_copy_from(GPU, got, idx.d.data, (size_t)n * 4), "download");
+    for (int64_t i = 0; i < n; i++) bad += got[i] != ((int32_t *)idx.h.data)[i];
+    static const char *kinds[] = {"random", "ties", "NaN/-0/inf"};
+    report(bad == 0, (double)bad, 0, "topk_rows [%lld, %lld] k %lld, %s, strided (exact; err = mismatches)", (long long)N,
+           (long long)F, (long long)k, kinds[kind]);
+    free(got);
+    buf_free(&s), ibuf_free(&idx);
+}
+
+// op_ffn_sparse: weights of dtype wdt (row-prefix views of wider parents, as an
+// elastic level's), x of dtype xdt (a column view), out a strided view holding
+// random values (the op adds into it), idx a view of a wider parent. The host
+// values of every 16-bit operand are rounded to its dtype, so the CPU sees what
+// the device does: products of two 16-bit numbers are exact in fp32 and the
+// rest is fp32 in another order: 1e-5 as the f32 ops, 2e-5 where x is f32 and w
+// 16-bit (each product rounds once on both sides). dup: indices repeat.
+static void check_ffn_sparse(int64_t N, int64_t D, int64_t F, int64_t k, DType wdt, DType xdt, bool dup) {
+    Buf x = buf_new(N + 1, D + 5, xdt), out = buf_new(N + 2, D + 3, DT_F32);
+    Buf wg = buf_new(F + 2, D + 3, wdt), wu = buf_new(F + 2, D + 3, wdt), wd = buf_new(F + 1, D + 8, wdt);
+    buf_normal(&x, 1.0f, true);
+    buf_normal(&wg, 1.0f / sqrtf((float)D), true);
+    buf_normal(&wu, 1.0f / sqrtf((float)D), true);
+    buf_normal(&wd, 1.0f / sqrtf((float)k), true);
+    buf_normal(&out, 0.5f, false);
+    // the indices: the CPU's top-k of random scores (ascending, distinct), or repeats
+    IBuf idx = ibuf_new(N + 1, k + 3);
+    ibuf_fill(&idx, -1);
+    Rect iv = {1, N, 1, k};
+    Tensor ih = iview(&idx.h, iv), id = iview(&idx.d, iv);
+    Tensor scores;
+    must(tensor_alloc_2d(&scores, DT_F32, CPU, N, F), "host alloc");
+    for (int64_t i = 0; i < N * F; i++) ((float *)scores.data)[i] = rng_normal(&g_rng);
+    op_topk_rows(&ih, &scores);
+    tensor_free(&scores);
+    if (dup)
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t i = 0; i < k; i++) ((int32_t *)ih.data)[r * tensor_ld(&ih) + i] = (int32_t)rng_below(&g_rng, 3);
+    ibuf_upload(&idx);
+    Rect xv = {1, N, 2, D}, ov = {1, N, 3, D}, wv = {0, F, 0, D}, wdv = {1, F, 5, D};
+    Tensor xh = vh(&x, xv), xd = vd(&x, xv), oh = vh(&out, ov), od = vd(&out, ov);
+    Tensor gh = vh(&wg, wv), gd = vd(&wg, wv), uh = vh(&wu, wv), ud = vd(&wu, wv), dh = vh(&wd, wdv), dd = vd(&wd, wdv);
+    op_ffn_sparse(&oh, &xh, &gh, &uh, &dh, &ih);
+    cuda_ffn_sparse(&od, &xd, &gd, &ud, &dd, &id);
+    char what[160];
+    snprintf(what, sizeof what, "ffn_sparse N %lld D %lld F %lld k %lld, w %s, x %s%s, strided, += out", (long long)N,
+             (long long)D, (long long)F, (long long)k, dtype_name(wdt), dtype_name(xdt), dup ? ", repeated idx" : "");
+    check_buf(&out, ov, wdt != DT_F32 && xdt == DT_F32 ? 2e-5 : 1e-5, what);
+    buf_free(&x), buf_free(&out), buf_free(&wg), buf_free(&wu), buf_free(&wd), ibuf_free(&idx);
+}
+
+// scores -> top-k -> FFN, each backend on its own: the device's idx comes from
+// cuda_topk_rows (the same set as the CPU's, checked above).
+static void check_sparse_pipeline(int64_t N, int64_t D, int64_t F, int64_t k) {
+    Buf sc = buf_new(N, F, DT_F32), x = buf_new(N, D, DT_F32), out = buf_new(N, D, DT_F32);
+    Buf wg = buf_new(F, D, DT_BF16), wu = buf_new(F, D, DT_BF16), wd = buf_new(F, D, DT_BF16);
+    buf_normal(&sc, 1.0f, false), buf_normal(&x, 1.0f, false), buf_fill(&out, 0.0f);
+    buf_normal(&wg, 1.0f / sqrtf((float)D), true), buf_normal(&wu, 1.0f / sqrtf((float)D), true);
+    buf_normal(&wd, 1.0f / sqrtf((float)k), true);
+    IBuf idx = ibuf_new(N, k);
+    op_topk_rows(&idx.h, &sc.h);
+    cuda_topk_rows(&idx.d, &sc.d);
+    op_ffn_sparse(&out.h, &x.h, &wg.h, &wu.h, &wd.h, &idx.h);
+    cuda_ffn_sparse(&out.d, &x.d, &wg.d, &wu.d, &wd.d, &idx.d);
+    char what[128];
+    snprintf(what, sizeof what, "topk_rows -> ffn_sparse on each backend, N %lld D %lld F %lld k %lld, bf16 w",
+             (long long)N, (long long)D, (long long)F, (long long)k);
+    check_buf(&out, (Rect){0, N, 0, D}, 2e-5, what);
+    buf_free(&sc), buf_free(&x), buf_free(&out), buf_free(&wg), buf_free(&wu), buf_free(&wd), ibuf_free(&idx);
+}
+
+static void check_sparse_ops(void) {
+    const int64_t ks[] = {1, 100, 768, 1536};
+    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++) check_topk(37, 1536, ks[i], 0);
+    check_topk(2, 14336, 7168, 0); // a Llama-class FFN
+    check_topk(5, 300, 77, 1);
+    check_topk(3, 1000, 1, 1);
+    check_topk(4, 257, 100, 2);
+    check_topk(1, 40, 40, 2);
+    // decode at SmolLM2's shape: the down phase split over slices of k
+    check_ffn_sparse(1, 576, 1536, 768, DT_F32, DT_F32, false);
+    check_ffn_sparse(1, 576, 1536, 768, DT_BF16, DT_F32, false);
+    check_ffn_sparse(1, 576, 1536, 384, DT_BF16, DT_BF16, false);
+    check_ffn_sparse(1, 2048, 1024, 700, DT_BF16, DT_BF16, false);
+    // odd sizes, one neuron and all of them; prefill (the CPU's dense path)
+    check_ffn_sparse(3, 130, 300, 1, DT_F32, DT_F32, false);
+    check_ffn_sparse(3, 130, 300, 300, DT_BF16, DT_F32, false);
+    check_ffn_sparse(37, 96, 200, 67, DT_F16, DT_F16, false);
+    check_ffn_sparse(64, 256, 512, 170, DT_BF16, DT_F32, false);
+    check_ffn_sparse(300, 256, 256, 64, DT_BF16, DT_BF16, false); // enough blocks: no slices
+    check_ffn_sparse(2, 64, 40, 20, DT_F32, DT_F32, true);
+    check_ffn_sparse(9, 64, 40, 20, DT_BF16, DT_F32, true);
+    check_sparse_pipeline(1, 576, 1536, 384);
+    check_sparse_pipeline(7, 200, 600, 150);
+}
+
 // ---- models ---------------------------------------------------------------
 
 static bool g_noted_device_logits;
@@ -1484,6 +1631,7 @@ int main(int argc, char **argv) {
     check_copy_3d(DT_F32);
     check_copy_3d(DT_BF16);
     check_encoder_ops();
+    check_sparse_ops();
 
     const char *models[] = {"tiny-llama-mha", "tiny-llama3-gqa", "tiny-smol-tied", "tiny-elastic-gqa"};
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_model(fixtures, models[i]);
