@@ -9,8 +9,8 @@
 # them) and ARC-Easy with the system prompt compressed by it, by random
 # dropping and by LLMLingua-2's rule. Then the decision head (labels on a few
 # held-out questions, training) and ElastiLM itself (Ours) against LLMPruner
-# under three SLO pairs. Later stages (the prompt-compressing baselines and
-# e2e trace replay) join as they are built.
+# under three SLO pairs. Then Lingua2+Contextual (LLMLingua-2 + contextual
+# sparsity) under four SLO pairs. E2e trace replay joins when it is built.
 #   experiments/demo.sh [ELASTILM_BIN]
 set -euo pipefail
 bin=${1:-./elastilm}
@@ -122,3 +122,18 @@ for slo in "0.8 0.9" "0.4 0.7" "0.2 0.5"; do
     done
 done
 echo "(6 label questions only teach the head the mechanics; experiments/decision_smollm2.sh runs the real budget)"
+
+echo "== Lingua2+Contextual: FFN predictors (Deja Vu) recorded on 40 BoolQ windows of 64 tokens (the full budget is"
+echo "   500 x 128: experiments/contextual_smollm2.sh), then ARC-Easy with LLMLingua-2 on the system prompt at rate ="
+echo "   prefill SLO and int(F x decode SLO) FFN neurons per token (first 50 questions)"
+"$bin" prepare --mode Lingua2+Contextual --model "$model" --artifact "$run/smollm2.h5" --calib "$sets/boolq_recover.txt" \
+    --samples 40 --seq 64 --quiet | tail -n 1
+printf "prefill\tdecode\taccuracy\tview\n"
+for slo in "1.0 1.0" "0.8 0.9" "0.4 0.7" "0.2 0.5"; do
+    read -r pre dec <<<"$slo"
+    out=$("$bin" eval --model "$model" --artifact "$run/smollm2.h5" --mode Lingua2+Contextual --prefill-slo "$pre" \
+        --decode-slo "$dec" --dataset ARC_E --limit 50 --quiet)
+    printf "%s\t%s\t%s\t%s\n" "$pre" "$dec" "$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")" \
+        "$(sed -n 's/^view: //p' <<<"$out")"
+done
+echo "(Off-The-Shelf needs smaller pretrained models, none reachable here: eval --mode Off-The-Shelf --ladder FILE)"

@@ -255,26 +255,7 @@ static char c_dir[256], c_llm[512], c_art[512], c_enc[512], c_seq[512], c_cl[512
 static void cli_setup(void) {
     static char out[16384];
     tu_make_temp_dir(c_dir, sizeof c_dir, "ctxcli");
-    snprintf(c_llm, sizeof c_llm, "%s/llm", c_dir);
-    const char *files[] = {"config.json", "generation_config.json", "model.safetensors"};
-    for (int i = 0; i < 3; i++) {
-        char from[256], rel[64];
-        snprintf(from, sizeof from, TINY "/%s", files[i]);
-        size_t n;
-        uint8_t *d = tu_read_file(from, &n);
-        snprintf(rel, sizeof rel, "llm/%s", files[i]);
-        tu_write_file_in(c_dir, rel, ""); // the folder
-        char to[700];
-        snprintf(to, sizeof to, "%s/%s", c_dir, rel);
-        FILE *fp = fopen(to, "wb");
-        cr_assert_not_null(fp);
-        cr_assert_eq(fwrite(d, 1, n, fp), n);
-        fclose(fp);
-        free(d);
-    }
-    char path[700];
-    snprintf(path, sizeof path, "%s/tokenizer.json", c_llm);
-    tu_write_byte_tokenizer(path);
+    tu_make_byte_llm(c_dir, "llm", c_llm, sizeof c_llm);
     snprintf(c_art, sizeof c_art, "%s/art.h5", c_dir);
     cr_assert_eq(tu_run_bin(out, sizeof out,
                             "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 --keep 0 "
@@ -294,21 +275,6 @@ TestSuite(contextual_cli, .init = cli_setup, .fini = cli_teardown, .timeout = 24
 
 #define EVAL "eval --mode Lingua2+Contextual --dataset ARC_E --data " ARC " --limit 4 --model %s --artifact %s "
 
-// The scores of every prediction line, in order, into out (at most cap); returns how many.
-static int pred_scores(const char *path, double *out, int cap) {
-    size_t len;
-    char *t = tu_read_text(path, &len);
-    int n = 0;
-    for (char *p = t; (p = strstr(p, "\"scores\": [")) != NULL;) {
-        p += 11;
-        while (*p && *p != ']' && n < cap) {
-            out[n++] = strtod(p, &p);
-            if (*p == ',') p++;
-        }
-    }
-    free(t);
-    return n;
-}
 
 Test(contextual_cli, prepare_then_eval) {
     static char out[32768];
@@ -345,7 +311,7 @@ Test(contextual_cli, prepare_then_eval) {
                             p2),
                  0, "%s", out);
     double a[64], b[64];
-    int na = pred_scores(p1, a, 64), nb = pred_scores(p2, b, 64);
+    int na = tu_pred_scores(p1, a, 64), nb = tu_pred_scores(p2, b, 64);
     cr_expect(na == nb && na >= 8, "%d and %d scores", na, nb);
     for (int i = 0; i < na && i < nb; i++) cr_expect(fabs(a[i] - b[i]) < 1e-5, "score %d: %g vs %g", i, a[i], b[i]);
     // the density changes the answers' scores
@@ -354,7 +320,7 @@ Test(contextual_cli, prepare_then_eval) {
                             EVAL "--prefill-slo 1.0 --decode-slo 0.5 --tlm %s --cl100k %s --predictions %s --quiet",
                             c_llm, c_art, c_enc, c_cl, p2),
                  0, "%s", out);
-    nb = pred_scores(p2, b, 64);
+    nb = tu_pred_scores(p2, b, 64);
     double far = 0;
     for (int i = 0; i < na && i < nb; i++) far = fmax(far, fabs(a[i] - b[i]));
     cr_expect(far > 1e-4, "density 0.5 left every score as it was (%g)", far);

@@ -67,25 +67,7 @@ static void setup(void) {
     tu_make_temp_dir(g_dir, sizeof g_dir, "deccli");
     tu_make_tiny_encoder(g_dir, g_enc, sizeof g_enc);
     // the LLM with a byte tokenizer of its own (the labels and eval read the model's tokenizer.json)
-    snprintf(g_llm, sizeof g_llm, "%s/llm", g_dir);
-    cr_assert_eq(mkdir(g_llm, 0777), 0);
-    const char *files[] = {"config.json", "generation_config.json", "model.safetensors"};
-    for (int i = 0; i < 3; i++) {
-        char from[256];
-        snprintf(from, sizeof from, "tests/fixtures/tiny-llama3-gqa/%s", files[i]);
-        size_t n;
-        uint8_t *d = tu_read_file(from, &n);
-        char to[700];
-        snprintf(to, sizeof to, "%s/%s", g_llm, files[i]);
-        FILE *fp = fopen(to, "wb");
-        cr_assert_not_null(fp);
-        cr_assert_eq(fwrite(d, 1, n, fp), n);
-        fclose(fp);
-        free(d);
-    }
-    char path[700];
-    snprintf(path, sizeof path, "%s/tokenizer.json", g_llm);
-    tu_write_byte_tokenizer(path);
+    tu_make_byte_llm(g_dir, "llm", g_llm, sizeof g_llm);
     // the artifact: all nine levels (no anchors, so they differ), then the score head
     snprintf(g_art, sizeof g_art, "%s/art.h5", g_dir);
     cr_assert_eq(tu_run_bin(out, sizeof out,

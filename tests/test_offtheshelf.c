@@ -139,31 +139,10 @@ Test(offtheshelf, scorer_runs_opt_as_a_direct_forward) {
 
 // ---- eval --mode Off-The-Shelf ------------------------------------------------------------
 
-static void copy_file(const char *from, const char *to) {
-    size_t n;
-    uint8_t *d = tu_read_file(from, &n);
-    FILE *fp = fopen(to, "wb");
-    cr_assert_not_null(fp, "%s", to);
-    cr_assert_eq(fwrite(d, 1, n, fp), n);
-    fclose(fp);
-    free(d);
-}
-
 // The tiny LLaMA with a byte tokenizer under dir/name.
 static void make_llama(const char *name) {
-    char sub[64];
-    snprintf(sub, sizeof sub, "%s/x", name);
-    tu_write_file_in(g_dir, sub, "");
-    const char *files[] = {"config.json", "generation_config.json", "model.safetensors"};
-    for (int i = 0; i < 3; i++) {
-        char from[256], to[800];
-        snprintf(from, sizeof from, TINY "/%s", files[i]);
-        snprintf(to, sizeof to, "%s/%s/%s", g_dir, name, files[i]);
-        copy_file(from, to);
-    }
     char path[800];
-    snprintf(path, sizeof path, "%s/%s/tokenizer.json", g_dir, name);
-    tu_write_byte_tokenizer(path);
+    tu_make_byte_llm(g_dir, name, path, sizeof path);
 }
 
 // A random pre-LN OPT over the byte vocabulary with room for long prompts.
@@ -205,20 +184,6 @@ static void make_opt(const char *name) {
     tu_write_byte_tokenizer(path);
 }
 
-static int pred_scores(const char *path, double *out, int cap) {
-    size_t len;
-    char *t = tu_read_text(path, &len);
-    int n = 0;
-    for (char *p = t; (p = strstr(p, "\"scores\": [")) != NULL;) {
-        p += 11;
-        while (*p && *p != ']' && n < cap) {
-            out[n++] = strtod(p, &p);
-            if (*p == ',') p++;
-        }
-    }
-    free(t);
-    return n;
-}
 
 #define EVAL "eval --dataset ARC_E --data " ARC " --limit 3 --model %s "
 
@@ -253,8 +218,8 @@ Test(offtheshelf, eval_serves_the_ladders_models) {
                  0, "%s", out);
     cr_expect(strstr(out, "s = 0.2: opt"), "%s", out);
     double a[64], b[64], c[64], d[64];
-    int na = pred_scores(full, a, 64), nb = pred_scores(same, b, 64), nc = pred_scores(copy, c, 64),
-        nd = pred_scores(opt, d, 64);
+    int na = tu_pred_scores(full, a, 64), nb = tu_pred_scores(same, b, 64), nc = tu_pred_scores(copy, c, 64),
+        nd = tu_pred_scores(opt, d, 64);
     cr_assert(na >= 9 && na == nb && na == nc && na == nd, "%d %d %d %d scores", na, nb, nc, nd);
     double far = 0;
     for (int i = 0; i < na; i++) {

@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <math.h>
@@ -572,4 +573,42 @@ const char *tu_tiny_tiktoken(int skip_byte, const char *extra, char *path, size_
     }
     o += (size_t)snprintf(text + o, sizeof text - o, "YWE= 256\nYWFh 257\n%s", extra ? extra : "");
     return tu_write_temp(text, o, ".tiktoken", path, n);
+}
+
+// ---- a tiny LLM folder and predictions files ------------------------------------------
+
+void tu_make_byte_llm(const char *dir, const char *name, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", dir, name);
+    cr_assert(mkdir(out, 0777) == 0 || errno == EEXIST, "%s: cannot create", out);
+    const char *files[] = {"config.json", "generation_config.json", "model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        char from[256], to[1200];
+        snprintf(from, sizeof from, "tests/fixtures/tiny-llama3-gqa/%s", files[i]);
+        snprintf(to, sizeof to, "%s/%s", out, files[i]);
+        size_t len;
+        uint8_t *d = tu_read_file(from, &len);
+        FILE *fp = fopen(to, "wb");
+        cr_assert_not_null(fp, "%s", to);
+        cr_assert_eq(fwrite(d, 1, len, fp), len);
+        fclose(fp);
+        free(d);
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", out);
+    tu_write_byte_tokenizer(path);
+}
+
+int tu_pred_scores(const char *path, double *out, int cap) {
+    size_t len;
+    char *t = tu_read_text(path, &len);
+    int n = 0;
+    for (char *p = t; (p = strstr(p, "\"scores\": [")) != NULL;) {
+        p += 11;
+        while (*p && *p != ']' && n < cap) {
+            out[n++] = strtod(p, &p);
+            if (*p == ',') p++;
+        }
+    }
+    free(t);
+    return n;
 }

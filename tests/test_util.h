@@ -167,4 +167,9 @@ void tu_attn_expect_accumulates(const char *name, TuAttnCase *c);
 // 0..255, minus skip_byte if >= 0), "aa" 256, "aaa" 257, then the lines extra.
 const char *tu_tiny_tiktoken(int skip_byte, const char *extra, char *path, size_t n);
 
+// The tiny Llama-3 fixture (vocabulary 256) with a byte tokenizer.json in dir/name (created); its path into out.
+void tu_make_byte_llm(const char *dir, const char *name, char *out, size_t n);
+// The "scores" of every line of an eval predictions file, in order, into out (at most cap); returns how many.
+int tu_pred_scores(const char *path, double *out, int cap);
+
 #endif

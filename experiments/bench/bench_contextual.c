@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "elastic/ffn_predictor.h"
 #include "models/llama.h"
 #include "ops/blas.h"
@@ -22,10 +23,6 @@
 #define STEPS 64
 #define ROUNDS 5
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 // ms per decoded token after a PREFILL-token prompt, in view v (NULL = dense).
 static Status decode_ms(const LlamaModel *m, const LlamaView *v, double *ms) {
@@ -52,18 +49,6 @@ static Status decode_ms(const LlamaModel *m, const LlamaView *v, double *ms) {
     return st;
 }
 
-static void cpu_name(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(buf, n, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -102,14 +87,14 @@ int main(int argc, char **argv) {
         for (int i = 0; st == ST_OK && i < N; i++) st = decode_ms(&m, i ? &views[i] : NULL, &t[i][r]);
     if (st == ST_OK) {
         char cpu[256];
-        cpu_name(cpu, sizeof cpu);
+        bench_cpu_name(cpu, sizeof cpu);
         printf("Decode after a %d-token prompt, %d steps per round, median of %d rounds (densities interleaved), one "
                "sequence, CPU f32, %s, %d threads, BLAS %s; predictors: %s (rank %d).\n\n", PREFILL, STEPS, ROUNDS, cpu,
                ops_get_threads(), blas_describe(), compat_name(compat), p.rank);
         printf("| FFN | neurons per token and layer | ms / token | / dense |\n|---|---|---|---|\n");
         double med[N];
         for (int i = 0; i < N; i++) {
-            qsort(t[i], ROUNDS, sizeof(double), cmp_double);
+            qsort(t[i], ROUNDS, sizeof(double), bench_cmp_double);
             med[i] = t[i][ROUNDS / 2];
         }
         for (int i = 0; i < N; i++) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "elastic/artifact.h"
 #include "models/llama.h"
 #include "ops/blas.h"
@@ -20,10 +21,6 @@
 #define PREFILL 128
 #define ROUNDS 5
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static Status prefill_ms(const LlamaModel *m, const LlamaView *v, double *ms) {
     const Device cpu = {DEV_CPU, 0};
@@ -43,7 +40,7 @@ static Status prefill_ms(const LlamaModel *m, const LlamaView *v, double *ms) {
         t[r] = (time_now() - t0) * 1e3;
     }
     if (st == ST_OK) {
-        qsort(t, ROUNDS, sizeof *t, cmp_double);
+        qsort(t, ROUNDS, sizeof *t, bench_cmp_double);
         *ms = t[ROUNDS / 2];
     }
     tensor_free(&logits);
@@ -51,18 +48,6 @@ static Status prefill_ms(const LlamaModel *m, const LlamaView *v, double *ms) {
     return st;
 }
 
-static void cpu_name(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(buf, n, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -87,7 +72,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     char cpu[256];
-    cpu_name(cpu, sizeof cpu);
+    bench_cpu_name(cpu, sizeof cpu);
     printf("Prefill of %d tokens (one sequence, CPU f32), median of %d, %s, %d threads, BLAS %s; compat %s.\n\n",
            PREFILL, ROUNDS, cpu, ops_get_threads(), blas_describe(), compat_name(compat));
     printf("| mode | prefill SLO | decode SLO | view | ms | / full |\n|---|---|---|---|---|---|\n");
@@ -118,7 +103,7 @@ int main(int argc, char **argv) {
         if (opened) p->close(state);
     }
     if (st == ST_OK) {
-        qsort(full_t, (size_t)n_full, sizeof *full_t, cmp_double);
+        qsort(full_t, (size_t)n_full, sizeof *full_t, bench_cmp_double);
         printf("| full | 1.0 | 1.0 | the full model | %.1f | 1.00 |\n\n(/ full: against the lower of the two full-model "
                "timings around each row; full's own figure is the median of its %d timings)\n",
                full_t[n_full / 2], n_full);

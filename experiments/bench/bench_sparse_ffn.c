@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "ops/blas.h"
 #include "ops/ops.h"
 #include "runtime/log.h"
@@ -43,10 +44,6 @@
 
 static const Device CPU = {DEV_CPU, 0};
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static Tensor alloc2(int64_t rows, int64_t cols, DType dt) {
     Tensor t;
@@ -116,7 +113,7 @@ static double time_calls(CallFn fn, Layer *l, Tensor *idx, int warmup, int min_r
         t[n++] = time_now() - t0;
         tensor_zero(&l->out); // keep out bounded (the FFN adds into it); not timed
     }
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    qsort(t, (size_t)n, sizeof *t, bench_cmp_double);
     double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     free(t);
     return med;
@@ -192,18 +189,8 @@ int main(int argc, char **argv) {
     if (n_dens == 0 || n_shapes == 0 || warmup < 0 || min_reps < 1) return usage(stderr);
 
     ops_set_threads(threads);
-    char cpu_model[256] = "?";
-    FILE *fc = fopen("/proc/cpuinfo", "r");
-    if (fc) {
-        char line[512];
-        while (fgets(line, sizeof line, fc))
-            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-                snprintf(cpu_model, sizeof cpu_model, "%s", strchr(line, ':') + 2);
-                cpu_model[strcspn(cpu_model, "\n")] = 0;
-                break;
-            }
-        fclose(fc);
-    }
+    char cpu_model[256];
+    bench_cpu_name(cpu_model, sizeof cpu_model);
     printf("# cpu: %s, %ld cores, %s; threads: %d; blas: %s\n", cpu_model, sysconf(_SC_NPROCESSORS_ONLN),
            isa_level_name(blas_cpu_level()), ops_get_threads(), blas_describe());
     printf("# N = 1 (decode), f32 weights, predictor rank %d; median of >= %d calls (>= %.1f s) after %d warm-up\n", RANK,

@@ -58,6 +58,11 @@ Status safetensors_view(const SafetensorsFile *f, const SafeTensor *t, Tensor *o
 // shards opened so far are in *shards (*n_shards of them) for the caller to close.
 Status safetensors_open_dir(const char *dir, SafetensorsFile **shards, int *n_shards, char *where, size_t where_n);
 
+// A checkpoint's weight t of file f as an f32 CPU tensor: its shape checked
+// against [rows, cols] (cols 0: [rows]; the message says config.json implies
+// it), its dtype F32/F16/BF16; a view of aligned f32 data, else a converted copy.
+Status safetensors_weight_f32(const SafetensorsFile *f, const SafeTensor *t, int64_t rows, int64_t cols, Tensor *out);
+
 // Writes tensors (CPU, contiguous or strided) to path atomically. names[i]
 // labels tensors[i]; dtypes are kept.
 Status safetensors_write(const char *path, const char *const *names, const Tensor *tensors, size_t n);

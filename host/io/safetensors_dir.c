@@ -1,6 +1,7 @@
 // A Hugging Face checkpoint directory's safetensors files: model.safetensors,
 // or the shards that model.safetensors.index.json's weight_map names.
 #include <jansson.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,4 +71,34 @@ Status safetensors_open_dir(const char *dir, SafetensorsFile **shards, int *n_sh
     for (int i = 0; names && i < n; i++) free(names[i]);
     free(names);
     return st; // on failure the shards opened so far stay in *shards (*n_shards of them) for the caller to close
+}
+
+static void shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
+    size_t used = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (used < n) snprintf(buf + used, n - used, "]");
+}
+
+Status safetensors_weight_f32(const SafetensorsFile *f, const SafeTensor *t, int64_t rows, int64_t cols, Tensor *out) {
+    int64_t want[2] = {rows, cols};
+    int want_ndim = cols ? 2 : 1;
+    if (t->ndim != want_ndim || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
+        char have_s[64], want_s[64];
+        shape_str(t->shape, t->ndim, have_s, sizeof have_s);
+        shape_str(want, want_ndim, want_s, sizeof want_s);
+        return status_fail(ST_FORMAT, "%s: tensor '%s' has shape %s, config.json implies %s", f->file.path, t->name,
+                           have_s, want_s);
+    }
+    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
+        return status_fail(ST_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", f->file.path,
+                           t->name, t->tag);
+    if (t->dtype == DT_F32 && (uintptr_t)t->data % 4 == 0) return safetensors_view(f, t, out);
+    TRY(tensor_alloc(out, DT_F32, (Device){DEV_CPU, 0}, t->ndim, t->shape));
+    if (t->dtype == DT_F32) { // unaligned fp32: copy bytes
+        memcpy(out->data, t->data, t->nbytes);
+        return ST_OK;
+    }
+    Tensor src = tensor_wrap((void *)t->data, t->dtype, (Device){DEV_CPU, 0}, t->ndim, t->shape);
+    return tensor_copy_convert(out, &src);
 }

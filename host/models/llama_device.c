@@ -24,16 +24,6 @@ static int weight_list(LlamaModel *m, Tensor **out, bool *is_matrix) {
     return n;
 }
 
-// A copy of src (CPU, any float dtype) on dev in dtype dt.
-static Status copy_to(Device dev, DType dt, const Tensor *src, Tensor *dst) {
-    Tensor host;
-    TRY(tensor_alloc(&host, dt, CPU, src->ndim, src->shape));
-    Status st = tensor_copy_convert(&host, src);
-    if (st == ST_OK) st = tensor_alloc(dst, dt, dev, src->ndim, src->shape);
-    if (st == ST_OK) st = device_copy_to(dev, dst->data, host.data, (size_t)tensor_numel(&host) * dtype_size(dt));
-    tensor_free(&host);
-    return st;
-}
 
 Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
     if (dev.kind == DEV_CPU) return ST_OK;
@@ -51,7 +41,7 @@ Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
     Status st = ST_OK;
     for (int i = 0; st == ST_OK && i < n; i++) {
         Tensor on_dev;
-        st = copy_to(dev, is_matrix[i] ? weight_dtype : DT_F32, ws[i], &on_dev);
+        st = tensor_copy_to_device(&on_dev, ws[i], dev, is_matrix[i] ? weight_dtype : DT_F32);
         if (st == ST_OK) {
             tensor_free(ws[i]);
             *ws[i] = on_dev;
@@ -60,7 +50,7 @@ Status llama_to_device(LlamaModel *m, Device dev, DType weight_dtype) {
     if (st == ST_OK) { // the rotary frequencies where the ops read them (ops.h)
         Tensor freq = tensor_wrap(m->inv_freq, DT_F32, CPU, 1, (int64_t[]){m->cfg.head_dim / 2});
         tensor_free(&m->inv_freq_dev);
-        st = copy_to(dev, DT_F32, &freq, &m->inv_freq_dev);
+        st = tensor_copy_to_device(&m->inv_freq_dev, &freq, dev, DT_F32);
     }
     if (st == ST_OK && m->cfg.tie_embeddings) {
         m->lm_head = m->tok_embd;
@@ -84,7 +74,7 @@ Status llama_tensor_like_model(const LlamaModel *m, Tensor *t, bool matrix) {
             return st;
         }
     } else {
-        TRY(copy_to(m->dev, dt, t, &out));
+        TRY(tensor_copy_to_device(&out, t, m->dev, dt));
     }
     tensor_free(t);
     *t = out;

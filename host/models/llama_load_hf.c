@@ -29,13 +29,6 @@ static void hf_name(WeightRole role, int layer, char *buf, size_t n) {
     }
 }
 
-static void shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
-    size_t used = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld", (long long)shape[i]);
-    if (used < n) snprintf(buf + used, n - used, "]");
-}
-
 static Status hf_get(LlamaModel *m, WeightRole role, int layer, int64_t rows, int64_t cols, Tensor *out, bool *found) {
     char name[160];
     hf_name(role, layer, name, sizeof name);
@@ -47,28 +40,7 @@ static Status hf_get(LlamaModel *m, WeightRole role, int layer, int64_t rows, in
     }
     *found = t != NULL;
     if (!t) return ST_OK;
-    int64_t want[2] = {rows, cols};
-    int want_ndim = cols ? 2 : 1;
-    if (t->ndim != want_ndim || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
-        char have_s[64], want_s[64];
-        shape_str(t->shape, t->ndim, have_s, sizeof have_s);
-        shape_str(want, want_ndim, want_s, sizeof want_s);
-        return status_fail(ST_FORMAT, "%s: tensor '%s' has shape %s, config.json implies %s", file->file.path, name,
-                           have_s, want_s);
-    }
-    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
-        return status_fail(ST_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", file->file.path,
-                           name, t->tag);
-    Tensor src;
-    if (t->dtype == DT_F32 && (uintptr_t)t->data % 4 == 0) return safetensors_view(file, t, out);
-    src = tensor_wrap((void *)t->data, t->dtype, (Device){DEV_CPU, 0}, t->ndim, t->shape);
-    if (t->dtype == DT_F32) { // unaligned fp32: copy bytes
-        TRY(tensor_alloc(out, DT_F32, (Device){DEV_CPU, 0}, t->ndim, t->shape));
-        memcpy(out->data, t->data, t->nbytes);
-        return ST_OK;
-    }
-    TRY(tensor_alloc(out, DT_F32, (Device){DEV_CPU, 0}, t->ndim, t->shape));
-    return tensor_copy_convert(out, &src);
+    return safetensors_weight_f32(file, t, rows, cols, out);
 }
 
 static Status open_shards(LlamaModel *m, const char *dir) {

@@ -80,13 +80,6 @@ static Status open_shards(OptStorage *sto, const char *dir) {
     return safetensors_open_dir(dir, &sto->shards, &sto->n_shards, sto->where, sizeof sto->where);
 }
 
-static void shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
-    size_t used = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld", (long long)shape[i]);
-    if (used < n) snprintf(buf + used, n - used, "]");
-}
-
 // The tensor `name` (under decoder: "model.decoder.", "decoder." or no prefix;
 // top-level: as given) checked for shape [rows, cols] (cols 0: [rows]) as an
 // fp32 CPU tensor. Absent and required: ST_FORMAT naming the file and the
@@ -110,26 +103,7 @@ static Status get_tensor(const OptModel *m, const char *name, bool in_decoder, i
         return status_fail(ST_FORMAT, "%s: missing tensor '%s%s'", sto->where, in_decoder ? "model.decoder." : "",
                            name);
     }
-    int64_t want[2] = {rows, cols};
-    int want_ndim = cols ? 2 : 1;
-    if (t->ndim != want_ndim || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
-        char have_s[64], want_s[64];
-        shape_str(t->shape, t->ndim, have_s, sizeof have_s);
-        shape_str(want, want_ndim, want_s, sizeof want_s);
-        return status_fail(ST_FORMAT, "%s: tensor '%s' has shape %s, config.json implies %s", file->file.path, full,
-                           have_s, want_s);
-    }
-    if (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)
-        return status_fail(ST_FORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", file->file.path,
-                           full, t->tag);
-    if (t->dtype == DT_F32 && (uintptr_t)t->data % 4 == 0) return safetensors_view(file, t, out);
-    TRY(tensor_alloc(out, DT_F32, CPU, t->ndim, t->shape));
-    if (t->dtype == DT_F32) { // unaligned fp32: copy bytes
-        memcpy(out->data, t->data, t->nbytes);
-        return ST_OK;
-    }
-    Tensor src = tensor_wrap((void *)t->data, t->dtype, CPU, t->ndim, t->shape);
-    return tensor_copy_convert(out, &src);
+    return safetensors_weight_f32(file, t, rows, cols, out);
 }
 
 // A LayerNorm's weight and bias, or ones and zeros when it has none (layer_norm_elementwise_affine false).
@@ -290,16 +264,6 @@ int64_t opt_param_count(const OptModel *m) {
     return n;
 }
 
-// A copy of src (CPU, any float dtype) on dev in dtype dt.
-static Status copy_to(Device dev, DType dt, const Tensor *src, Tensor *dst) {
-    Tensor host;
-    TRY(tensor_alloc(&host, dt, CPU, src->ndim, src->shape));
-    Status st = tensor_copy_convert(&host, src);
-    if (st == ST_OK) st = tensor_alloc(dst, dt, dev, src->ndim, src->shape);
-    if (st == ST_OK) st = device_copy_to(dev, dst->data, host.data, (size_t)tensor_numel(&host) * dtype_size(dt));
-    tensor_free(&host);
-    return st;
-}
 
 Status opt_to_device(OptModel *m, Device dev, DType weight_dtype) {
     if (dev.kind == DEV_CPU) return ST_OK;
@@ -317,7 +281,7 @@ Status opt_to_device(OptModel *m, Device dev, DType weight_dtype) {
     Status st = ST_OK;
     for (int i = 0; st == ST_OK && i < n; i++) {
         Tensor on_dev;
-        st = copy_to(dev, is_matrix[i] ? weight_dtype : DT_F32, ws[i], &on_dev);
+        st = tensor_copy_to_device(&on_dev, ws[i], dev, is_matrix[i] ? weight_dtype : DT_F32);
         if (st == ST_OK) {
             tensor_free(ws[i]);
             *ws[i] = on_dev;

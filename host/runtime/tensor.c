@@ -233,3 +233,13 @@ Status tensor_copy_convert(Tensor *dst, const Tensor *src) {
     }
     return ST_OK;
 }
+
+Status tensor_copy_to_device(Tensor *dst, const Tensor *src, Device dev, DType dt) {
+    Tensor host;
+    TRY(tensor_alloc(&host, dt, (Device){DEV_CPU, 0}, src->ndim, src->shape));
+    Status st = tensor_copy_convert(&host, src);
+    if (st == ST_OK) st = tensor_alloc(dst, dt, dev, src->ndim, src->shape);
+    if (st == ST_OK) st = device_copy_to(dev, dst->data, host.data, (size_t)tensor_numel(&host) * dtype_size(dt));
+    tensor_free(&host);
+    return st;
+}

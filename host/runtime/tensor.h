@@ -84,5 +84,7 @@ void tensor_zero(Tensor *t);
 // for 2-d tensors; CPU only here, device copies go through the backend).
 // Quantising to q8_0 fails (ST_UNSUPPORTED) on a value no f16 scale covers.
 Status tensor_copy_convert(Tensor *dst, const Tensor *src);
+// A new tensor *dst on dev in dtype dt holding src (a CPU tensor of any float dtype), converted on the host.
+Status tensor_copy_to_device(Tensor *dst, const Tensor *src, Device dev, DType dt);
 
 #endif
