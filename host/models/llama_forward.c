@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "llama.h"
+#include "decoder_io.h"
 #include "llama_layer.h"
 #include "lora.h"
 #include "ops/ops.h"
@@ -169,17 +170,8 @@ static void project_kv(const LlamaModel *m, LlamaSession *s, int l, const LlamaL
     op_rope(&kn, ix->pos, ix->freq, w->kv, c->head_dim);
     op_matmul(&vn, xn, &w->wv);
     apply_lora(s, l, LORA_V, xn, &vn);
-    // [n_seq, T, kvd] views: the new rows, and the cache rows they go to (sequence stride cap rows)
-    Tensor *caches[2] = {&s->k[l], &s->v[l]}, *news[2] = {&kn, &vn};
-    for (int i = 0; i < 2; i++) {
-        Tensor dst = tensor_rows(caches[i], s->n_past - s->base_n, T), src = *news[i];
-        int64_t ld_dst = caches[i]->stride[0], ld_src = src.stride[0];
-        dst.ndim = src.ndim = 3;
-        dst.shape[0] = src.shape[0] = s->n_seq, dst.shape[1] = src.shape[1] = T, dst.shape[2] = src.shape[2] = w->kvd;
-        dst.stride[0] = (int64_t)s->cap * ld_dst, dst.stride[1] = ld_dst, dst.stride[2] = 1;
-        src.stride[0] = (int64_t)T * ld_src, src.stride[1] = ld_src, src.stride[2] = 1;
-        op_copy(&dst, &src);
-    }
+    decoder_store_kv(&s->k[l], &kn, s->n_seq, T, s->cap, s->n_past - s->base_n);
+    decoder_store_kv(&s->v[l], &vn, s->n_seq, T, s->cap, s->n_past - s->base_n);
 }
 
 // The layer step's context: this forward's session, length and index arrays.
@@ -247,54 +239,19 @@ static void layer_forward(const LlamaModel *m, LlamaSession *s, int l, int T, co
     llama_layer_forward(&m->cfg, l, &p, &b, &steps);
 }
 
-static Status check_inputs(const LlamaModel *m, const LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
-                           LogitsMode mode, const Tensor *logits) {
-    if (T <= 0) return status_fail(ST_USAGE, "forward: no tokens");
-    if (s->n_past - s->base_n + T > s->cap)
-        return status_fail(ST_USAGE, "forward: %d cached + %d new tokens exceed the session's capacity of %d",
-                           s->n_past - s->base_n, T, s->cap);
-    int64_t N = (int64_t)s->n_seq * T;
-    for (int64_t i = 0; i < N; i++) {
-        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-            return status_fail(ST_USAGE, "token id %d (sequence %lld, position %lld) is outside the vocabulary [0, %d)",
-                               ids[i], (long long)(i / T), (long long)(i % T), m->cfg.vocab_size);
-        if (mask && mask[i] != 0 && mask[i] != 1)
-            return status_fail(ST_USAGE, "attention mask values must be 0 or 1 (got %d)", mask[i]);
-    }
-    if (mode != LOGITS_NONE) {
-        int64_t rows = mode == LOGITS_ALL ? N : s->n_seq;
-        if (!logits || logits->ndim != 2 || logits->shape[0] != rows || logits->shape[1] != m->cfg.vocab_size ||
-            logits->dtype != DT_F32 || (logits->dev.kind != s->dev.kind && logits->dev.kind != DEV_CPU) ||
-            (logits->dev.kind != s->dev.kind && !tensor_is_contiguous(logits)))
-            return status_fail(ST_USAGE, "forward: logits must be f32 [%lld, %d] on the session's device or the CPU",
-                               (long long)rows, m->cfg.vocab_size);
-    }
-    return ST_OK;
-}
-
-// This forward's index arrays where the ops read them: on a device, the ids,
-// the positions and the new tokens' mask entries (T per sequence, cap apart, in
-// one 2-d transfer); the rest of the device mask is already there.
+// This forward's index arrays where the ops read them (the ids, positions and
+// the new tokens' mask entries uploaded once on a device).
 static Status upload_index(const LlamaModel *m, LlamaSession *s, const int32_t *ids, int T, OpIndex *ix) {
-    int64_t N = (int64_t)s->n_seq * T;
-    if (s->dev.kind == DEV_CPU) {
-        *ix = (OpIndex){ids, s->pos, s->mask, m->inv_freq};
-        return ST_OK;
-    }
-    int32_t *d = s->idx_dev.data;
-    TRY(device_copy_to(s->dev, d, ids, (size_t)N * sizeof *d));
-    TRY(device_copy_to(s->dev, d + N, s->pos, (size_t)N * sizeof *d));
-    int64_t first = s->n_past - s->base_n;
-    TRY(device_copy_to_2d(s->dev, (int32_t *)s->mask_dev.data + first, (size_t)s->cap * sizeof(int32_t),
-                          s->mask + first, (size_t)s->cap * sizeof(int32_t), (size_t)T * sizeof(int32_t),
-                          (size_t)s->n_seq));
-    *ix = (OpIndex){d, d + N, s->mask_dev.data, m->inv_freq_dev.data};
+    TRY(decoder_upload_index(s->dev, ids, s->pos, s->mask, s->n_seq, T, s->cap, s->n_past - s->base_n, &s->idx_dev,
+                             &s->mask_dev, &ix->ids, &ix->pos, &ix->mask));
+    ix->freq = s->dev.kind == DEV_CPU ? m->inv_freq : m->inv_freq_dev.data;
     return ST_OK;
 }
 
 Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, const int32_t *mask, int T,
                      LogitsMode mode, Tensor *logits) {
-    TRY(check_inputs(m, s, ids, mask, T, mode, logits));
+    TRY(decoder_check_io(m->cfg.vocab_size, s->n_seq, T, s->n_past - s->base_n, s->cap, ids, mask, mode, logits,
+                         s->dev));
     const LlamaConfig *c = &m->cfg;
     int64_t N = (int64_t)s->n_seq * T;
     TRY(scratch_reserve(s, c, (int)N));
@@ -310,18 +267,9 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
     op_embedding(&x, &m->tok_embd, ix.ids);
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, s, l, T, &ix);
     // Logits wanted on the host from a device session are formed on the device, then copied.
-    Tensor out = {0};
-    bool copy_back = mode != LOGITS_NONE && logits->dev.kind != s->dev.kind;
-    if (copy_back) {
-        int64_t rows = logits->shape[0];
-        if (tensor_numel(&sc->logits) < rows * c->vocab_size) {
-            tensor_free(&sc->logits);
-            TRY(tensor_alloc_1d(&sc->logits, DT_F32, s->dev, rows * c->vocab_size));
-        }
-        out = tensor_wrap(sc->logits.data, DT_F32, s->dev, 2, logits->shape);
-    } else if (mode != LOGITS_NONE) {
-        out = *logits;
-    }
+    Tensor out;
+    bool copy_back;
+    TRY(decoder_logits_begin(s->dev, mode, logits, c->vocab_size, &sc->logits, &out, &copy_back));
     if (mode == LOGITS_ALL) {
         Tensor xn = tensor_rows(&sc->xn, 0, N);
         op_rmsnorm(&xn, &x, &m->final_norm, c->rms_eps);
@@ -333,7 +281,7 @@ Status llama_forward(const LlamaModel *m, LlamaSession *s, const int32_t *ids, c
         op_rmsnorm(&sc->last, &last_x, &m->final_norm, c->rms_eps);
         op_matmul(&out, &sc->last, &m->lm_head);
     }
-    if (copy_back) op_copy_to_host(logits->data, &out);
+    decoder_logits_done(logits, &out, copy_back);
     s->n_past += T;
     return ST_OK;
 }

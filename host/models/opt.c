@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decoder_io.h"
 #include "opt.h"
 #include "ops/ops.h"
 #include "runtime/device.h"
@@ -132,7 +133,7 @@ typedef struct {
 // K and V of the new tokens (biases added), then into each sequence's cache
 // rows [b*cap + n_past - base_n, ... + T).
 static void project_kv(const OptModel *m, OptSession *s, const OptLayer *ly, int l, const Tensor *in, int T) {
-    int64_t N = (int64_t)s->n_seq * T, D = m->cfg.dim;
+    int64_t N = (int64_t)s->n_seq * T;
     Tensor kn = tensor_rows(&s->s.k_new, 0, N), vn = tensor_rows(&s->s.v_new, 0, N);
     op_matmul(&kn, in, &ly->wk);
     op_matmul(&vn, in, &ly->wv);
@@ -140,17 +141,8 @@ static void project_kv(const OptModel *m, OptSession *s, const OptLayer *ly, int
         op_bias_add(&kn, &ly->bk);
         op_bias_add(&vn, &ly->bv);
     }
-    // [n_seq, T, D] views: the new rows, and the cache rows they go to (sequence stride cap rows)
-    Tensor *caches[2] = {&s->k[l], &s->v[l]}, *news[2] = {&kn, &vn};
-    for (int i = 0; i < 2; i++) {
-        Tensor dst = tensor_rows(caches[i], s->n_past - s->base_n, T), src = *news[i];
-        int64_t ld_dst = caches[i]->stride[0], ld_src = src.stride[0];
-        dst.ndim = src.ndim = 3;
-        dst.shape[0] = src.shape[0] = s->n_seq, dst.shape[1] = src.shape[1] = T, dst.shape[2] = src.shape[2] = D;
-        dst.stride[0] = (int64_t)s->cap * ld_dst, dst.stride[1] = ld_dst, dst.stride[2] = 1;
-        src.stride[0] = (int64_t)T * ld_src, src.stride[1] = ld_src, src.stride[2] = 1;
-        op_copy(&dst, &src);
-    }
+    decoder_store_kv(&s->k[l], &kn, s->n_seq, T, s->cap, s->n_past - s->base_n);
+    decoder_store_kv(&s->v[l], &vn, s->n_seq, T, s->cap, s->n_past - s->base_n);
 }
 
 static const int32_t *session_mask(const OptSession *s) {
@@ -203,31 +195,13 @@ static void layer_forward(const OptModel *m, OptSession *s, int l, int T, const 
 
 static Status check_inputs(const OptModel *m, const OptSession *s, const int32_t *ids, const int32_t *mask, int T,
                            LogitsMode mode, const Tensor *logits) {
-    if (T <= 0) return status_fail(ST_USAGE, "forward: no tokens");
-    if (s->n_past - s->base_n + T > s->cap)
-        return status_fail(ST_USAGE, "forward: %d cached + %d new tokens exceed the session's capacity of %d",
-                           s->n_past - s->base_n, T, s->cap);
-    int64_t N = (int64_t)s->n_seq * T;
-    for (int64_t i = 0; i < N; i++) {
-        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
-            return status_fail(ST_USAGE, "token id %d (sequence %lld, position %lld) is outside the vocabulary [0, %d)",
-                               ids[i], (long long)(i / T), (long long)(i % T), m->cfg.vocab_size);
-        if (mask && mask[i] != 0 && mask[i] != 1)
-            return status_fail(ST_USAGE, "attention mask values must be 0 or 1 (got %d)", mask[i]);
-    }
+    TRY(decoder_check_io(m->cfg.vocab_size, s->n_seq, T, s->n_past - s->base_n, s->cap, ids, mask, mode, logits,
+                         s->dev));
     for (int b = 0; b < s->n_seq; b++) {
         int real = s->n_real[b] + (mask ? count_real(mask + (int64_t)b * T, T) : T);
         if (real > m->cfg.max_position)
             return status_fail(ST_USAGE, "forward: sequence %d would hold %d real tokens; max_position_embeddings is %d",
                                b, real, m->cfg.max_position);
-    }
-    if (mode != LOGITS_NONE) {
-        int64_t rows = mode == LOGITS_ALL ? N : s->n_seq;
-        if (!logits || logits->ndim != 2 || logits->shape[0] != rows || logits->shape[1] != m->cfg.vocab_size ||
-            logits->dtype != DT_F32 || (logits->dev.kind != s->dev.kind && logits->dev.kind != DEV_CPU) ||
-            (logits->dev.kind != s->dev.kind && !tensor_is_contiguous(logits)))
-            return status_fail(ST_USAGE, "forward: logits must be f32 [%lld, %d] on the session's device or the CPU",
-                               (long long)rows, m->cfg.vocab_size);
     }
     return ST_OK;
 }
@@ -235,20 +209,8 @@ static Status check_inputs(const OptModel *m, const OptSession *s, const int32_t
 // This forward's index arrays where the ops read them: on a device, the ids,
 // the position rows and the new tokens' mask entries (T per sequence, cap apart).
 static Status upload_index(OptSession *s, const int32_t *ids, int T, OpIndex *ix) {
-    int64_t N = (int64_t)s->n_seq * T;
-    if (s->dev.kind == DEV_CPU) {
-        *ix = (OpIndex){ids, s->pos, s->mask};
-        return ST_OK;
-    }
-    int32_t *d = s->idx_dev.data;
-    TRY(device_copy_to(s->dev, d, ids, (size_t)N * sizeof *d));
-    TRY(device_copy_to(s->dev, d + N, s->pos, (size_t)N * sizeof *d));
-    int64_t first = s->n_past - s->base_n;
-    TRY(device_copy_to_2d(s->dev, (int32_t *)s->mask_dev.data + first, (size_t)s->cap * sizeof(int32_t),
-                          s->mask + first, (size_t)s->cap * sizeof(int32_t), (size_t)T * sizeof(int32_t),
-                          (size_t)s->n_seq));
-    *ix = (OpIndex){d, d + N, s->mask_dev.data};
-    return ST_OK;
+    return decoder_upload_index(s->dev, ids, s->pos, s->mask, s->n_seq, T, s->cap, s->n_past - s->base_n, &s->idx_dev,
+                                &s->mask_dev, &ix->ids, &ix->pos, &ix->mask);
 }
 
 // Rows h [R, D] (f32, any row stride) -> logits out [R, V]: the final
@@ -301,18 +263,9 @@ Status opt_forward(const OptModel *m, OptSession *s, const int32_t *ids, const i
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, s, l, T, &ix);
 
     // Logits wanted on the host from a device session are formed on the device, then copied.
-    Tensor out = {0};
-    bool copy_back = mode != LOGITS_NONE && logits->dev.kind != s->dev.kind;
-    if (copy_back) {
-        int64_t rows = logits->shape[0];
-        if (tensor_numel(&sc->logits) < rows * c->vocab_size) {
-            tensor_free(&sc->logits);
-            TRY(tensor_alloc_1d(&sc->logits, DT_F32, s->dev, rows * c->vocab_size));
-        }
-        out = tensor_wrap(sc->logits.data, DT_F32, s->dev, 2, logits->shape);
-    } else if (mode != LOGITS_NONE) {
-        out = *logits;
-    }
+    Tensor out;
+    bool copy_back;
+    TRY(decoder_logits_begin(s->dev, mode, logits, c->vocab_size, &sc->logits, &out, &copy_back));
     if (mode == LOGITS_ALL) {
         Tensor xn = tensor_rows(&sc->xn, 0, N), proj = c->embed_dim != c->dim ? tensor_rows(&sc->proj, 0, N) : sc->proj;
         head(m, &x, &xn, &proj, &out);
@@ -323,7 +276,7 @@ Status opt_forward(const OptModel *m, OptSession *s, const int32_t *ids, const i
         Tensor proj = c->embed_dim != c->dim ? tensor_rows(&sc->proj, 0, s->n_seq) : sc->proj;
         head(m, &last_x, &sc->last, &proj, &out);
     }
-    if (copy_back) op_copy_to_host(logits->data, &out);
+    decoder_logits_done(logits, &out, copy_back);
     for (int b = 0; b < s->n_seq; b++)
         s->n_real[b] += mask ? count_real(mask + (int64_t)b * T, T) : T;
     s->n_past += T;

@@ -24,8 +24,9 @@ static Status rung_parse(const char *file, int line, char *text, const char *dir
     *end = '\0';
     r->full = !strcmp(model, "full");
     if (r->full) return ST_OK;
-    if (model[0] == '/' || !dir[0]) snprintf(r->path, sizeof r->path, "%s", model);
-    else snprintf(r->path, sizeof r->path, "%s/%s", dir, model);
+    int len = model[0] == '/' || !dir[0] ? snprintf(r->path, sizeof r->path, "%s", model)
+                                          : snprintf(r->path, sizeof r->path, "%s/%s", dir, model);
+    if (len < 0 || (size_t)len >= sizeof r->path) return status_fail(ST_USAGE, "%s:%d: the model path is too long", file, line);
     struct stat sb;
     if (stat(r->path, &sb) != 0)
         return status_fail(ST_IO, "%s:%d: the model %s does not exist", file, line, r->path);
