@@ -244,4 +244,10 @@ Test(offtheshelf, eval_serves_the_ladders_models) {
     cr_expect_neq(tu_run_bin(out, sizeof out, EVAL "--mode Off-The-Shelf --ladder %s --quiet", llm, in_dir("ladder2.txt")),
                   0, "%s", out);
     cr_expect(strstr(out, "ladder2.txt:2") && strstr(out, "gone"), "%s", out);
+    // commands that run the served model's views refuse a decision naming another model
+    cr_expect_neq(tu_run_bin(out, sizeof out,
+                             "generate --model %s --ids \"1 2 3\" --steps 2 --mode Off-The-Shelf --ladder %s "
+                             "--prefill-slo 0.2 --decode-slo 0.5 --quiet", llm, ladder),
+                  0, "%s", out);
+    cr_expect(strstr(out, "use eval"), "%s", out);
 }

@@ -158,6 +158,9 @@ Status cli_load_model_view(const ArgOpt *opts, int n_opts, LlamaModel *m, CliVie
     Decision d;
     PolicyRequest rq = {0};
     Status st = cv->pol.policy->decide(cv->pol.state, &rq, &cv->pol.slo, &d);
+    if (st == ST_OK && d.lm)
+        st = status_fail(ST_UNSUPPORTED, "--mode %s answers with another model (%s): this command runs the served "
+                         "model's views; use eval", cv->pol.policy->name, d.what);
     if (st != ST_OK) {
         cli_policy_close(&cv->pol);
         llama_free(m);
