@@ -1,8 +1,47 @@
 // The decoder forwards' shared input checks, cache stores, index uploads and logits buffers.
 #include "decoder_io.h"
 
+#include <stdlib.h>
+
 #include "ops/ops.h"
 #include "runtime/device.h"
+
+Status decoder_session_check(Device dev, Device model_dev, int n_seq, int cap, const char *to_device) {
+    if (!ops_backend_available(dev.kind))
+        return status_fail(ST_UNSUPPORTED, "no usable CUDA device or no CUDA backend in this build; use the CPU");
+    if (dev.kind != model_dev.kind || dev.index != model_dev.index)
+        return status_fail(ST_USAGE, "a session on %s needs the model's weights there (%s)",
+                           dev.kind == DEV_CPU ? "the CPU" : "a CUDA device", to_device);
+    if (n_seq <= 0 || cap <= 0) return status_fail(ST_USAGE, "a session needs at least one sequence and one position");
+    return ST_OK;
+}
+
+Status decoder_cache_alloc(const DecoderCache *c, int n_layers, int n_seq, int cap, int64_t width, Device dev) {
+    *c->k = calloc((size_t)n_layers, sizeof **c->k);
+    *c->v = calloc((size_t)n_layers, sizeof **c->v);
+    *c->mask = calloc((size_t)n_seq * (size_t)cap, sizeof **c->mask);
+    *c->pos = calloc((size_t)n_seq * (size_t)cap, sizeof **c->pos);
+    if (!*c->k || !*c->v || !*c->mask || !*c->pos) return status_fail(ST_OOM, "out of memory for the KV cache");
+    for (int l = 0; l < n_layers; l++) {
+        TRY(tensor_alloc_2d(&(*c->k)[l], DT_F32, dev, (int64_t)n_seq * cap, width));
+        TRY(tensor_alloc_2d(&(*c->v)[l], DT_F32, dev, (int64_t)n_seq * cap, width));
+    }
+    if (dev.kind != DEV_CPU) {
+        TRY(tensor_alloc_1d(c->mask_dev, DT_I32, dev, (int64_t)n_seq * cap));
+        TRY(tensor_alloc_1d(c->idx_dev, DT_I32, dev, 2 * (int64_t)n_seq * cap));
+    }
+    return ST_OK;
+}
+
+void decoder_cache_free(const DecoderCache *c, int n_layers) {
+    for (int l = 0; *c->k && l < n_layers; l++) tensor_free(&(*c->k)[l]);
+    for (int l = 0; *c->v && l < n_layers; l++) tensor_free(&(*c->v)[l]);
+    free(*c->k), free(*c->v), free(*c->mask), free(*c->pos);
+    *c->k = *c->v = NULL;
+    *c->mask = *c->pos = NULL;
+    tensor_free(c->mask_dev);
+    tensor_free(c->idx_dev);
+}
 
 Status decoder_check_io(int vocab, int n_seq, int T, int own_past, int cap, const int32_t *ids, const int32_t *mask,
                         LogitsMode mode, const Tensor *logits, Device dev) {

@@ -10,6 +10,22 @@
 
 #include "llama.h" // LogitsMode
 
+// Where a session keeps its cache: per layer K and V [n_seq*cap, width], the
+// key mask and this forward's positions [n_seq*cap] on the host, and on a
+// device the mask's mirror and the index arrays.
+typedef struct {
+    Tensor **k, **v;
+    int32_t **mask, **pos;
+    Tensor *mask_dev, *idx_dev;
+} DecoderCache;
+
+// The checks every session makes: a backend for dev, the model's weights there
+// (to_device names the function that moves them), a sequence and a position.
+Status decoder_session_check(Device dev, Device model_dev, int n_seq, int cap, const char *to_device);
+// Allocates the cache's parts (zeroed host arrays); on failure some may exist: decoder_cache_free.
+Status decoder_cache_alloc(const DecoderCache *c, int n_layers, int n_seq, int cap, int64_t width, Device dev);
+void decoder_cache_free(const DecoderCache *c, int n_layers);
+
 // T new tokens per sequence after own_past cached ones (a shared prefix not
 // counted) in a session of n_seq sequences with room for cap: ids in [0, vocab),
 // mask values 0/1, and logits f32 [rows, vocab] on dev or the CPU (contiguous there).

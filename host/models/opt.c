@@ -36,49 +36,31 @@ static Status scratch_reserve(OptSession *s, const OptConfig *c, int n) {
     return ST_OK;
 }
 
+static DecoderCache cache_of(OptSession *s) {
+    return (DecoderCache){&s->k, &s->v, &s->mask, &s->pos, &s->mask_dev, &s->idx_dev};
+}
+
 Status opt_session_init(OptSession *s, const OptModel *m, int n_seq, int cap, Device dev) {
     memset(s, 0, sizeof *s);
-    if (!ops_backend_available(dev.kind))
-        return status_fail(ST_UNSUPPORTED, "no usable CUDA device or no CUDA backend in this build; use the CPU");
-    if (dev.kind != m->dev.kind || dev.index != m->dev.index)
-        return status_fail(ST_USAGE, "a session on %s needs the model's weights there (opt_to_device)",
-                           dev.kind == DEV_CPU ? "the CPU" : "a CUDA device");
-    if (n_seq <= 0 || cap <= 0) return status_fail(ST_USAGE, "a session needs at least one sequence and one position");
+    TRY(decoder_session_check(dev, m->dev, n_seq, cap, "opt_to_device"));
     const OptConfig *c = &m->cfg;
     s->n_seq = n_seq;
     s->cap = cap;
     s->dev = dev;
     s->act_dtype = dev.kind == DEV_CPU ? DT_F32 : m->layers[0].wq.dtype;
     s->n_layers = c->n_layers;
-    s->k = calloc((size_t)c->n_layers, sizeof *s->k);
-    s->v = calloc((size_t)c->n_layers, sizeof *s->v);
-    s->mask = calloc((size_t)n_seq * (size_t)cap, sizeof *s->mask);
-    s->pos = calloc((size_t)n_seq * (size_t)cap, sizeof *s->pos);
-    s->n_real = calloc((size_t)n_seq, sizeof *s->n_real);
-    Status st = (s->k && s->v && s->mask && s->pos && s->n_real) ? ST_OK
-                                                                 : status_fail(ST_OOM, "out of memory for the KV cache");
-    for (int l = 0; st == ST_OK && l < c->n_layers; l++) {
-        st = tensor_alloc_2d(&s->k[l], DT_F32, dev, (int64_t)n_seq * cap, c->dim);
-        if (st == ST_OK) st = tensor_alloc_2d(&s->v[l], DT_F32, dev, (int64_t)n_seq * cap, c->dim);
-    }
-    if (st == ST_OK && dev.kind != DEV_CPU) {
-        st = tensor_alloc_1d(&s->mask_dev, DT_I32, dev, (int64_t)n_seq * cap);
-        if (st == ST_OK) st = tensor_alloc_1d(&s->idx_dev, DT_I32, dev, 2 * (int64_t)n_seq * cap);
-    }
+    DecoderCache kv = cache_of(s);
+    Status st = decoder_cache_alloc(&kv, c->n_layers, n_seq, cap, c->dim, dev);
+    if (st == ST_OK && !(s->n_real = calloc((size_t)n_seq, sizeof *s->n_real)))
+        st = status_fail(ST_OOM, "out of memory for the KV cache");
     if (st != ST_OK) opt_session_free(s);
     return st;
 }
 
 void opt_session_free(OptSession *s) {
-    for (int l = 0; s->k && l < s->n_layers; l++) tensor_free(&s->k[l]);
-    for (int l = 0; s->v && l < s->n_layers; l++) tensor_free(&s->v[l]);
-    free(s->k);
-    free(s->v);
-    free(s->mask);
-    free(s->pos);
+    DecoderCache kv = cache_of(s);
+    decoder_cache_free(&kv, s->n_layers);
     free(s->n_real);
-    tensor_free(&s->mask_dev);
-    tensor_free(&s->idx_dev);
     scratch_free(&s->s);
     memset(s, 0, sizeof *s);
 }
