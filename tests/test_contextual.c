@@ -218,8 +218,8 @@ Test(contextual, train_store_load_and_resume) {
     cr_assert_eq(ffn_predictors_train(&g_m, ids, nw, seq, &o, &b), ST_OK, "%s", status_message());
     cr_expect_eq(memcmp(a.w2, b.w2, sizeof(float) * (size_t)(L * F * 8)), 0, "resumed predictors differ");
     cr_expect_eq(memcmp(a.recall, b.recall, sizeof(double) * (size_t)(L * FFN_N_DENSITIES)), 0);
-    // other settings do not reuse the file
-    o.epochs = 2;
+    // other settings do not reuse the file; the artifact's full-batch steps split into equal micro-batches
+    o.epochs = 2, o.batch = 0, o.steps_per_epoch = 2, o.max_micro = 40; // 144 training tokens: batches of 72 = 2 x 36
     cr_assert_eq(ffn_predictors_train(&g_m, ids, nw, seq, &o, &c), ST_OK, "%s", status_message());
     cr_expect_neq(memcmp(a.w2, c.w2, sizeof(float) * (size_t)(L * F * 8)), 0, "other settings reused the file");
     ffn_predictors_free(&c);

@@ -19,7 +19,7 @@ const double FFN_DENSITIES[FFN_N_DENSITIES] = {0.5, 0.6, 0.7, 0.8, 0.9};
 
 FfnTrainOptions ffn_train_defaults(void) {
     return (FfnTrainOptions){.rank = 128, .artifact = false, .threshold = 0.1f, .epochs = 10, .batch = 1024, .steps_per_epoch = 5,
-                             .lr = 1e-4f, .weight_decay = 1e-5f, .seed = 42, .val_windows = 50, .batch_windows = 8,
+                             .lr = 1e-4f, .weight_decay = 1e-5f, .seed = 42, .val_windows = 50, .batch_windows = 8, .max_micro = 4096,
                              .mem_budget = (size_t)1536 << 20};
 }
 
@@ -426,7 +426,10 @@ static Status train_layer(const Recording *r, int l, int n_train_tok, int n_val_
     int g = l - r->l0;
     int64_t batch = o->batch > 0 ? o->batch : (n_train_tok + o->steps_per_epoch - 1) / o->steps_per_epoch;
     if (batch > n_train_tok) batch = n_train_tok;
-    int cap = (int)(batch < 4096 ? batch : 4096); // rows per micro-batch (the trainer accumulates)
+    // rows per micro-batch (the trainer accumulates them): the fewest equal parts of the batch within max_micro
+    int64_t parts = (batch + o->max_micro - 1) / o->max_micro;
+    while (batch % parts) parts++;
+    int cap = (int)(batch / parts);
     PredModel pm;
     TRY(pred_model_init(&pm, r->D, r->F, o->rank, cap, rng_mix(o->seed, (uint64_t)l)));
     pm.x = r->x[g], pm.label = r->label[g];
@@ -476,7 +479,7 @@ Status ffn_predictors_train(const LlamaModel *m, const int32_t *windows, int n_w
     if (o->val_windows < 1 || o->val_windows >= n_windows)
         return status_fail(ST_USAGE, "contextual sparsity: %d held-out windows of %d (at least one of each)",
                            o->val_windows, n_windows);
-    if (o->rank < 1 || o->epochs < 1 || o->steps_per_epoch < 1 || !(o->threshold >= 0))
+    if (o->rank < 1 || o->epochs < 1 || o->steps_per_epoch < 1 || o->max_micro < 1 || !(o->threshold >= 0))
         return status_fail(ST_USAGE, "contextual sparsity: bad predictor options (rank %d, epochs %d, steps %d, "
                            "threshold %g)", o->rank, o->epochs, o->steps_per_epoch, o->threshold);
     TRY(predictors_alloc(out, c->n_layers, o->rank, c->dim, c->ffn_dim));

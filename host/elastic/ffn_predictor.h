@@ -46,6 +46,7 @@ typedef struct {
     uint64_t seed;        // the predictors' initialisation and the data order
     int val_windows;      // the last windows are held out for the BCE and the recall
     int batch_windows;    // windows per forward while recording (8)
+    int max_micro;        // most tokens per predictor forward/backward (4096): a step splits its batch into equal parts
     size_t mem_budget;    // bytes of recorded FFN inputs held at once (layers are recorded in groups within it)
     const char *resume;   // finished layers are kept here (an HDF5 file) and skipped after a kill; NULL = none
 } FfnTrainOptions;
