@@ -127,7 +127,7 @@ echo "== Lingua2+Contextual: FFN predictors (Deja Vu) recorded on 40 BoolQ windo
 echo "   500 x 128: experiments/contextual_smollm2.sh), then ARC-Easy with LLMLingua-2 on the system prompt at rate ="
 echo "   prefill SLO and int(F x decode SLO) FFN neurons per token (first 50 questions)"
 "$bin" prepare --mode Lingua2+Contextual --model "$model" --artifact "$run/smollm2.h5" --calib "$sets/boolq_recover.txt" \
-    --samples 40 --seq 64 --quiet | tail -n 1
+    --samples 40 --seq 64 --quiet | grep "mean over layers"
 printf "prefill\tdecode\taccuracy\tview\n"
 for slo in "1.0 1.0" "0.8 0.9" "0.4 0.7" "0.2 0.5"; do
     read -r pre dec <<<"$slo"
