@@ -278,15 +278,7 @@ Status opt_to_device(OptModel *m, Device dev, DType weight_dtype) {
         return status_fail(ST_OOM, "out of memory");
     }
     int n = weight_list(m, ws, is_matrix);
-    Status st = ST_OK;
-    for (int i = 0; st == ST_OK && i < n; i++) {
-        Tensor on_dev;
-        st = tensor_copy_to_device(&on_dev, ws[i], dev, is_matrix[i] ? weight_dtype : DT_F32);
-        if (st == ST_OK) {
-            tensor_free(ws[i]);
-            *ws[i] = on_dev;
-        }
-    }
+    Status st = tensors_to_device(ws, is_matrix, n, dev, weight_dtype);
     if (m->cfg.tie_embeddings) {
         m->lm_head = m->tok_embd;
         m->lm_head.owns = false;

@@ -243,3 +243,13 @@ Status tensor_copy_to_device(Tensor *dst, const Tensor *src, Device dev, DType d
     tensor_free(&host);
     return st;
 }
+
+Status tensors_to_device(Tensor **ts, const bool *is_matrix, int n, Device dev, DType weight_dtype) {
+    for (int i = 0; i < n; i++) {
+        Tensor on_dev;
+        TRY(tensor_copy_to_device(&on_dev, ts[i], dev, is_matrix[i] ? weight_dtype : DT_F32));
+        tensor_free(ts[i]);
+        *ts[i] = on_dev;
+    }
+    return ST_OK;
+}

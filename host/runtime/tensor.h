@@ -86,5 +86,8 @@ void tensor_zero(Tensor *t);
 Status tensor_copy_convert(Tensor *dst, const Tensor *src);
 // A new tensor *dst on dev in dtype dt holding src (a CPU tensor of any float dtype), converted on the host.
 Status tensor_copy_to_device(Tensor *dst, const Tensor *src, Device dev, DType dt);
+// Replaces each of the n CPU tensors *ts[i] by its copy on dev: in weight_dtype where is_matrix[i], else in f32
+// (a model's move: matrices 16-bit, norms and biases f32). On failure the first ones may already have moved.
+Status tensors_to_device(Tensor **ts, const bool *is_matrix, int n, Device dev, DType weight_dtype);
 
 #endif
