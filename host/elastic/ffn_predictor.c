@@ -512,7 +512,7 @@ Status ffn_predictors_train(const LlamaModel *m, const int32_t *windows, int n_w
         Recording r;
         st = record_layers(m, windows, n_windows, seq, o->batch_windows, first, l1, o, &r);
         for (int l = first; st == ST_OK && l < l1; l++) st = train_layer(&r, l, n_train_tok, n_val_tok, o, fp, out);
-        if (st == ST_OK || r.x) recording_free(&r);
+        recording_free(&r); // after a failed recording it is already empty
     }
     if (st != ST_OK) ffn_predictors_free(out);
     return st;
