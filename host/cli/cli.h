@@ -26,6 +26,9 @@ int cmd_prepare(int argc, char **argv);
 int cmd_tlm(int argc, char **argv);
 int cmd_tlm_decision(const char *sub, int argc, char **argv); // tlm decision-labels | decision
 int cmd_compress(int argc, char **argv);
+int cmd_trace(int argc, char **argv);   // cmd_trace.c
+int cmd_profile(int argc, char **argv); // cmd_e2e.c
+int cmd_e2e(int argc, char **argv);     // cmd_e2e.c
 
 // The options every model command takes, in this order at the start of its table.
 #define CLI_COMMON_OPTS \
@@ -131,6 +134,12 @@ Status cli_parse_ids(const char *text, int32_t **ids, int32_t **mask, int *n_seq
 // --kill-after-step: fault injection for the resume tests, a real SIGKILL after
 // optimizer step *(const long *)ctx (a TrainJob.after_step hook).
 void cli_kill_after_step(void *ctx, int64_t steps);
+
+// Appends one line to path atomically (the old content, then the line, renamed into place).
+Status cli_append_line(const char *path, const char *line);
+// x as Python's str(float) writes it (the artifact's result lines): the shortest
+// decimal that reads back as the same double, with ".0" on whole numbers.
+void cli_py_float(double x, char *num, size_t n);
 
 // Prints "elastilm: <message>" and returns the exit code for st (2 usage, 1 other).
 int cli_fail(Status st);

@@ -3,11 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "ops/ops.h"
 #include "runtime/device.h"
 #include "runtime/log.h"
+#include "runtime/mapped_file.h"
 
 int cli_fail(Status st) {
     fprintf(stderr, "elastilm: %s\n", status_message());
@@ -249,4 +251,33 @@ Status cli_parse_ids(const char *text, int32_t **ids_out, int32_t **mask_out, in
 
 void cli_kill_after_step(void *ctx, int64_t steps) {
     if (steps == *(const long *)ctx) raise(SIGKILL);
+}
+
+// Appends one line to path atomically (the old content, then the line, renamed into place).
+Status cli_append_line(const char *path, const char *line) {
+    char *old = NULL;
+    size_t old_len = 0;
+    struct stat sb;
+    if (stat(path, &sb) == 0) TRY(read_text_file(path, &old, &old_len));
+    size_t n = strlen(line);
+    char *buf = malloc(old_len + n);
+    if (!buf) {
+        free(old);
+        return status_fail(ST_OOM, "out of memory");
+    }
+    if (old_len) memcpy(buf, old, old_len);
+    memcpy(buf + old_len, line, n);
+    Status st = write_file_atomic(path, buf, old_len + n);
+    free(buf);
+    free(old);
+    return st;
+}
+
+// x as Python's str(float) writes it: the shortest decimal that reads back as the same double.
+void cli_py_float(double x, char *num, size_t n) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(num, n, "%.*g", prec, x);
+        if (strtod(num, NULL) == x) break;
+    }
+    if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", n - strlen(num) - 1);
 }

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "eval/eval.h"
+#include "eval/serve.h"
 #include "models/llama.h"
 #include "runtime/datadir.h"
 #include "runtime/log.h"
@@ -67,26 +68,6 @@ static Status parse_eval_args(const ArgOpt *opts, int n, EvalArgs *a) {
         a->model_name = a->name_buf;
     }
     return ST_OK;
-}
-
-// Appends one line to path atomically (the old content, then the line, renamed into place).
-static Status append_line_atomic(const char *path, const char *line) {
-    char *old = NULL;
-    size_t old_len = 0;
-    struct stat sb;
-    if (stat(path, &sb) == 0) TRY(read_text_file(path, &old, &old_len));
-    size_t n = strlen(line);
-    char *buf = malloc(old_len + n);
-    if (!buf) {
-        free(old);
-        return status_fail(ST_OOM, "out of memory");
-    }
-    if (old_len) memcpy(buf, old, old_len);
-    memcpy(buf + old_len, line, n);
-    Status st = write_file_atomic(path, buf, old_len + n);
-    free(buf);
-    free(old);
-    return st;
 }
 
 // JSON string escaping for the predictions file.
@@ -173,27 +154,18 @@ static Status preds_close(PredFile *p, const char *path, bool ok) {
     return rename(p->tmp, path) == 0 ? ST_OK : status_fail(ST_IO, "%s: cannot rename into place", path);
 }
 
-// x as Python's str(float) writes it: the shortest decimal that reads back as the same double.
-static void py_float(double x, char *num, size_t n) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(num, n, "%.*g", prec, x);
-        if (strtod(num, NULL) == x) break;
-    }
-    if (!strchr(num, '.') && !strchr(num, 'e')) strncat(num, ".0", n - strlen(num) - 1);
-}
-
 // The artifact's result line, "<DS> <model> <mode> <prefill SLO> <decode SLO> <acc>"
 // (with --level r: "<DS> <model> Level-r 1.0 1.0 <acc>", one level as it is, never
 // mixed up with a policy's lines), appended to <results>/<model>_<DS>.txt.
 static Status write_result_line(const EvalArgs *a, const char *mode, double prefill, double decode, double acc) {
     char num[32], pre[32], dec[32], line[512], path[1200];
-    py_float(acc, num, sizeof num);
-    py_float(prefill, pre, sizeof pre);
-    py_float(decode, dec, sizeof dec);
+    cli_py_float(acc, num, sizeof num);
+    cli_py_float(prefill, pre, sizeof pre);
+    cli_py_float(decode, dec, sizeof dec);
     snprintf(line, sizeof line, "%s %s %s %s %s %s\n", dataset_name(a->ds), a->model_name, mode, pre, dec, num);
     mkdir(a->results_dir, 0777);
     snprintf(path, sizeof path, "%s/%s_%s.txt", a->results_dir, a->model_name, dataset_name(a->ds));
-    return append_line_atomic(path, line);
+    return cli_append_line(path, line);
 }
 
 // --compress: the system prompt of every question compressed to --prompt-ratio
@@ -258,8 +230,8 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     LlamaModel m;
     Tokenizer *tok = NULL;
     EvalPrompt prompt = {0};
-    Scorer scorer;
-    bool model_ok = false, scorer_ok = false;
+    Server sv = {0};
+    bool model_ok = false;
     LevelView lv = {0};
     const LlamaView *view = NULL;
     CliPolicy pol = {0};
@@ -285,11 +257,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
     if (st == ST_IO) // the few-shot examples come from the bundled data folder
         st = status_wrap(st, "data folder %s from %s (set it with --data-dir DIR or $ELASTILM_DATA)", data_dir,
                          data_origin);
-    if (st == ST_OK) st = scorer_init(&scorer, &m, tok, dev, a->share_prefix, 8192);
-    scorer_ok = st == ST_OK;
-    if (st == ST_OK) st = scorer_set_view(&scorer, view);
-    char decided[sizeof ((Decision *)0)->what] = "";
-    const CausalLM *answering = NULL; // the model the scorer runs when it is not the served one (Off-The-Shelf)
+    if (st == ST_OK)
+        st = server_init(&sv, &m, tok, dev, a->share_prefix, 8192, pol.open ? pol.policy : NULL, pol.state);
+    if (st == ST_OK && view) st = server_set_view(&sv, view);
     double sum_p = 0, sum_r = 0; // the policy's chosen ratios, summed (r over elastic levels only)
     long n_decided = 0, n_levels = 0;
     PredFile preds = {0};
@@ -306,25 +276,12 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         if (pol.open) { // the policy's view for this request; a new decision drops the cached prefix
             PolicyRequest rq = {.system = prompt.system, .query = prompt.query, .question = q->question,
                                 .choices = (const char *const *)q->choices, .n_choices = q->n_choices};
-            st = pol.policy->decide(pol.state, &rq, &pol.slo, &d);
+            bool first = !sv.decided[0];
+            st = server_decide(&sv, &rq, &pol.slo, &d, NULL);
             if (st == ST_OK && d.compress && cz.pc)
                 st = status_fail(ST_USAGE, "--mode %s compresses the prompt itself: drop --compress", pol.policy->name);
-            if (st == ST_OK && d.lm != answering) { // another model answers: a scorer of its own
-                CausalLM served = causal_lm_llama(&m);
-                scorer_free(&scorer);
-                st = scorer_init_lm(&scorer, d.lm ? d.lm : &served, d.lm ? d.tok : tok, dev, a->share_prefix, 8192);
-                scorer_ok = st == ST_OK;
-                answering = d.lm;
-                view = NULL;
-            }
-            if (st == ST_OK && (d.view != view || strcmp(d.what, decided))) {
-                if (!decided[0]) log_info("%s at SLO (%g, %g): %s", pol.policy->name, pol.slo.prefill, pol.slo.decode,
-                                          d.what);
-                if (d.view != view) st = scorer_set_view(&scorer, d.view);
-                view = d.view;
-                snprintf(decided, sizeof decided, "%s", d.what);
-            }
             if (st != ST_OK) break;
+            if (first) log_info("%s at SLO (%g, %g): %s", pol.policy->name, pol.slo.prefill, pol.slo.decode, d.what);
             sum_p += d.prompt_ratio, n_decided++;
             if (d.model_ratio > 0) sum_r += d.model_ratio, n_levels++;
         }
@@ -332,17 +289,13 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         EvalPrompt qp = prompt; // the system prompt compressed for this question, or as it is
         char *sys = NULL;
         if (cz.pc) st = compress_system(&cz, &prompt, q, a->prompt_ratio, (uint64_t)i, &sys);
-        else if (d.compress && d.system_rate) // the policy's prompt transform at the system prompt's own rate
-            st = prompt_compress(d.compress, prompt.system, 0, d.prompt_ratio, (uint64_t)i, &sys, NULL);
-        else if (d.compress) // the policy's prompt transform at ElastiLM's ratio of the whole prompt
-            st = prompt_compress_request(d.compress, &prompt, q->question, (const char *const *)q->choices,
-                                         q->n_choices, d.prompt_ratio, (uint64_t)i, &sys, NULL);
+        else st = server_transform(&d, &prompt, q, (uint64_t)i, &sys);
         if (st != ST_OK) {
             st = status_wrap(st, "%s (question %s)", q->where, q->id);
             break;
         }
         if (sys) qp.system = sys;
-        st = eval_question(&scorer, &qp, a->ds, q, a->metric, &r);
+        st = eval_question(&sv.scorer, &qp, a->ds, q, a->metric, &r);
         free(sys);
         if (st != ST_OK) {
             st = status_wrap(st, "%s (question %s)", q->where, q->id);
@@ -361,9 +314,9 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
         double acc = n ? (double)right / (double)n : 0.0;
         printf("%s %s: accuracy %.4f (%zu/%zu, metric %s%s), %.1fs, %.1f questions/s, %.0f tokens/s%s\n", dataset_name(a->ds),
                a->model_name, acc, right, n, eval_metric_name(a->metric), a->ds == DS_OCTOPUS ? ", top-5" : "", secs,
-               (double)(n - done) / secs, (double)scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
+               (double)(n - done) / secs, (double)sv.scorer.tokens_run / secs, a->share_prefix ? "" : " (no prefix sharing)");
         if (data.n_bad) printf("skipped %zu malformed records (--skip-bad)\n", data.n_bad);
-        if (pol.open && decided[0]) printf("view: %s\n", decided);
+        if (pol.open && sv.decided[0]) printf("view: %s\n", sv.decided);
         if (pol.open && n_levels)
             printf("decisions: mean prompt ratio %.3f, mean model ratio %.3f over %ld questions\n",
                    sum_p / (double)n_decided, sum_r / (double)n_levels, n_decided);
@@ -383,7 +336,7 @@ static Status run_eval(const ArgOpt *opts, int n_opts, const EvalArgs *a, Device
             else st = write_result_line(a, mode, pol.slo.prefill, pol.slo.decode, acc);
         }
     }
-    if (scorer_ok) scorer_free(&scorer);
+    server_free(&sv);
     compression_close(&cz);
     eval_prompt_free(&prompt);
     tokenizer_free(tok);

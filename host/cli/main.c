@@ -29,6 +29,9 @@ static const Command commands[] = {
     {"tlm", cmd_tlm, "the tiny language model: score-head labels and training"},
     {"compress", cmd_compress, "a system prompt compressed to a prompt ratio by the TLM (or LLMLingua-2, random)"},
     {"eval", cmd_eval, "multiple-choice accuracy on ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch"},
+    {"trace", cmd_trace, "skewed SLO traces: generate (trace gen) and summarise (trace show)"},
+    {"profile", cmd_profile, "the full model's measured TTFT by prompt length and TPOT, stored with the artifact"},
+    {"e2e", cmd_e2e, "replay a trace through a mode: accuracy, measured latency, SLO attainment (mpirun: ranks)"},
 };
 
 static void usage(FILE *fp) {
@@ -100,18 +103,8 @@ static int manual(bool all) {
 static int version(void) {
     printf("elastilm %s\n", ELASTILM_VERSION);
     printf("blas: %s\n", blas_describe());
-    char model[256] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-                snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
-                model[strcspn(model, "\n")] = 0;
-                break;
-            }
-        fclose(f);
-    }
+    char model[256];
+    cpu_describe(model, sizeof model);
     printf("cpu: %s, %s\n", model, isa_level_name(blas_cpu_level()));
     printf("threads: %d by default here; %s\n", threads_default(), threads_wait_policy());
 #ifdef ELASTILM_CUDA

@@ -58,13 +58,24 @@ static bool judge(DatasetId ds, const float *score, int n, int answer, int *pred
     return above < 5;
 }
 
+Status eval_render(const Tokenizer *tok, const EvalPrompt *p, DatasetId ds, const McQuestion *q, char **text) {
+    *text = eval_prompt_render(p, q->question);
+    if (!*text) return status_fail(ST_OOM, "out of memory");
+    Status st = ds == DS_OCTOPUS ? octopus_guard(tok, *text) : ST_OK;
+    if (st != ST_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return st;
+}
+
 Status eval_question(Scorer *s, const EvalPrompt *p, DatasetId ds, const McQuestion *q, Metric metric, EvalResult *out) {
     memset(out, 0, sizeof *out);
-    char *text = eval_prompt_render(p, q->question);
+    char *text = NULL;
+    TRY(eval_render(s->tok, p, ds, q, &text));
     ChoiceScore *cs = malloc((size_t)q->n_choices * sizeof *cs);
     out->scores = malloc((size_t)q->n_choices * sizeof *out->scores);
-    Status st = text && cs && out->scores ? ST_OK : status_fail(ST_OOM, "out of memory");
-    if (st == ST_OK && ds == DS_OCTOPUS) st = octopus_guard(s->tok, text);
+    Status st = cs && out->scores ? ST_OK : status_fail(ST_OOM, "out of memory");
     if (st == ST_OK) st = scorer_score(s, text, (const char *const *)q->choices, q->n_choices, cs);
     if (st == ST_OK) {
         for (int c = 0; c < q->n_choices; c++) out->scores[c] = metric_value(metric, &cs[c]);

@@ -25,6 +25,10 @@ typedef struct {
     bool correct;  // Octopus: the answer is among the five best
 } EvalResult;
 
+// The prompt eval_question scores q's choices after (the template rendered,
+// Octopus's length guard applied): *text malloc'd.
+Status eval_render(const Tokenizer *tok, const EvalPrompt *p, DatasetId ds, const McQuestion *q, char **text);
+
 Status eval_question(Scorer *s, const EvalPrompt *p, DatasetId ds, const McQuestion *q, Metric metric, EvalResult *out);
 
 #endif

@@ -1,5 +1,7 @@
 #include "score.h"
 
+#include "runtime/log.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,4 +259,47 @@ Status scorer_count_tokens(const Scorer *s, const char *text, int *n) {
     TRY(encode_ids(s->tok, text, &ids, n));
     free(ids);
     return ST_OK;
+}
+
+Status scorer_prefill(Scorer *s, const char *prompt, int *n_tokens, double *prefill_ms, double *decode_ms) {
+    int32_t *ids = NULL;
+    int n = 0;
+    TRY(encode_ids(s->tok, prompt, &ids, &n));
+    Status st = n > 0 && n < s->prefix_cap ? ST_OK
+                                           : status_fail(ST_USAGE, "a prompt of %d tokens: the scorer takes 1 ... %d", n,
+                                                         s->prefix_cap - 1);
+    if (st == ST_OK && !s->prefix) {
+        st = clm_session_new(&s->lm, 1, s->prefix_cap, s->dev, &s->prefix);
+        if (st == ST_OK && s->view) st = clm_set_view(&s->lm, s->prefix, s->view);
+    }
+    Tensor logits = {0};
+    if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, 1, s->lm.vocab_size);
+    double t0 = 0, t1 = 0, t2 = 0;
+    if (st == ST_OK) {
+        s->lm.ops->reset(s->prefix);
+        t0 = time_now();
+        st = clm_forward(&s->lm, s->prefix, ids, NULL, n, LOGITS_LAST, &logits);
+        t1 = time_now();
+    }
+    if (st == ST_OK) { // one decode step with the greedy token, then back to the prompt
+        const float *row = tensor_row_f32(&logits, 0);
+        int32_t next = 0;
+        for (int j = 1; j < s->lm.vocab_size; j++)
+            if (row[j] > row[next]) next = j;
+        st = clm_forward(&s->lm, s->prefix, &next, NULL, 1, LOGITS_LAST, &logits);
+        t2 = time_now();
+        s->lm.ops->truncate(s->prefix, n);
+    }
+    if (st == ST_OK) {
+        memcpy(s->prefix_ids, ids, (size_t)n * sizeof *ids);
+        s->tokens_run += n + 1;
+        *n_tokens = n;
+        *prefill_ms = (t1 - t0) * 1e3;
+        *decode_ms = (t2 - t1) * 1e3;
+    } else if (s->prefix) {
+        s->lm.ops->reset(s->prefix);
+    }
+    tensor_free(&logits);
+    free(ids);
+    return st;
 }

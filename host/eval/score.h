@@ -44,6 +44,14 @@ Status scorer_set_view(Scorer *s, const LlamaView *view);
 // Scores each choice for one prompt; out has n_choices entries.
 Status scorer_score(Scorer *s, const char *prompt, const char *const *choices, int n_choices, ChoiceScore *out);
 
+// A request's prefill as a server would run it, timed: the cached prefix is
+// dropped, the prompt's tokens run through the scorer's view from scratch
+// (the last position's logits formed: the first token's distribution), then
+// one decode step (the greedy token). The prompt's KV stays as the cached
+// prefix, so scoring the request's choices next reuses it. *n_tokens: the
+// prompt's tokens; the times in milliseconds (forward passes only).
+Status scorer_prefill(Scorer *s, const char *prompt, int *n_tokens, double *prefill_ms, double *decode_ms);
+
 // The number of tokens of text (no special tokens).
 Status scorer_count_tokens(const Scorer *s, const char *text, int *n);
 

@@ -20,6 +20,8 @@ bool device_cuda_built(void); // true when the CUDA objects are linked in
 int device_count(void);       // usable CUDA devices; 0 without a GPU or driver
 // A one-line description of device `index` ("NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB").
 Status device_describe(int index, char *buf, size_t n);
+// The CPU's model name from /proc/cpuinfo ("AMD EPYC 7B13"), or "?".
+void cpu_describe(char *buf, size_t n);
 
 Status device_alloc_zeroed(Device dev, void **ptr, size_t bytes);
 void device_free(Device dev, void *ptr);

@@ -1,6 +1,7 @@
 // device_parse is the same with or without CUDA.
 #include "device.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,4 +32,18 @@ Status device_parse(const char *spec, Device *out) {
     out->kind = DEV_CUDA;
     out->index = index;
     return ST_OK;
+}
+
+void cpu_describe(char *buf, size_t n) {
+    snprintf(buf, n, "?");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+            snprintf(buf, n, "%s", strchr(line, ':') + 2);
+            buf[strcspn(buf, "\n")] = 0;
+            break;
+        }
+    fclose(f);
 }
