@@ -12,7 +12,9 @@
 #   make standalone the tests again in a clone of HEAD with nothing beside it, and an
 #                   eval run from another directory (the repository stands on its own)
 #   make install    PREFIX=/usr/local: the binary, the bundled data, elastilm(1)
-#   make demo       the main job: fetch SmolLM2 and run what the pipeline has so far
+#   make demo       the main job: the whole pipeline on SmolLM2-135M-Instruct + all-MiniLM-L6-v2 with small
+#                   budgets, ending with the three traces replayed for all eight modes and the figures
+#   make plots      the figures (gnuplot PNGs) of whatever results/ holds, into plots/ (plots/README.md)
 #   make bench      CPU prefill/decode of SmolLM2: elastilm (f32, bf16, q8 weights) against torch and
 #                   llama.cpp (built once into $ELASTILM_CACHE) in one run; results/bench_cpu.md
 #   make bench-tokenizers  tokenizer encode MB/s against HF tokenizers when it is installed
@@ -119,7 +121,7 @@ SPARSEBENCH_BIN := $(BUILD)/bench_sparse_ffn
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check standalone install demo bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin bench-contextual-bin bench-sparse-ffn-bin clean fetch FORCE
+.PHONY: all deps test test-cuda sanitize test-real check standalone install demo plots bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin bench-contextual-bin bench-sparse-ffn-bin clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -267,6 +269,9 @@ install:
 
 demo: deps $(BIN)
 	experiments/demo.sh ./$(BIN)
+
+plots:
+	plots/make_plots.sh results plots
 
 bench:
 	$(MAKE) $(BENCH_BIN) $(BIN)

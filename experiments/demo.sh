@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, as far as the pipeline goes today: fetch SmolLM2-135M-Instruct,
+# The main job, the whole pipeline on real assets with small budgets: fetch SmolLM2-135M-Instruct,
 # describe it, generate from token ids and from a text prompt, then make it
 # elastic: anchors, importance, reordering and the level table (elasticize),
 # a short LoRA recovery per level, and ARC-Easy accuracy per level.
@@ -10,7 +10,10 @@
 # dropping and by LLMLingua-2's rule. Then the decision head (labels on a few
 # held-out questions, training) and ElastiLM itself (Ours) against LLMPruner
 # under three SLO pairs. Then Lingua2+Contextual (LLMLingua-2 + contextual
-# sparsity) under four SLO pairs. E2e trace replay joins when it is built.
+# sparsity) under four SLO pairs. Then the end-to-end stage: Off-The-Shelf's
+# ladder (stand-in rungs exported from SmolLM2), three skewed SLO traces, each
+# replayed through all eight modes with measured latency and SLO attainment,
+# the e2e table and the figures.
 #   experiments/demo.sh [ELASTILM_BIN]
 set -euo pipefail
 bin=${1:-./elastilm}
@@ -136,4 +139,30 @@ for slo in "1.0 1.0" "0.8 0.9" "0.4 0.7" "0.2 0.5"; do
     printf "%s\t%s\t%s\t%s\n" "$pre" "$dec" "$(sed -n 's/.*accuracy \([0-9.]*\).*/\1/p' <<<"$out")" \
         "$(sed -n 's/^view: //p' <<<"$out")"
 done
-echo "(Off-The-Shelf needs smaller pretrained models, none reachable here: eval --mode Off-The-Shelf --ladder FILE)"
+
+echo "== Off-The-Shelf's ladder: no smaller pretrained LLaMA-family model is reachable here, so its rungs are stand-ins"
+echo "   exported from SmolLM2 itself: ShortGPT's view keeping 0.6 and 0.3 of the layers as standalone HF models"
+for r in 0.6 0.3; do
+    [ -f "$run/smollm2-shortgpt-$r/config.json" ] ||
+        "$bin" export --model "$model" --artifact "$run/smollm2.h5" --mode ShortGPT --ratio "$r" --out "$run/smollm2-shortgpt-$r"
+done
+printf '# s = min(prefill SLO, decode SLO): the first rung with s >= threshold answers\n1.0 full\n0.6 smollm2-shortgpt-0.6\n0 smollm2-shortgpt-0.3\n' \
+    >"$run/ladder.txt"
+
+echo "== End to end: three skewed SLO traces (elastilm trace gen, the real question text; the artifact's own traces"
+echo "   are datasets/elastilm-artifact/traces), each replayed through all eight modes with measured latency"
+mkdir -p "$run/traces"
+for alpha in 0 0.25 -0.25; do
+    "$bin" trace gen --skew "$alpha" --out "$run/traces/trace_$alpha.json"
+done
+"$bin" trace show "$run/traces/trace_0.25.json"
+limit=${E2E_LIMIT:-12}
+echo "   the first $limit requests of each trace (E2E_LIMIT; the full 600 with experiments/run_e2e.sh), one rank on the CPU;"
+echo "   budgets: the SLO fractions of the full model's TTFT (by prompt length) and TPOT, profiled here once"
+rm -rf "$run/results"
+ARTIFACT="$run/smollm2.h5" TRACES="$run/traces" LADDER="$run/ladder.txt" LIMIT="$limit" RESULTS="$run/results" \
+    E2E_FLAGS=--quiet ELASTILM_BIN="$bin" "$here/experiments/run_e2e.sh" cpu "$model"
+
+echo "== Figures (gnuplot): e2e accuracy and SLO attainment per skew and mode, TTFT/TPOT CDFs per skew"
+"$here/plots/make_plots.sh" "$run/results" "$run/plots"
+echo "(results: $run/results: res_<model>.txt, e2e_<model>/summary.csv and the per-request records)"

@@ -179,7 +179,7 @@ Test(e2e_cli, budgets_profile_and_arrivals) {
     cr_assert_eq(tu_run_bin(out, sizeof out, "profile --model %s --artifact %s --lengths 16,64,128 --reps 1", g_llm,
                             g_art),
                  0, "%s", out);
-    cr_expect(strstr(out, "stored in") && strstr(out, "16 tokens"), "%s", out);
+    cr_expect(strstr(out, "as profile/") && strstr(out, "16 tokens"), "%s", out);
     cr_assert_eq(tu_run_bin(out, sizeof out,
                             "e2e --model %s --artifact %s --trace %s --results %s --mode full --limit 4", g_llm, g_art,
                             trace, in_dir("p")),

@@ -27,6 +27,7 @@ int cmd_tlm(int argc, char **argv);
 int cmd_tlm_decision(const char *sub, int argc, char **argv); // tlm decision-labels | decision
 int cmd_compress(int argc, char **argv);
 int cmd_trace(int argc, char **argv);   // cmd_trace.c
+int cmd_export(int argc, char **argv);  // cmd_export.c
 int cmd_profile(int argc, char **argv); // cmd_e2e.c
 int cmd_e2e(int argc, char **argv);     // cmd_e2e.c
 

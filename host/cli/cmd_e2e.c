@@ -64,7 +64,8 @@ int cmd_profile(int argc, char **argv) {
     ArgOpt opts[] = {CLI_COMMON_OPTS,
                      {"lengths", true, "prompt lengths in tokens, ascending (default " PROFILE_LENGTHS ")", NULL},
                      {"reps", true, "prefills per length, the median kept (default 3)", NULL},
-                     {"tpot-context", true, "tokens in the KV cache for the decode steps (default 256, or half the model's positions)", NULL}};
+                     {"tpot-context", true, "tokens in the KV cache for the decode steps (default 256, or half the model's positions)", NULL},
+                     {"if-missing", false, "measure only when the artifact holds no profile for this device yet", NULL}};
     int n = (int)(sizeof opts / sizeof *opts);
     Status st = args_parse(argc, argv, opts, n, "profile");
     if (st != ST_OK) return cli_fail(st);
@@ -80,6 +81,8 @@ int cmd_profile(int argc, char **argv) {
         (st = args_opt_int(opts, n, "tpot-context", 1, 1 << 20, 0, &ctx)) != ST_OK)
         return cli_fail(st);
     if (args_get(opts, n, "level")) return cli_fail(status_fail(ST_USAGE, "profile measures the full model: drop --level"));
+    if (args_get(opts, n, "if-missing") && !args_get(opts, n, "artifact"))
+        return cli_fail(status_fail(ST_USAGE, "profile: --if-missing looks in --artifact"));
     LlamaModel m;
     if ((st = llama_load(&m, args_get(opts, n, "model"))) != ST_OK) return cli_fail(st);
     st = cli_place_model(&m);
@@ -87,10 +90,10 @@ int cmd_profile(int argc, char **argv) {
     LatencyProfile p;
     if (st == ST_OK)
         st = get_profile(&m, dev, args_get(opts, n, "artifact"), lengths ? lengths : PROFILE_LENGTHS, reps, ctx, true,
-                         false, &p);
+                         args_get(opts, n, "if-missing") != NULL, &p);
     if (st == ST_OK) {
         profile_print(&p);
-        if (args_get(opts, n, "artifact")) printf("stored in %s as profile/%s\n", args_get(opts, n, "artifact"), p.key);
+        if (args_get(opts, n, "artifact")) printf("in %s as profile/%s\n", args_get(opts, n, "artifact"), p.key);
     }
     llama_free(&m);
     return st == ST_OK ? 0 : cli_fail(st);

@@ -29,6 +29,7 @@ static const Command commands[] = {
     {"tlm", cmd_tlm, "the tiny language model: score-head labels and training"},
     {"compress", cmd_compress, "a system prompt compressed to a prompt ratio by the TLM (or LLMLingua-2, random)"},
     {"eval", cmd_eval, "multiple-choice accuracy on ARC_E, OBQA, PIQA, SCIQ, Octopus or LlamaTouch"},
+    {"export", cmd_export, "a standalone Hugging Face model of a layer subset (a policy's dropped layers), tokenizer too"},
     {"trace", cmd_trace, "skewed SLO traces: generate (trace gen) and summarise (trace show)"},
     {"profile", cmd_profile, "the full model's measured TTFT by prompt length and TPOT, stored with the artifact"},
     {"e2e", cmd_e2e, "replay a trace through a mode: accuracy, measured latency, SLO attainment (mpirun: ranks)"},

@@ -177,6 +177,10 @@ Status llama_init_random(LlamaModel *m, const LlamaConfig *c, uint64_t seed);
 // Writes the model (as it is in memory, e.g. reordered) as a Hugging Face
 // directory: config.json + model.safetensors in fp32.
 Status llama_export_hf(const LlamaModel *m, const char *dir);
+// The same with only the layers keep[0..n_keep) (ascending indices in
+// 0..L-1, at least one): kept layer keep[i] becomes layer i and config.json
+// says num_hidden_layers = n_keep. The whole model when keep is NULL.
+Status llama_export_hf_layers(const LlamaModel *m, const int *keep, int n_keep, const char *dir);
 int64_t llama_param_count(const LlamaModel *m);
 
 // Layer weights ly (or anything shaped like them, e.g. gradients) seen with

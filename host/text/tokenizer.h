@@ -30,6 +30,14 @@ Status tokenizer_load_json(Tokenizer **out, const char *path);
 Status tokenizer_load_json_text(Tokenizer **out, const char *json, size_t len, const char *what);
 // The tokenizer a GGUF file carries (tokenizer.ggml.model gpt2 or llama).
 Status tokenizer_load_gguf(Tokenizer **out, const GgufFile *g);
+// Writes the tokenizer a GGUF file carries as a Hugging Face tokenizer.json at
+// path (atomically): the gpt2 (byte-level BPE) vocabulary as transformers
+// converts it (BPE with the GGUF's vocabulary and merges; CONTROL and
+// USER_DEFINED tokens as added tokens, CONTROL ones special; ByteLevel
+// pre-tokenizer without prefix space, GPT-2's regex; ByteLevel decoder), which
+// tokenizer_load_json reads back into the tokenizer tokenizer_load_gguf builds.
+// Other vocabularies (llama, bert, ...) are ST_UNSUPPORTED, named.
+Status tokenizer_export_gguf_json(const GgufFile *g, const char *path);
 // tokenizer.json text with tokens appended to its added_tokens as
 // transformers' tokenizer.add_tokens(tokens) adds them (not special,
 // normalized, no strip, not single-word), with ids first_id, first_id + 1, ...;
