@@ -253,14 +253,8 @@ Test(contextual, train_store_load_and_resume) {
 static char c_dir[256], c_llm[512], c_art[512], c_enc[512], c_seq[512], c_cl[512];
 
 static void cli_setup(void) {
-    static char out[16384];
     tu_make_temp_dir(c_dir, sizeof c_dir, "ctxcli");
-    tu_make_byte_llm(c_dir, "llm", c_llm, sizeof c_llm);
-    snprintf(c_art, sizeof c_art, "%s/art.h5", c_dir);
-    cr_assert_eq(tu_run_bin(out, sizeof out,
-                            "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 --keep 0 "
-                            "--out %s --quiet", c_llm, c_art),
-                 0, "%s", out);
+    tu_make_byte_llm_artifact(c_dir, c_llm, sizeof c_llm, c_art, sizeof c_art);
     tu_make_tiny_encoder_as(c_dir, "clf", 512, HEAD_TOKEN, c_enc, sizeof c_enc);
     tu_make_tiny_encoder_as(c_dir, "seqclf", 512, HEAD_SEQUENCE, c_seq, sizeof c_seq);
     tu_tiny_tiktoken(-1, NULL, c_cl, sizeof c_cl);

@@ -67,14 +67,8 @@ static void setup(void) {
     tu_make_temp_dir(g_dir, sizeof g_dir, "deccli");
     tu_make_tiny_encoder(g_dir, g_enc, sizeof g_enc);
     // the LLM with a byte tokenizer of its own (the labels and eval read the model's tokenizer.json)
-    tu_make_byte_llm(g_dir, "llm", g_llm, sizeof g_llm);
-    // the artifact: all nine levels (no anchors, so they differ), then the score head
-    snprintf(g_art, sizeof g_art, "%s/art.h5", g_dir);
-    cr_assert_eq(tu_run_bin(out, sizeof out,
-                            "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
-                            "--keep 0 --out %s --quiet",
-                            g_llm, g_art),
-                 0, "%s", out);
+    // and the artifact: all nine levels (no anchors, so they differ), then the score head
+    tu_make_byte_llm_artifact(g_dir, g_llm, sizeof g_llm, g_art, sizeof g_art);
     tu_write_file_in(g_dir, "text.txt",
                      "Cats sleep most of the day. Dogs bark at night?\n\n"
                      "The river floods every spring and the farmers plant rice.\n\n"

@@ -36,15 +36,8 @@ static const char *TRACE =
     "]\n";
 
 static void setup(void) {
-    static char out[16384];
     tu_make_temp_dir(g_dir, sizeof g_dir, "e2e");
-    tu_make_byte_llm(g_dir, "llm", g_llm, sizeof g_llm);
-    snprintf(g_art, sizeof g_art, "%s/art.h5", g_dir);
-    cr_assert_eq(tu_run_bin(out, sizeof out,
-                            "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
-                            "--keep 0 --out %s --quiet",
-                            g_llm, g_art),
-                 0, "%s", out);
+    tu_make_byte_llm_artifact(g_dir, g_llm, sizeof g_llm, g_art, sizeof g_art);
     tu_write_file_in(g_dir, "trace_0.25.json", TRACE);
 }
 
@@ -123,6 +116,21 @@ Test(e2e_cli, ranks_give_the_same_answers_and_a_killed_replay_resumes) {
     cr_expect(strncmp(res, "alpha=0.25 llm LLMPruner ", 25) == 0, "%s", res);
     char *csv = tu_read_text(in_dir("r1/e2e_llm/summary.csv"), NULL);
     cr_expect(strstr(csv, "\n0.25,LLMPruner,8,") != NULL, "%s", csv);
+    // the accuracy-only replay (cached prefix, requests grouped by dataset): the same answers, in trace order
+    cr_assert_eq(tu_run_bin(out, sizeof out, "e2e --model %s --artifact %s --trace %s --results %s --mode LLMPruner "
+                                             "--latency none --quiet",
+                            g_llm, g_art, trace, in_dir("rn")),
+                 0, "%s", out);
+    cr_expect(strstr(out, "latency not measured") != NULL, "%s", out);
+    json_t *none = records(in_dir("rn"), "LLMPruner");
+    cr_assert_eq(json_array_size(none), 8);
+    for (size_t i = 0; i < 8; i++) {
+        json_t *x = json_array_get(one, i), *y = json_array_get(none, i);
+        cr_expect_eq(json_integer_value(json_object_get(y, "i")), (json_int_t)i);
+        cr_expect(json_equal(json_object_get(x, "pred"), json_object_get(y, "pred")), "record %zu: pred differs", i);
+        cr_expect(json_object_get(y, "ttft_ms") == NULL, "record %zu: latency without measuring", i);
+    }
+    json_decref(none);
     // a killed replay resumes from its records to the same answers
     int rc = tu_run_bin(out, sizeof out, E2E "--mode LLMPruner --kill-after 3", g_llm, g_art, trace, in_dir("rk"));
     cr_expect_neq(rc, 0, "the fault injection did not kill: %s", out);

@@ -598,6 +598,17 @@ void tu_make_byte_llm(const char *dir, const char *name, char *out, size_t n) {
     tu_write_byte_tokenizer(path);
 }
 
+void tu_make_byte_llm_artifact(const char *dir, char *llm, size_t nl, char *art, size_t na) {
+    static char out[16384];
+    tu_make_byte_llm(dir, "llm", llm, nl);
+    cr_assert((size_t)snprintf(art, na, "%s/art.h5", dir) < na, "artifact path too long");
+    cr_assert_eq(tu_run_bin(out, sizeof out,
+                            "elasticize --model %s --calib tests/fixtures/train/text.txt --samples 4 --seq 16 "
+                            "--keep 0 --out %s --quiet",
+                            llm, art),
+                 0, "%s", out);
+}
+
 int tu_pred_scores(const char *path, double *out, int cap) {
     size_t len;
     char *t = tu_read_text(path, &len);

@@ -169,6 +169,9 @@ const char *tu_tiny_tiktoken(int skip_byte, const char *extra, char *path, size_
 
 // The tiny Llama-3 fixture (vocabulary 256) with a byte tokenizer.json in dir/name (created); its path into out.
 void tu_make_byte_llm(const char *dir, const char *name, char *out, size_t n);
+// The same LLM in dir/llm (its path into llm) and an artifact of it in dir/art.h5 (into art):
+// elasticize with no anchors (all nine levels differ) on 4 x 16 tokens of tests/fixtures/train/text.txt.
+void tu_make_byte_llm_artifact(const char *dir, char *llm, size_t nl, char *art, size_t na);
 // The "scores" of every line of an eval predictions file, in order, into out (at most cap); returns how many.
 int tu_pred_scores(const char *path, double *out, int cap);
 

@@ -51,6 +51,7 @@
 #include "ops/ops.h"
 #include "runtime/log.h"
 #include "runtime/rng.h"
+#include "runtime/stats.h"
 #include "text/tokenizer.h"
 #include "tlm/score_data.h"
 #include "tlm/score_head.h"
@@ -61,15 +62,7 @@
 
 static const char *FALLBACK_QUESTION = "Which of these is a source of light energy?";
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+static double median(double *v, int n) { return stats_median(v, (size_t)n); }
 
 static bool is_dir(const char *p) {
     struct stat st;

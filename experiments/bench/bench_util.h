@@ -2,27 +2,13 @@
 #ifndef ELASTILM_BENCH_UTIL_H
 #define ELASTILM_BENCH_UTIL_H
 
-#include <stdio.h>
-#include <string.h>
+#include "runtime/device.h"
+#include "runtime/stats.h"
 
 // qsort comparator for doubles (medians).
-static inline int bench_cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#define bench_cmp_double stats_cmp_double
 
-// The CPU's model name from /proc/cpuinfo ("unknown CPU" when there is none).
-static inline void bench_cpu_name(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(buf, n, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f) fclose(f);
-}
+// The CPU's model name from /proc/cpuinfo ("?" when there is none).
+static inline void bench_cpu_name(char *buf, size_t n) { cpu_describe(buf, n); }
 
 #endif

@@ -9,6 +9,7 @@
 #include "runtime/device.h"
 #include "runtime/log.h"
 #include "runtime/rng.h"
+#include "runtime/stats.h"
 
 void profile_device(Device dev, DType weights, int threads, char *key, size_t nk, char *desc, size_t nd) {
     char what[200];
@@ -26,16 +27,6 @@ void profile_device(Device dev, DType weights, int threads, char *key, size_t nk
     const char *w = dtype_name(weights);
     snprintf(key, nk, "cpu-%dt-%s", threads, w);
     snprintf(desc, nd, "%s, %d thread%s, %s weights", what, threads, threads == 1 ? "" : "s", w);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 // One timed prefill of ids[0:n] into a fresh cache, the last logits formed.
@@ -77,7 +68,7 @@ Status profile_measure(const CausalLM *lm, Device dev, int max_tokens, const int
         for (int k = 0; st == ST_OK && k < reps; k++) st = timed_prefill(lm, sess, ids, lengths[i], &logits, &t[k]);
         if (st != ST_OK) break;
         out->lengths[i] = lengths[i];
-        out->ttft_ms[i] = median(t, reps);
+        out->ttft_ms[i] = stats_median(t, (size_t)reps);
         log_info("profile: prefill of %d tokens %.2f ms (median of %d)", lengths[i], out->ttft_ms[i], reps);
     }
     // decode: 16 steps after a prefill of tpot_context tokens
@@ -89,7 +80,7 @@ Status profile_measure(const CausalLM *lm, Device dev, int max_tokens, const int
     }
     if (st == ST_OK) {
         out->n = n;
-        out->tpot_ms = median(t, 16);
+        out->tpot_ms = stats_median(t, 16);
         out->tpot_context = tpot_context;
         time_t now = time(NULL);
         strftime(out->date, sizeof out->date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));

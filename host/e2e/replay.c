@@ -11,6 +11,7 @@
 
 #include "runtime/log.h"
 #include "runtime/mapped_file.h"
+#include "runtime/stats.h"
 #include "runtime/strbuf.h"
 
 // One request's outcome, as its JSONL record holds it.
@@ -267,17 +268,6 @@ static Status serve_one(Server *sv, const EvalPrompt *prompt, const ReplayConfig
 
 // ---- the summary -------------------------------------------------------------------
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *sorted, size_t n, double q) {
-    if (!n) return 0;
-    size_t k = (size_t)(q * (double)(n - 1) + 0.5);
-    return sorted[k < n ? k : n - 1];
-}
-
 static Status summarise(const ReplayConfig *c, Rec *recs, size_t n, ReplaySummary *s) {
     if (c->arrivals && c->measure) { // one device, first come first served
         double free_at = 0;
@@ -309,9 +299,9 @@ static Status summarise(const ReplayConfig *c, Rec *recs, size_t n, ReplaySummar
         s->mean_model_ratio = n_levels ? sum_r / (double)n_levels : 0;
         s->ttft_mean_ms = sum_ttft / (double)n;
         s->tpot_mean_ms = sum_tpot / (double)n;
-        qsort(ttft, n, sizeof *ttft, cmp_double);
-        s->ttft_p50_ms = pct(ttft, n, 0.5);
-        s->ttft_p99_ms = pct(ttft, n, 0.99);
+        qsort(ttft, n, sizeof *ttft, stats_cmp_double);
+        s->ttft_p50_ms = stats_quantile_sorted(ttft, n, 0.5);
+        s->ttft_p99_ms = stats_quantile_sorted(ttft, n, 0.99);
     }
     free(ttft);
     return ST_OK;
@@ -381,9 +371,22 @@ Status replay_run(Server *sv, const EvalPrompt prompts[DS_COUNT], const ReplayCo
     char label[96];
     snprintf(label, sizeof label, "e2e %s", c->mode);
     progress_begin(&bar, label, (long)mine);
-    size_t k = 0, right = 0, done = 0;
-    for (size_t i = 0; st == ST_OK && i < n; i++) {
-        if (recs[i].have || (int)(k++ % (size_t)dist->world) != dist->rank) continue;
+    // this rank's positions, in trace order; without latency grouped by dataset
+    // (stable), so the scorer's cached system prompt serves a dataset's requests
+    // one after another, as eval's does
+    size_t *order = mine ? malloc(mine * sizeof *order) : NULL;
+    if (mine && !order && st == ST_OK) st = status_fail(ST_OOM, "out of memory");
+    size_t m = 0, k = 0;
+    for (int pass = 0; st == ST_OK && pass < (c->measure ? 1 : DS_COUNT); pass++) {
+        k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (recs[i].have || (int)(k++ % (size_t)dist->world) != dist->rank) continue;
+            if (c->measure || (int)c->trace->req[i].ds == pass) order[m++] = i;
+        }
+    }
+    size_t right = 0, done = 0;
+    for (size_t j = 0; st == ST_OK && j < m; j++) {
+        size_t i = order[j];
         Rec r;
         st = serve_one(sv, &prompts[c->trace->req[i].ds], c, i, &r);
         if (st != ST_OK) {
@@ -400,6 +403,7 @@ Status replay_run(Server *sv, const EvalPrompt prompts[DS_COUNT], const ReplayCo
         progress_step(&bar, 1);
     }
     progress_end(&bar);
+    free(order);
     if (fp && fclose(fp) != 0 && st == ST_OK) st = status_fail(ST_IO, "%s: write failed", part);
     fail = st != ST_OK;
     double count = (double)done;

@@ -14,6 +14,10 @@
 // request's service time its TTFT): a request meets its SLO when its queueing
 // delay plus TTFT and its TPOT are within budget.
 //
+// Without latency (the artifact's accuracy-only replay) a rank serves its
+// requests grouped by dataset, so the scorer keeps a dataset's system prompt
+// cached as eval does; the records still come out in trace order.
+//
 // Ranks: positions not yet recorded are dealt round-robin; each rank appends
 // its records to <jsonl>.partial-<rank> (flushed per request) and rank 0
 // merges every partial file (a shared folder) into <jsonl>, sorted by

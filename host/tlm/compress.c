@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/stats.h"
 #include "runtime/strbuf.h"
 
 // ---- small string helpers ---------------------------------------------------
@@ -212,17 +213,12 @@ int lingua2_percent(double rate) {
     return (int)(100.0 * reduce + 1.0);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 double lingua2_percentile(const double *values, size_t n, int q, bool f64) {
     if (n == 0) return NAN;
     double *v = malloc(n * sizeof *v);
     if (!v) return NAN;
     memcpy(v, values, n * sizeof *v);
-    qsort(v, n, sizeof *v, cmp_double);
+    qsort(v, n, sizeof *v, stats_cmp_double);
     double qq = (double)q / 100.0;
     double vi = (double)(n - 1) * qq; // numpy: (n - 1) * quantiles, float64
     double fl = floor(vi);
