@@ -19,6 +19,8 @@
 #include "runtime/mapped_file.h"
 
 #define PROFILE_LENGTHS "64,128,256,512,1024,2048"
+// The scorer's longest candidate (eval's too): the profile measures in a session of that size.
+#define SCORER_TOKENS 8192
 
 // "64,128,..." into ascending lengths, each at most max_tokens (longer ones are dropped with a note).
 static Status parse_lengths(const char *text, int max_tokens, int *out, int *n) {
@@ -53,7 +55,7 @@ static Status get_profile(const LlamaModel *m, Device dev, const char *artifact,
     if (tpot_context == 0) tpot_context = m->cfg.max_position / 2 < 256 ? m->cfg.max_position / 2 : 256;
     CausalLM lm = causal_lm_llama(m);
     log_info("profile: measuring the full model on %s", desc);
-    TRY(profile_measure(&lm, dev, m->cfg.max_position, len, n, (int)reps, (int)tpot_context, p));
+    TRY(profile_measure(&lm, dev, m->cfg.max_position, len, n, (int)reps, (int)tpot_context, SCORER_TOKENS, p));
     snprintf(p->key, sizeof p->key, "%s", key);
     snprintf(p->device, sizeof p->device, "%s", desc);
     if (store && artifact) TRY(profile_store(artifact, p));
@@ -282,7 +284,7 @@ static Status run_e2e(const ArgOpt *o, int n, const E2eArgs *a, Device dev) {
             st = status_wrap(st, "data folder %s from %s (set it with --data-dir DIR or $ELASTILM_DATA)", data_dir,
                              data_origin);
     }
-    if (st == ST_OK) st = server_init(&sv, &m, tok, dev, a->share, 8192, pol.policy, pol.state);
+    if (st == ST_OK) st = server_init(&sv, &m, tok, dev, a->share, SCORER_TOKENS, pol.policy, pol.state);
     LatencyProfile prof;
     bool use_profile = a->measure && !(a->ttft_ms > 0);
     char key[160], desc[256];

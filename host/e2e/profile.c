@@ -39,7 +39,7 @@ static Status timed_prefill(const CausalLM *lm, void *sess, const int32_t *ids, 
 }
 
 Status profile_measure(const CausalLM *lm, Device dev, int max_tokens, const int *lengths, int n, int reps,
-                       int tpot_context, LatencyProfile *out) {
+                       int tpot_context, int session_cap, LatencyProfile *out) {
     memset(out, 0, sizeof *out);
     if (n < 1 || n > PROFILE_MAX_LENGTHS) return status_fail(ST_USAGE, "profile: 1 ... %d lengths", PROFILE_MAX_LENGTHS);
     if (reps < 1) return status_fail(ST_USAGE, "profile: at least one repetition");
@@ -50,6 +50,7 @@ Status profile_measure(const CausalLM *lm, Device dev, int max_tokens, const int
                                max_tokens, lengths[i]);
         cap = lengths[i] > cap ? lengths[i] : cap;
     }
+    int sess_cap = session_cap > cap ? session_cap : cap;
     if (tpot_context < 1 || tpot_context + 65 > max_tokens)
         return status_fail(ST_USAGE, "profile: decode context %d outside 1 ... %d", tpot_context, max_tokens - 65);
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
@@ -60,17 +61,22 @@ Status profile_measure(const CausalLM *lm, Device dev, int max_tokens, const int
     Rng r;
     rng_seed(&r, 42);
     for (int i = 0; st == ST_OK && i < cap; i++) ids[i] = (int32_t)rng_below(&r, (uint64_t)lm->vocab_size);
-    if (st == ST_OK) st = clm_session_new(lm, 1, cap, dev, &sess);
+    if (st == ST_OK) st = clm_session_new(lm, 1, sess_cap, dev, &sess);
     if (st == ST_OK) st = tensor_alloc_2d(&logits, DT_F32, (Device){DEV_CPU, 0}, 1, lm->vocab_size);
     double warm;
     if (st == ST_OK) st = timed_prefill(lm, sess, ids, lengths[0], &logits, &warm); // caches, page faults, clocks
+    // rounds over the lengths rather than one length's repetitions back to back,
+    // so no measurement runs on caches its predecessor warmed for it
+    double *all = st == ST_OK ? malloc((size_t)n * (size_t)reps * sizeof *all) : NULL;
+    if (st == ST_OK && !all) st = status_fail(ST_OOM, "out of memory");
+    for (int k = 0; st == ST_OK && k < reps; k++)
+        for (int i = 0; st == ST_OK && i < n; i++) st = timed_prefill(lm, sess, ids, lengths[i], &logits, &all[i * reps + k]);
     for (int i = 0; st == ST_OK && i < n; i++) {
-        for (int k = 0; st == ST_OK && k < reps; k++) st = timed_prefill(lm, sess, ids, lengths[i], &logits, &t[k]);
-        if (st != ST_OK) break;
         out->lengths[i] = lengths[i];
-        out->ttft_ms[i] = stats_median(t, (size_t)reps);
+        out->ttft_ms[i] = stats_median(&all[i * reps], (size_t)reps);
         log_info("profile: prefill of %d tokens %.2f ms (median of %d)", lengths[i], out->ttft_ms[i], reps);
     }
+    free(all);
     // decode: 16 steps after a prefill of tpot_context tokens
     if (st == ST_OK) st = timed_prefill(lm, sess, ids, tpot_context, &logits, &warm);
     for (int k = 0; st == ST_OK && k < 16; k++) {

@@ -28,12 +28,15 @@ typedef struct {
 // The key and the description of the device the process runs on now.
 void profile_device(Device dev, DType weights, int threads, char *key, size_t nk, char *desc, size_t nd);
 
-// Measures lm (the full model, no view) on dev: for each length, reps
-// prefills of that many tokens (fixed pseudo-random ids) after one warm-up,
-// the median kept; then decode steps at a context of tpot_context tokens.
-// Lengths above max_tokens (the model's positions) are refused.
+// Measures lm (the full model, no view) on dev as a replay measures a
+// request (scorer_prefill): a one-sequence session of session_cap tokens (the
+// scorer's), prefills of fixed pseudo-random ids from an empty cache with the
+// last position's logits formed, one warm-up, then reps rounds over the
+// lengths, the median per length kept; then 16 decode steps at a context of
+// tpot_context tokens, the median kept. Lengths above max_tokens (the model's
+// positions) are refused.
 Status profile_measure(const CausalLM *lm, Device dev, int max_tokens, const int *lengths, int n, int reps,
-                       int tpot_context, LatencyProfile *out);
+                       int tpot_context, int session_cap, LatencyProfile *out);
 
 // The full model's TTFT at n_tokens: piecewise linear between the measured
 // lengths, through the origin below the first and along the last segment's
