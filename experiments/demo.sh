@@ -153,7 +153,7 @@ echo "== End to end: three skewed SLO traces (elastilm trace gen, the real quest
 echo "   are datasets/elastilm-artifact/traces), each replayed through all eight modes with measured latency"
 mkdir -p "$run/traces"
 for alpha in 0 0.25 -0.25; do
-    "$bin" trace gen --skew "$alpha" --out "$run/traces/trace_$alpha.json"
+    "$bin" trace gen --skew "$alpha" --out "$run/traces/trace_$alpha.json" --quiet
 done
 "$bin" trace show "$run/traces/trace_0.25.json"
 limit=${E2E_LIMIT:-12}
