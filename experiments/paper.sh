@@ -23,7 +23,8 @@
 #   CALIB     calibration text (documents separated by blank lines; default BoolQ's Wikipedia passages)
 #   RECOVER   LoRA recovery data (alpaca JSON or plain text; default BoolQ's passages)
 #   LADDER    Off-The-Shelf's ladder (e.g. experiments/ladder_opt.txt with the OPT directories beside it)
-#   DOCS      passages labelled for the score head (default 5000); PER_TASK  questions per held-out task for the
+#   KEEP      anchor layers kept whole (default 6, the artifact's for 26-32 layers)
+#   DOCS      passages labelled for the score head (default 5000; CHUNK encoder pieces per labelled chunk, default 510); PER_TASK  questions per held-out task for the
 #             decision labels (default 1000); LIMIT  questions per dataset (default: all); TRACES (default the
 #             artifact's committed ones)
 #   ELASTILM_BIN the binary (default ./elastilm)
@@ -61,7 +62,8 @@ if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_RO
 step() { echo "== paper.sh: $*"; }
 
 step "1. elasticize"
-[ -f "$art" ] || "$bin" elasticize --model "$model" --calib "$calib" --samples 10 --seq 64 --out "$art" --device "$dev"
+[ -f "$art" ] || "$bin" elasticize --model "$model" --calib "$calib" --samples 10 --seq 64 --keep "${KEEP:-6}" --out "$art" \
+    --device "$dev"
 
 step "2. LoRA recovery per level (LLM-Pruner's recipe, $ranks rank(s))"
 [ -f "$out/.lora_done" ] || { OUT="$out/prune_tune" ELASTILM_BIN="$bin" "$root/experiments/prune_tune.sh" "$model" "$art" \
@@ -69,7 +71,7 @@ step "2. LoRA recovery per level (LLM-Pruner's recipe, $ranks rank(s))"
 
 step "3. the TLM: score head, then decision head"
 [ -f "$out/tlm_labels.jsonl" ] || "$bin" tlm labels --model "$model" --encoder "$encoder" --text "$recover" \
-    --limit "${DOCS:-5000}" --out "$out/tlm_labels.jsonl" --device "$dev"
+    --limit "${DOCS:-5000}" --chunk "${CHUNK:-510}" --out "$out/tlm_labels.jsonl" --device "$dev"
 [ -f "$out/.score_done" ] || { "$bin" tlm score --encoder "$encoder" --labels "$out/tlm_labels.jsonl" --artifact "$art" \
     --out "$out/tlm_score" && touch "$out/.score_done"; }
 [ -f "$out/decision_labels.jsonl" ] || "$bin" tlm decision-labels --model "$model" --artifact "$art" \
