@@ -10,7 +10,8 @@
 #   e2e        the replay with measured latency (every request prefilled from an empty cache)
 #   e2e-none   the replay without latency (--latency none: the KV cache of a shared prefix is kept)
 #   eval       the reference (eval keeps the system prompt's KV across a dataset's questions)
-# Rates exclude loading (each command's own timer, after setup).
+# Rates exclude loading (each command's own timer, after setup). The replays
+# take fixed budgets, so no latency profile is measured for them.
 #   experiments/bench/bench_e2e.sh MODEL ARTIFACT [BIN]
 # Environment: N (default 60), MODES (default the eight), THREADS (default "1 2"),
 # LADDER (Off-The-Shelf; skipped without), OUT (default results/bench_e2e.md).
@@ -55,7 +56,7 @@ for t in ${THREADS:-1 2}; do
     fi
     res="$work/r_${t}"
     "$bin" e2e --model "$model" --artifact "$art" --mode "$mode" --trace "$trace" --limit "$n" --threads "$t" \
-      --results "$res" --alpha 0 --quiet "${extra[@]}" >/dev/null
+      --results "$res" --alpha 0 --ttft-ms 1e9 --tpot-ms 1e9 --quiet "${extra[@]}" >/dev/null
     "$bin" e2e --model "$model" --artifact "$art" --mode "$mode" --trace "$trace" --limit "$n" --threads "$t" \
       --results "$res-none" --alpha 0 --latency none --quiet "${extra[@]}" >/dev/null
     sum="$res/e2e_$(basename "${model%.gguf}")/summary.csv"
