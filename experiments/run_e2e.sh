@@ -118,7 +118,7 @@ awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
            for (k = 1; k <= n; k++) {
              split(row[order[k]], f, ",")
              printf "%-7s %-20s %9.4f %11s %10.2f\n", f[col["alpha"]], f[col["mode"]], f[col["accuracy"]],
-                    f[col["attainment"]] == "nan" ? "-" : sprintf("%.3f", f[col["attainment"]]), f[col["req_per_s"]]
+                    f[col["attainment"]] == "" ? "-" : sprintf("%.3f", f[col["attainment"]]), f[col["req_per_s"]]
            }
          }' "$results/e2e_$name/summary.csv"
 for s in "${skipped[@]}"; do echo "run_e2e.sh: skipped $s" >&2; done

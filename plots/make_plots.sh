@@ -185,6 +185,7 @@ FNR == 1 {
     gsub(/^[ \t]+|[ \t]+$/, "", a); gsub(/^[ \t]+|[ \t]+$/, "", m); gsub(/^[ \t]+|[ \t]+$/, "", t); gsub(/^[ \t]+|[ \t]+$/, "", c)
     if (!isnum(a)) { bad("alpha \"" a "\" is not a number"); next }
     if (m == "" || m ~ /[ \t]/) { bad("mode \"" m "\" is empty or has blanks"); next }
+    if (t == "") { unmeasured++; next } # e2e --latency none: no attainment (its accuracy is in res_<M>.txt)
     if (!isnum(t)) { bad("attainment \"" t "\" is not a number"); next }
     if (t + 0 < 0 || t + 0 > 1) { bad("attainment " t " outside [0, 1]"); next }
     if (cc) {
@@ -200,6 +201,7 @@ END {
     if (hdr_bad) exit 1
     if (FNR == 0) { F_EMPTY = 1 }
     finish_bad(); if (nbad) exit 1
+    if (unmeasured) printf "make_plots.sh: %s: %d row(s) without attainment (e2e --latency none) left out of the attainment figure\n", F, unmeasured > "/dev/stderr"
     for (i = 1; i <= n; i++) print ord[i] "\t" val[ord[i]]
 }
 '

@@ -249,10 +249,14 @@ static Status report(const E2eArgs *a, const char *mode, Compat compat, const Re
     for (char *c = dev; *c; c++)
         if (*c == ',') *c = ';';
     const char *alpha = strncmp(a->label, "alpha=", 6) == 0 ? a->label + 6 : a->label;
-    snprintf(row, sizeof row, "%s,%s,%zu,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.3f,%.3f,%.3f,%.4f,%.4f,%.4f,%.4f,%d,%s\n", alpha,
-             mode, s->requests, s->right, acc, a->measure ? s->met / n : NAN, a->measure ? s->met_ttft / n : NAN,
-             a->measure ? s->met_tpot / n : NAN, rps, s->ttft_mean_ms, s->ttft_p50_ms, s->ttft_p99_ms, s->tpot_mean_ms,
-             busy > 0 ? s->tlm_ms / busy : 0, busy > 0 ? s->prefill_ms / busy : 0, busy > 0 ? s->score_ms / busy : 0,
+    // without measured latency the attainment and latency fields stay empty
+    char lat[200] = ",,,,,,,,,,";
+    if (a->measure)
+        snprintf(lat, sizeof lat, "%.6f,%.6f,%.6f,%.4f,%.3f,%.3f,%.3f,%.4f,%.4f,%.4f,%.4f", s->met / n, s->met_ttft / n,
+                 s->met_tpot / n, rps, s->ttft_mean_ms, s->ttft_p50_ms, s->ttft_p99_ms, s->tpot_mean_ms,
+                 busy > 0 ? s->tlm_ms / busy : 0, busy > 0 ? s->prefill_ms / busy : 0, busy > 0 ? s->score_ms / busy : 0);
+    else snprintf(lat, sizeof lat, ",,,%.4f,,,,,,,", rps);
+    snprintf(row, sizeof row, "%s,%s,%zu,%zu,%.6f,%s,%d,%s\n", alpha, mode, s->requests, s->right, acc, lat,
              ops_get_threads(), dev);
     snprintf(path, sizeof path, "%s/e2e_%s/summary.csv", a->results, a->model_name);
     TRY(write_summary_row(path, alpha, mode, row));
