@@ -302,7 +302,12 @@ static Status run_e2e(const ArgOpt *o, int n, const E2eArgs *a, Device dev) {
         snprintf(dir, sizeof dir, "%s/e2e_%s/%s", a->results, a->model_name, a->label);
         st = mkdirs(dir);
     }
-    if (st == ST_OK) st = dist_barrier(&dist);
+    // every rank reaches this point, failed or not: a rank that failed to set up must not leave
+    // the others waiting in the replay's collectives
+    double fail = st != ST_OK;
+    Status dst = dist_allreduce_sum_f64(&dist, &fail, 1);
+    if (st == ST_OK && dst != ST_OK) st = dst;
+    if (st == ST_OK && fail > 0) st = status_fail(ST_IO, "another rank failed to start (its message above)");
     ReplaySummary sum;
     if (st == ST_OK) {
         ReplayConfig c = {.trace = &trace, .trace_path = a->trace, .limit = (size_t)a->limit, .mode = pol.policy->name,
