@@ -234,10 +234,13 @@ static Status serve_one(Server *sv, const EvalPrompt *prompt, const ReplayConfig
     if (c->measure) {
         st = eval_render(sv->scorer.tok, &qp, q->ds, &mq, &text);
         if (st == ST_OK) st = scorer_prefill(&sv->scorer, text, &r->prompt_tokens, &r->prefill_ms, &r->tpot_ms);
-        // the budget: fractions of the full model's latency on the whole (uncompressed) prompt
+        // the budget: fractions of the full model's latency on the whole (uncompressed) prompt;
+        // a prompt served as it is by the served model's tokenizer was just counted
         char *full = NULL;
-        if (st == ST_OK) st = eval_render(sv->tok, prompt, q->ds, &mq, &full);
-        if (st == ST_OK) {
+        bool counted = !sys && sv->scorer.tok == sv->tok;
+        if (counted) r->full_tokens = r->prompt_tokens;
+        if (st == ST_OK && !counted) st = eval_render(sv->tok, prompt, q->ds, &mq, &full);
+        if (st == ST_OK && !counted) {
             TokenList l;
             st = tokenizer_encode(sv->tok, full, strlen(full), false, &l);
             if (st == ST_OK) r->full_tokens = (int)l.n, token_list_free(&l);
