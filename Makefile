@@ -121,7 +121,7 @@ SPARSEBENCH_BIN := $(BUILD)/bench_sparse_ffn
 PARITY_BIN := $(BUILD)/tests/cuda_parity
 GPUBENCH_BIN := $(BUILD)/bench_gpu
 
-.PHONY: all deps test test-cuda sanitize test-real check standalone install demo plots bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin bench-contextual-bin bench-sparse-ffn-bin clean fetch FORCE
+.PHONY: all deps test test-cuda test-cuda-emu sanitize test-real check standalone install demo plots bench bench-tokenizers bench-contention bench-policies-bin bench-encoder-bin bench-contextual-bin bench-sparse-ffn-bin clean fetch FORCE
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -240,6 +240,64 @@ sanitize:
 	CRITERION_NO_EARLY_EXIT=1 ASAN_OPTIONS=detect_leaks=1 ELASTILM_THREADS=$(TEST_THREADS) ELASTILM_BIN=./build-san/elastilm \
 	  build-san/tests/run_tests --jobs 1
 
+# ---- CUDA on the CPU (tests/cuemu, cuda/README.md) ---------------------------------
+# The parity suite (tests/cuda/parity.c) without a GPU: cuda/*.cu rewritten
+# (tests/cuemu/rewrite.sed: launches, __shared__) and compiled by clang++ against the
+# emulator's headers (cuemu.h, include/mma.h) and NVIDIA's, every file of the binary
+# under ASan + UBSan, the kernels also with -fsanitize-coverage=trace-loads,trace-stores
+# (the emulator's shared-memory race checks), linked with the emulator's CUDA runtime
+# and cuBLASLt in place of NVIDIA's. The self-tests first (each seeded bug must be
+# reported with its file:line), then the whole parity suite under two schedules.
+EMU_BUILD ?= build-emu
+EMU_CC    ?= clang
+EMU_CXX   ?= clang++
+EMU_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+EMU_OPT   := -O1 -g
+EMU_COV   := -fsanitize-coverage=func,trace-loads,trace-stores
+EMU_CXXFLAGS := -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -I$(CUDA_HOME)/include -Ihost $(EMU_OPT) $(EMU_SAN) -MMD -MP
+EMU_KFLAGS := -Itests/cuemu/include $(EMU_CXXFLAGS) -x c++ -include tests/cuemu/cuemu.h $(EMU_COV)
+EMU_HOST_OBJ := $(patsubst %.c,$(EMU_BUILD)/%.o,$(filter-out host/runtime/device_none.c $(CLI_MAIN),$(shell find host -name '*.c' | sort)))
+EMU_CU_OBJ   := $(patsubst %.cu,$(EMU_BUILD)/%.cu.o,$(shell find cuda -name '*.cu' | sort))
+EMU_CUH      := $(patsubst cuda/%,$(EMU_BUILD)/cuda/%,$(wildcard cuda/*.cuh))
+EMU_RT_OBJ   := $(patsubst %.cc,$(EMU_BUILD)/%.o,$(wildcard tests/cuemu/*.cc))
+EMU_PARITY   := $(EMU_BUILD)/tests/cuda_parity
+EMU_SELFTEST := $(EMU_BUILD)/tests/cuemu_selftest
+EMU_LDLIBS   := $(LIB_LIBS) -lm -lpthread
+
+$(EMU_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(EMU_CC) $(filter-out -Werror,$(CFLAGS_BASE)) -DELASTILM_CUDA $(EMU_OPT) $(EMU_SAN) -c $< -o $@
+
+$(EMU_BUILD)/tests/cuemu/%.o: tests/cuemu/%.cc
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuemu -c $< -o $@
+
+# the rewrite keeps every line where it was; #line names the original file
+$(EMU_BUILD)/%.cu.cc: %.cu tests/cuemu/rewrite.sed
+	@mkdir -p $(dir $@)
+	{ printf '#line 1 "%s"\n' $<; sed -E -f tests/cuemu/rewrite.sed $<; } > $@.tmp && mv $@.tmp $@
+$(EMU_BUILD)/cuda/%.cuh: cuda/%.cuh tests/cuemu/rewrite.sed
+	@mkdir -p $(dir $@)
+	{ printf '#line 1 "%s"\n' $<; sed -E -f tests/cuemu/rewrite.sed $<; } > $@.tmp && mv $@.tmp $@
+
+$(EMU_BUILD)/%.cu.o: $(EMU_BUILD)/%.cu.cc $(EMU_CUH) tests/cuemu/cuemu.h tests/cuemu/include/mma.h
+	$(EMU_CXX) $(EMU_KFLAGS) -c $< -o $@
+
+$(EMU_PARITY): $(EMU_HOST_OBJ) $(EMU_CU_OBJ) $(EMU_RT_OBJ) $(EMU_BUILD)/tests/cuda/parity.o
+	$(EMU_CXX) $(EMU_SAN) -fopenmp -o $@ $^ $(EMU_LDLIBS)
+
+$(EMU_SELFTEST): $(EMU_BUILD)/tests/cuemu/selftest/kernels.cu.o $(EMU_BUILD)/tests/cuemu/selftest/main.o $(EMU_RT_OBJ)
+	$(EMU_CXX) $(EMU_SAN) -o $@ $^ -lpthread
+
+# CUEMU_SCHEDULES: the thread orders the parity suite runs under (forward, reverse, random:SEED)
+CUEMU_SCHEDULES ?= forward reverse
+test-cuda-emu: $(EMU_PARITY) $(EMU_SELFTEST)
+	ASAN_OPTIONS=detect_leaks=1 $(EMU_SELFTEST) tests/cuemu/selftest/kernels.cu
+	@for s in $(CUEMU_SCHEDULES); do echo "test-cuda-emu: cuda_parity, schedule $$s"; \
+	  CUEMU_SCHEDULE=$$s ASAN_OPTIONS=detect_leaks=1 ELASTILM_THREADS=$(TEST_THREADS) $(EMU_PARITY) > $(EMU_BUILD)/parity-$$s.log 2>&1; rc=$$?; \
+	  grep -E '^FAIL|^cuda_parity:|cuemu' $(EMU_BUILD)/parity-$$s.log | tail -20; \
+	  if [ $$rc != 0 ]; then echo "test-cuda-emu: schedule $$s failed (exit $$rc): $(EMU_BUILD)/parity-$$s.log"; tail -40 $(EMU_BUILD)/parity-$$s.log; exit 1; fi; done
+
 fetch:
 	datasets/fetch.sh smollm2
 
@@ -286,7 +344,7 @@ bench-tokenizers:
 	experiments/bench/bench_tokenizers.sh $(TOKBENCH_BIN)
 
 clean:
-	rm -rf build build-san build-install elastilm
+	rm -rf build build-san build-install build-emu elastilm
 
 # How generate (and a short eval) slow down beside busy processes: the default
 # threads and wait policy against the old all-cores spinning and --threads 1.
@@ -295,4 +353,4 @@ bench-contention: $(BIN)
 	datasets/fetch.sh smollm2
 	experiments/bench/bench_contention.sh ./$(BIN)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(EMU_BUILD) -name '*.d' 2>/dev/null)

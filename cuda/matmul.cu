@@ -336,8 +336,8 @@ static void mm_run(Tensor *out, const Tensor *x, const Tensor *w, float alpha, f
     } else if (w->dtype == DT_F32) { // 16-bit x, f32 w: x widened to f32, rows padded to 4 (16-byte aligned)
         ld_b = (K + 3) / 4 * 4;
         float *xf = (float *)cuda_workspace(MM_X_SLOT, (size_t)M * (size_t)ld_b * sizeof(float));
-        if (x->dtype == DT_BF16) mm_widen<<<mm_blocks(M * K), 256>>>(xf, ld_b, (const __nv_bfloat16 *)x->data, M, K, ld_x);
-        else mm_widen<<<mm_blocks(M * K), 256>>>(xf, ld_b, (const __half *)x->data, M, K, ld_x);
+        if (x->dtype == DT_BF16) mm_widen<__nv_bfloat16><<<mm_blocks(M * K), 256>>>(xf, ld_b, (const __nv_bfloat16 *)x->data, M, K, ld_x);
+        else mm_widen<__half><<<mm_blocks(M * K), 256>>>(xf, ld_b, (const __half *)x->data, M, K, ld_x);
         MM_CUDA(cudaGetLastError());
         b_ptr = xf;
     } else if (w->dtype == DT_BF16 || w->dtype == DT_F16) {

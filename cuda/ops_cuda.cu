@@ -49,10 +49,10 @@ extern "C" void cuda_embedding(Tensor *out, const Tensor *table, const int32_t *
     int threads = threads_for(o.cols, 256);
     int64_t ld = table->stride[0], V = table->shape[0];
     switch (table->dtype) {
-    case DT_F32: embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const float *)table->data, ld, V, d_ids); break;
-    case DT_F16: embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const __half *)table->data, ld, V, d_ids); break;
+    case DT_F32: embedding_kernel<float><<<(unsigned)o.rows, threads>>>(o, (const float *)table->data, ld, V, d_ids); break;
+    case DT_F16: embedding_kernel<__half><<<(unsigned)o.rows, threads>>>(o, (const __half *)table->data, ld, V, d_ids); break;
     case DT_BF16:
-        embedding_kernel<<<(unsigned)o.rows, threads>>>(o, (const __nv_bfloat16 *)table->data, ld, V, d_ids);
+        embedding_kernel<__nv_bfloat16><<<(unsigned)o.rows, threads>>>(o, (const __nv_bfloat16 *)table->data, ld, V, d_ids);
         break;
     default: REQUIRE(!"embedding table must be f32, f16 or bf16");
     }

@@ -10,6 +10,7 @@
 //    inside a parallel region).
 #include <assert.h>
 #include <cblas.h>
+#include <cpuid.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,16 +33,28 @@ const char *cpu_isa_name(CpuIsa isa) {
     return names[isa];
 }
 
+// F16C and AVX512-BF16 from CPUID itself: clang before 16 knows neither name in
+// __builtin_cpu_supports (the CUDA emulator's build, tests/cuemu, uses clang). The OS
+// support they need (AVX / AVX-512 state) is checked through avx2 / avx512f first.
+static bool cpuid_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+static bool cpuid_avx512bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
+
 bool cpu_lowbit_isa_available(CpuIsa isa, DType w_dtype) {
     __builtin_cpu_init();
     switch (isa) {
     case CPU_ISA_SCALAR: return true;
     case CPU_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_f16c();
     case CPU_ISA_AVX512:
         if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return false;
-        if (w_dtype == DT_BF16) return __builtin_cpu_supports("avx512bf16");
-        return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
+        if (w_dtype == DT_BF16) return cpuid_avx512bf16();
+        return __builtin_cpu_supports("avx512vnni") && cpuid_f16c();
     }
     return false;
 }

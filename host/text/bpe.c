@@ -92,14 +92,18 @@ static Status initial_symbols(const Model *m, const Piece *p, Symbol **out, int3
         }
         int32_t id = strmap_get(&m->vocab, ch, chl);
         if (id >= 0) {
-            s[n++] = (Symbol){id, n - 1, -1, (uint32_t)i, (uint32_t)(i + (size_t)cl), true};
+            s[n] = (Symbol){id, n - 1, -1, (uint32_t)i, (uint32_t)(i + (size_t)cl), true};
+            n++;
         } else if (m->byte_fallback && bytes_known(m, p->text + i, cl)) {
-            for (int k = 0; k < cl; k++)
-                s[n++] = (Symbol){m->byte_ids[(unsigned char)p->text[i + (size_t)k]], n - 1, -1, (uint32_t)(i + (size_t)k),
-                                  (uint32_t)(i + (size_t)k + 1), true};
+            for (int k = 0; k < cl; k++, n++)
+                s[n] = (Symbol){m->byte_ids[(unsigned char)p->text[i + (size_t)k]], n - 1, -1, (uint32_t)(i + (size_t)k),
+                                (uint32_t)(i + (size_t)k + 1), true};
         } else if (m->unk_id >= 0) {
             if (m->fuse_unk && n > 0 && s[n - 1].id == m->unk_id) s[n - 1].end = (uint32_t)(i + (size_t)cl);
-            else s[n++] = (Symbol){m->unk_id, n - 1, -1, (uint32_t)i, (uint32_t)(i + (size_t)cl), true};
+            else {
+                s[n] = (Symbol){m->unk_id, n - 1, -1, (uint32_t)i, (uint32_t)(i + (size_t)cl), true};
+                n++;
+            }
         }
         i += (size_t)cl;
     }
