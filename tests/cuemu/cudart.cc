@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <atomic>
 #include <map>
 
 namespace cuemu {
@@ -60,6 +61,26 @@ bool device_range(const void *p, size_t bytes) {
     pthread_mutex_unlock(&g_mu);
     return ok;
 }
+
+static std::atomic<uint64_t> g_frees{0};
+
+bool device_alloc_of(uintptr_t a, uintptr_t *lo, size_t *len) {
+    pthread_mutex_lock(&g_mu);
+    auto it = g_allocs.upper_bound(a);
+    bool ok = false;
+    if (it != g_allocs.begin()) {
+        --it;
+        if (a >= it->first && a < it->first + (it->second ? it->second : 1)) {
+            *lo = it->first;
+            *len = it->second ? it->second : 1;
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    return ok;
+}
+
+uint64_t device_free_count(void) { return g_frees.load(std::memory_order_relaxed); }
 
 static std::map<const void *, size_t> g_func_smem;
 
@@ -255,6 +276,7 @@ cudaError_t cudaFree(void *p) {
     auto it = g_allocs.find((uintptr_t)p);
     bool ok = it != g_allocs.end();
     if (ok) g_allocs.erase(it);
+    g_frees++;
     pthread_mutex_unlock(&g_mu);
     if (!ok) return api_error(CALLER, cudaErrorInvalidDevicePointer, "cudaFree(%p): not a cudaMalloc'd pointer", p);
     free(p);

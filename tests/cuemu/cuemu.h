@@ -63,13 +63,13 @@ struct Site {
     int line;
 };
 
-// The executing CUDA thread and its block (runtime.cc keeps them per worker thread).
-struct ThreadState;
-struct BlockState;
-uint3 &thread_idx(void);
-uint3 &block_idx(void);
-dim3 &block_dim(void);
-dim3 &grid_dim(void);
+// The executing CUDA thread and its block (runtime.cc keeps them per worker thread),
+// by value: the kernel reads them without touching the emulator's memory (which
+// the device-memory check of kernel accesses would report).
+uint3 thread_idx(void);
+uint3 block_idx(void);
+dim3 block_dim(void);
+dim3 grid_dim(void);
 
 // ---- barriers and warp collectives (runtime.cc) -------------------------------------
 
@@ -141,9 +141,12 @@ struct LaunchCfg {
 };
 
 // Runs every block of the grid (synchronously, in stream order); body(arg) is one
-// CUDA thread's kernel call. A bad configuration sets the runtime's last error
-// (cudaGetLastError) as a GPU would, and says why on stderr.
-void launch(const LaunchCfg &cfg, void (*body)(void *), void *arg);
+// CUDA thread's kernel call, and [arg, arg + arg_bytes) the launch's own memory
+// (the kernel's parameters before each thread copies them), which kernel code may
+// read besides device memory, its shared memory and its own stack. A bad
+// configuration sets the runtime's last error (cudaGetLastError) as a GPU would,
+// and says why on stderr.
+void launch(const LaunchCfg &cfg, void (*body)(void *), void *arg, size_t arg_bytes);
 
 static inline dim3 to_dim3(dim3 d) { return d; }
 static inline dim3 to_dim3(unsigned v) { return dim3(v); }
@@ -160,15 +163,14 @@ struct Launcher {
         static_assert(sizeof...(A) == sizeof...(P), "cuemu: kernel launched with the wrong number of arguments");
         // The parameters as the kernel declares them, converted once; each CUDA thread's
         // call copies them (by-value parameters are per thread, as on the GPU).
-        std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
         struct Ctx {
             void (*fn)(P...);
-            std::tuple<std::decay_t<P>...> *params;
-        } ctx{fn, &params};
+            std::tuple<std::decay_t<P>...> params;
+        } ctx{fn, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
         launch(cfg, [](void *p) {
             Ctx *c = (Ctx *)p;
-            std::apply(c->fn, *c->params);
-        }, &ctx);
+            std::apply(c->fn, c->params);
+        }, &ctx, sizeof ctx);
     }
 };
 
@@ -209,10 +211,10 @@ static inline cudaError_t cudaFuncSetAttribute(T *entry, cudaFuncAttribute attr,
 }
 
 // ---- the built-in variables ------------------------------------------------------------
-#define threadIdx (static_cast<const uint3 &>(cuemu::thread_idx()))
-#define blockIdx (static_cast<const uint3 &>(cuemu::block_idx()))
-#define blockDim (static_cast<const dim3 &>(cuemu::block_dim()))
-#define gridDim (static_cast<const dim3 &>(cuemu::grid_dim()))
+#define threadIdx (cuemu::thread_idx())
+#define blockIdx (cuemu::block_idx())
+#define blockDim (cuemu::block_dim())
+#define gridDim (cuemu::grid_dim())
 static constexpr int warpSize = 32;
 
 #define CUEMU_SITE (cuemu::Site{__FILE__, __LINE__})

@@ -33,6 +33,10 @@ void describe_pc(const void *pc, char *buf, size_t n);
 
 // The device allocation holding [p, p + bytes), or false (cudart.cc).
 bool device_range(const void *p, size_t bytes);
+// The live device allocation [*lo, *lo + *len) holding address a, or false; and a
+// counter that cudaFree advances (so that cached ranges are dropped).
+bool device_alloc_of(uintptr_t a, uintptr_t *lo, size_t *len);
+uint64_t device_free_count(void);
 
 // The schedule's name, for messages ("forward", "reverse", "random seed 7").
 const char *schedule_name(void);

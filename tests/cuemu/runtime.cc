@@ -25,9 +25,13 @@
 //    (ASan reports an access past a variable); with the kernels built with
 //    -fsanitize-coverage=trace-loads,trace-stores (make test-cuda-emu does), every
 //    4-byte word of it has a shadow (last writer, last reader, barrier epochs) and an
-//    access that no __syncthreads (or, within a warp, a full-warp collective) orders
+//    access that no __syncthreads (or, within a warp, a full-warp __syncwarp) orders
 //    after a conflicting access of another thread is a race, as is a read of a word
 //    no thread of the block has written;
+//  - device memory: a kernel load or store (the same callbacks) outside the block's
+//    shared memory, the thread's own stack and the launch's parameters must fall in
+//    a live cudaMalloc allocation: a host pointer handed to a kernel is reported
+//    (a GPU would fault), and ASan's redzones catch an access past an allocation;
 //  - launch limits (block and grid sizes, shared memory above 48 KiB without
 //    cudaFuncSetAttribute's opt-in, static shared memory above 48 KiB).
 #include "internal.h"
@@ -35,6 +39,7 @@
 #include "cuemu.h"
 
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -274,6 +279,13 @@ struct Worker {
     std::vector<SharedVar> vars;
     Shadow *shadow;
     uint32_t block_serial;
+    // the launch's parameters, and recently used device allocations (the device-memory check)
+    uintptr_t param_lo;
+    size_t param_len;
+    uintptr_t alloc_lo[4];
+    size_t alloc_len[4];
+    uint64_t alloc_frees; // device_free_count() when the cache was filled
+    int alloc_next;
     // counters (CUEMU_STATS)
     uint64_t n_blocks, n_switches;
 };
@@ -331,6 +343,22 @@ void fail(Site s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfail(s, fmt, ap);
+}
+
+// A report at a code address (a load or store the coverage callbacks saw).
+[[noreturn]] static void fail_pc(const void *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_pc(const void *pc, const char *fmt, ...) {
+    char file[256];
+    describe_pc(pc, file, sizeof file);
+    char *colon = strrchr(file, ':');
+    int line = 0;
+    if (colon) {
+        line = atoi(colon + 1);
+        *colon = 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(Site{file, line}, fmt, ap);
 }
 
 static bool same_site(const Site &a, const Site &b) {
@@ -634,30 +662,81 @@ static void thread_desc(Worker *w, int linear, char *buf, size_t n) {
 
 [[noreturn]] static void race_report(Worker *w, ThreadState *t, uintptr_t a, const void *pc, bool is_write, const char *kind,
                                      int other, const void *other_pc, bool other_write) {
-    char here[256], there[256], what[160], who[64];
-    describe_pc(pc, here, sizeof here);
+    char there[256], what[160], who[64];
     describe_shared(w, a, what, sizeof what);
-    Site s = {here, 0};
-    // here is "file:line": fail() prints "file:line:0:"; pass the parts instead
-    char file[256];
-    snprintf(file, sizeof file, "%s", here);
-    char *colon = strrchr(file, ':');
-    int line = 0;
-    if (colon) {
-        line = atoi(colon + 1);
-        *colon = 0;
-    }
-    s.file = file;
-    s.line = line;
-    if (other < 0) {
-        fail(s, "shared-memory %s: %s %s, which no thread of this block has written (it holds the emulator's NaN fill)",
-             kind, is_write ? "writes" : "reads", what);
-    }
+    if (other < 0)
+        fail_pc(pc, "shared-memory %s: %s %s, which no thread of this block has written (it holds the emulator's NaN fill)",
+                kind, is_write ? "writes" : "reads", what);
     describe_pc(other_pc, there, sizeof there);
     thread_desc(w, other, who, sizeof who);
-    fail(s, "shared-memory race (%s): this thread %s %s; %s %s it at %s with no __syncthreads() between%s", kind,
-         is_write ? "writes" : "reads", what, who, other_write ? "wrote" : "read", there,
-         other / 32 == t->warp ? " (nor a __syncwarp or other full-warp collective: the two are in one warp)" : "");
+    fail_pc(pc, "shared-memory race (%s): this thread %s %s; %s %s it at %s with no __syncthreads() between%s", kind,
+            is_write ? "writes" : "reads", what, who, other_write ? "wrote" : "read", there,
+            other / 32 == t->warp ? " (nor a __syncwarp: the two are in one warp, and shuffles, votes and wmma operations do not order memory)" : "");
+}
+
+// The read-only segments of the program and its libraries (code, constants): what a kernel
+// may read besides device memory (UBSan's function-type check reads the callee's prefix;
+// constant tables in device code live there).
+struct Ranges {
+    int n;
+    uintptr_t lo[128], hi[128];
+};
+static Ranges g_ro;
+static pthread_once_t g_ro_once = PTHREAD_ONCE_INIT;
+
+static int ro_segment(struct dl_phdr_info *info, size_t, void *) {
+    for (int i = 0; i < info->dlpi_phnum && g_ro.n < 128; i++) {
+        const ElfW(Phdr) &ph = info->dlpi_phdr[i];
+        // code and constants, and what is read-only after relocation (type_info objects, vtables)
+        if (!(ph.p_type == PT_LOAD && !(ph.p_flags & PF_W)) && ph.p_type != PT_GNU_RELRO) continue;
+        g_ro.lo[g_ro.n] = info->dlpi_addr + ph.p_vaddr;
+        g_ro.hi[g_ro.n] = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+        g_ro.n++;
+    }
+    return 0;
+}
+static void ro_init(void) { dl_iterate_phdr(ro_segment, NULL); }
+
+static bool read_only_image(uintptr_t a) {
+    pthread_once(&g_ro_once, ro_init);
+    for (int i = 0; i < g_ro.n; i++)
+        if (a >= g_ro.lo[i] && a < g_ro.hi[i]) return true;
+    return false;
+}
+
+// A kernel's access outside its shared memory: its own stack, the launch's parameters, a
+// live device allocation (a few recently hit ones cached per worker) or, for a read, the
+// program's read-only segments; anything else is host memory a GPU could not reach.
+static void global_access(uintptr_t a, size_t n, const void *pc, bool is_write) {
+    ThreadState *t = tl_t;
+    Worker *w = tl_w;
+    if (!t || !w) return;
+    if (a - (uintptr_t)t->stack < cfg().stack_bytes) return;
+    if (a - w->param_lo < w->param_len) return;
+    uint64_t frees = device_free_count();
+    if (frees != w->alloc_frees) {
+        memset(w->alloc_len, 0, sizeof w->alloc_len);
+        w->alloc_frees = frees;
+    }
+    for (int i = 0; i < 4; i++)
+        if (a - w->alloc_lo[i] < w->alloc_len[i]) return;
+    if (!is_write && read_only_image(a)) return;
+    uintptr_t lo;
+    size_t len;
+    if (device_alloc_of(a, &lo, &len)) {
+        w->alloc_lo[w->alloc_next] = lo;
+        w->alloc_len[w->alloc_next] = len;
+        w->alloc_next = (w->alloc_next + 1) & 3;
+        return;
+    }
+#ifdef CUEMU_ASAN
+    // a local moved to ASan's fake stack (detect_stack_use_after_return) is the thread's own
+    void *fake = __asan_get_current_fake_stack();
+    if (fake && __asan_addr_is_in_fake_stack(fake, (void *)a, NULL, NULL)) return;
+#endif
+    fail_pc(pc, "the kernel %s %zu bytes at %p, which is neither device memory (cudaMalloc), shared memory nor the "
+            "thread's own: a host pointer passed to a kernel (a GPU faults: cudaErrorIllegalAddress)",
+            is_write ? "writes" : "reads", n, (void *)a);
 }
 
 static inline void race_access(uintptr_t a, size_t bytes, const void *pc, bool is_write, int lane_override) {
@@ -738,12 +817,20 @@ void note_atomic(const void *p, size_t bytes) {
 // emulated sources: every load and store; only the current block's arena is checked.
 #define CUEMU_COV(n, T)                                                                                              \
     extern "C" void __sanitizer_cov_load##n(T *p) {                                                                  \
-        if (cuemu::in_arena(p) && cuemu::g_cfg.race)                                                                  \
-            cuemu::race_access((uintptr_t)p, n, (const char *)__builtin_return_address(0) - 1, false, -1);              \
+        const char *pc = (const char *)__builtin_return_address(0) - 1;                                               \
+        if (cuemu::in_arena(p)) {                                                                                     \
+            if (cuemu::g_cfg.race) cuemu::race_access((uintptr_t)p, n, pc, false, -1);                               \
+        } else if (cuemu::tl_t) {                                                                                     \
+            cuemu::global_access((uintptr_t)p, n, pc, false);                                                         \
+        }                                                                                                             \
     }                                                                                                                 \
     extern "C" void __sanitizer_cov_store##n(T *p) {                                                                 \
-        if (cuemu::in_arena(p) && cuemu::g_cfg.race)                                                                  \
-            cuemu::race_access((uintptr_t)p, n, (const char *)__builtin_return_address(0) - 1, true, -1);               \
+        const char *pc = (const char *)__builtin_return_address(0) - 1;                                               \
+        if (cuemu::in_arena(p)) {                                                                                     \
+            if (cuemu::g_cfg.race) cuemu::race_access((uintptr_t)p, n, pc, true, -1);                                \
+        } else if (cuemu::tl_t) {                                                                                     \
+            cuemu::global_access((uintptr_t)p, n, pc, true);                                                          \
+        }                                                                                                             \
     }
 CUEMU_COV(1, uint8_t)
 CUEMU_COV(2, uint16_t)
@@ -898,7 +985,10 @@ static void complete_group(Worker *w, int warp, WarpGroup &g, ThreadState *self)
         break;
     }
     }
-    if (mask == w->warp_exist[warp]) w->warp_gen[warp]++;
+    // Only __syncwarp orders memory among the lanes (CUDA's memory model): a shuffle, vote or
+    // wmma collective synchronises execution, and a lane's shared-memory write before it is
+    // not thereby ordered before another lane's access after it.
+    if (g.op == OP_SYNCWARP && mask == w->warp_exist[warp]) w->warp_gen[warp]++;
     g.used = false;
     for (int l = 0; l < 32; l++) {
         if (!(mask & (1u << l))) continue;
@@ -1085,6 +1175,7 @@ struct Job {
     const LaunchCfg *cfg;
     void (*body)(void *);
     void *arg;
+    size_t arg_bytes;
     uint64_t serial, n_blocks;
     std::atomic<uint64_t> next;
 };
@@ -1104,10 +1195,13 @@ static void work(Worker *w, Job *j) {
     w->launch = j->cfg;
     w->body = j->body;
     w->arg = j->arg;
+    w->param_lo = (uintptr_t)j->arg;
+    w->param_len = j->arg_bytes;
     w->launch_serial = j->serial;
     tl_w = w;
     for (uint64_t b; (b = j->next.fetch_add(1)) < j->n_blocks;) run_block(w, *j->cfg, b);
     w->launch = NULL;
+    w->param_len = 0;
     tl_arena_len = 0;
 }
 
@@ -1203,7 +1297,7 @@ static bool check_config(const LaunchCfg &c) {
     return true;
 }
 
-void launch(const LaunchCfg &c, void (*body)(void *), void *arg) {
+void launch(const LaunchCfg &c, void (*body)(void *), void *arg, size_t arg_bytes) {
     if (tl_t) fail(c.site, "launch of %s from device code (dynamic parallelism) is not emulated", c.name);
     if (!check_config(c)) return;
     pthread_mutex_lock(&g_launch_mu); // one launch at a time in the process (one device, one stream)
@@ -1214,6 +1308,7 @@ void launch(const LaunchCfg &c, void (*body)(void *), void *arg) {
     j.cfg = &c;
     j.body = body;
     j.arg = arg;
+    j.arg_bytes = arg_bytes;
     j.serial = ++g_launch_serial;
     j.n_blocks = (uint64_t)c.grid.x * c.grid.y * c.grid.z;
     j.next = 0;
@@ -1248,16 +1343,16 @@ static ThreadState *in_kernel(const char *what) {
     if (!t) fail(Site{"?", 0}, "%s read outside a kernel", what);
     return t;
 }
-uint3 &thread_idx(void) { return in_kernel("threadIdx")->tid; }
-uint3 &block_idx(void) {
+uint3 thread_idx(void) { return in_kernel("threadIdx")->tid; }
+uint3 block_idx(void) {
     in_kernel("blockIdx");
     return tl_w->bid;
 }
-dim3 &block_dim(void) {
+dim3 block_dim(void) {
     in_kernel("blockDim");
     return tl_w->bdim;
 }
-dim3 &grid_dim(void) {
+dim3 grid_dim(void) {
     in_kernel("gridDim");
     return tl_w->gdim;
 }

@@ -19,6 +19,11 @@
 
 #include "../cuemu.h"
 
+// The emulation's own memory accesses are not the kernel's: none of its functions is
+// seen by the coverage callbacks (the collectives report per lane through note_read /
+// note_write instead).
+#pragma clang attribute push(__attribute__((no_sanitize("coverage"))), apply_to = function)
+
 namespace nvcuda {
 namespace wmma {
 
@@ -88,12 +93,8 @@ static inline void check_mem(const cuemu::Site &s, const char *what, const void 
         cuemu::fail(s, "wmma::%s: ldm %u is not a multiple of %d elements (16 bytes)", what, ldm, 16 / elem_bytes);
 }
 
-// The collectives' own accesses are not the kernel's: they are reported per lane
-// (note_read / note_write), not through the coverage callbacks.
-#define CUEMU_NO_COVERAGE __attribute__((no_sanitize("coverage")))
-
 template <typename E, typename MemT>
-CUEMU_NO_COVERAGE static void run_mem(void *const *lanes, int n, cuemu::Site s) {
+static void run_mem(void *const *lanes, int n, cuemu::Site s) {
     MemArgs<E> *a0 = (MemArgs<E> *)lanes[0];
     const char *what = a0->is_store ? "store_matrix_sync" : "load_matrix_sync";
     for (int l = 1; l < n; l++) {
@@ -213,7 +214,7 @@ static inline void mma_sync_at(cuemu::Site s, fragment<accumulator, M, N, K, flo
 }
 
 namespace detail {
-CUEMU_NO_COVERAGE inline void run_mma(void *const *lanes, int n, cuemu::Site s) {
+inline void run_mma(void *const *lanes, int n, cuemu::Site s) {
     (void)n;
     const MmaArgs *m0 = (const MmaArgs *)lanes[0];
     const int M = m0->M, N = m0->N, K = m0->K;
@@ -247,6 +248,8 @@ CUEMU_NO_COVERAGE inline void run_mma(void *const *lanes, int n, cuemu::Site s) 
 
 } // namespace wmma
 } // namespace nvcuda
+
+#pragma clang attribute pop
 
 #define load_matrix_sync(...) load_matrix_sync_at(CUEMU_SITE, __VA_ARGS__)
 #define store_matrix_sync(...) store_matrix_sync_at(CUEMU_SITE, __VA_ARGS__)

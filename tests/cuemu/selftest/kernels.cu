@@ -120,6 +120,11 @@ __global__ void k_warp_disagree(float *out) {
     out[threadIdx.x] = v;
 }
 
+// A host array handed to a kernel as if it were device memory.
+__global__ void k_host_pointer(const float *in, float *out) {
+    out[threadIdx.x] = in[threadIdx.x]; // expect: host-pointer
+}
+
 __global__ void k_noop(float *out) { out[threadIdx.x] = 0.0f; }
 
 // ---- correct kernels --------------------------------------------------------------------------
@@ -253,6 +258,12 @@ extern "C" int case_deadlock(void) {
 extern "C" int case_warp_disagree(void) {
     float *o = dev_alloc<float>(32);
     k_warp_disagree<<<1, 32>>>(o);
+    return 0;
+}
+extern "C" int case_host_pointer(void) {
+    static float host[32];
+    float *o = dev_alloc<float>(32);
+    k_host_pointer<<<1, 32>>>(host, o);
     return 0;
 }
 // Launch limits: the launch is refused and cudaGetLastError says so (no abort).

@@ -28,6 +28,7 @@ int case_wmma_misaligned(void);
 int case_wmma_ldm(void);
 int case_deadlock(void);
 int case_warp_disagree(void);
+int case_host_pointer(void);
 int case_too_many_threads(void);
 int case_smem_without_optin(void);
 int case_good_block_sum(void);
@@ -57,6 +58,7 @@ static const Case CASES[] = {
     {"wmma-ldm", case_wmma_ldm, BUG, "ldm 9"},
     {"deadlock", case_deadlock, BUG, "deadlock"},
     {"warp-disagree", case_warp_disagree, BUG, "disagree"},
+    {"host-pointer", case_host_pointer, BUG, "a host pointer passed to a kernel"},
     {"too-many-threads", case_too_many_threads, REFUSED, "1025 threads per block"},
     {"smem-without-optin", case_smem_without_optin, REFUSED, "without cudaFuncSetAttribute"},
     {"block-sum", case_good_block_sum, GOOD, NULL},
