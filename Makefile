@@ -7,7 +7,7 @@
 #   make sanitize   the same tests built with ASan + UBSan (CPU only)
 #   make test-cuda  CPU<->CUDA parity of every op and the tiny models (on a GPU machine)
 #   make test-cuda-emu  the same parity suite without a GPU: cuda/*.cu on the CPU emulator
-#                   (tests/cuemu; clang, ASan + UBSan, two thread schedules), after its self-tests
+#                   (tests/cuemu; clang, ASan + UBSan, three thread schedules), after its self-tests
 #   make test-real  SmolLM2-135M and all-MiniLM-L6-v2 against transformers, cl100k against tiktoken,
 #                   LLMLingua-2 against llmlingua (fetches the assets into $ELASTILM_CACHE)
 #   make check      everything CI runs: test, sanitize, test-cuda-emu, test-real, standalone
@@ -252,7 +252,7 @@ sanitize:
 # under ASan + UBSan, the kernels also with -fsanitize-coverage=trace-loads,trace-stores
 # (the emulator's shared-memory race checks), linked with the emulator's CUDA runtime
 # and cuBLASLt in place of NVIDIA's. The self-tests first (each seeded bug must be
-# reported with its file:line), then the whole parity suite under two schedules.
+# reported with its file:line), then the whole parity suite under three schedules.
 EMU_BUILD ?= build-emu
 EMU_CC    ?= clang
 EMU_CXX   ?= clang++
@@ -295,7 +295,7 @@ $(EMU_SELFTEST): $(EMU_BUILD)/tests/cuemu/selftest/kernels.cu.o $(EMU_BUILD)/tes
 	$(EMU_CXX) $(EMU_SAN) -o $@ $^ -lpthread
 
 # CUEMU_SCHEDULES: the thread orders the parity suite runs under (forward, reverse, random:SEED)
-CUEMU_SCHEDULES ?= forward reverse
+CUEMU_SCHEDULES ?= forward reverse random:1
 test-cuda-emu: $(EMU_PARITY) $(EMU_SELFTEST)
 	ASAN_OPTIONS=detect_leaks=1 $(EMU_SELFTEST) tests/cuemu/selftest/kernels.cu
 	@for s in $(CUEMU_SCHEDULES); do echo "test-cuda-emu: cuda_parity, schedule $$s"; \

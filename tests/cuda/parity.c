@@ -1,7 +1,9 @@
 // CPU <-> CUDA parity: every op of ops_cuda.h against its CPU implementation
 // (ops_cpu.h) on random inputs, then whole models (the tiny fixtures: LLaMA
 // family and the BERT encoders of fixtures/encoders) on both backends. A
-// standalone program, not a criterion test: it needs a GPU.
+// standalone program, not a criterion test: it needs a GPU (make test-cuda), or
+// the CUDA-on-CPU emulator it is also built against (make test-cuda-emu,
+// tests/cuemu: every check here runs in CI that way).
 //
 //   cuda_parity [FIXTURES_DIR]        (default tests/fixtures; run from the repository root)
 //   ELASTILM_PARITY_SEED=N            other random inputs (default: a fixed seed)

@@ -60,13 +60,10 @@ struct Algo { // inside cublasLtMatmulAlgo_t's 64 bytes
 
 static cublasStatus_t lt_error(const void *caller, cublasStatus_t st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static cublasStatus_t lt_error(const void *caller, cublasStatus_t st, const char *fmt, ...) {
-    char where[256], msg[512];
-    describe_pc((const char *)caller - 1, where, sizeof where);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    report_call(caller, "cuBLASLt: ", cublasLtGetStatusName(st), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: cuemu: cuBLASLt: %s (%s)\n", where, msg, cublasLtGetStatusName(st));
     return st;
 }
 #define CALLER __builtin_return_address(0)

@@ -96,16 +96,22 @@ size_t func_max_dynamic_smem(const void *fn) {
 
 using namespace cuemu;
 
+namespace cuemu {
+void report_call(const void *caller, const char *lib, const char *code, const char *fmt, va_list ap) {
+    char where[256], msg[512];
+    describe_pc((const char *)caller - 1, where, sizeof where);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "%s: cuemu: %s%s (%s)\n", where, lib, msg, code);
+}
+} // namespace cuemu
+
 // An API error: the caller's location, what is wrong, the error code (also the last error).
 static cudaError_t api_error(const void *caller, cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static cudaError_t api_error(const void *caller, cudaError_t e, const char *fmt, ...) {
-    char where[256], msg[512];
-    describe_pc((const char *)caller - 1, where, sizeof where);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    report_call(caller, "", cudaGetErrorName(e), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: cuemu: %s (%s)\n", where, msg, cudaGetErrorName(e));
     set_last_error(e);
     return e;
 }

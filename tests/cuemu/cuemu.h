@@ -110,9 +110,9 @@ typedef void (*WmmaRun)(void *const *lanes, int n_lanes, Site s);
 void wmma_collective(Site s, const char *what, void *lane_args, WmmaRun run);
 
 // The emulator's race checks see the wmma emulation's memory accesses through these.
-void note_read(const void *p, size_t bytes, int lane);
-void note_write(const void *p, size_t bytes, int lane);
-void note_atomic(const void *p, size_t bytes);
+void note_read(const void *p, size_t bytes, int lane, Site s);
+void note_write(const void *p, size_t bytes, int lane, Site s);
+void note_atomic(const void *p, size_t bytes, Site s);
 int lane_id(void);
 bool wmma_reverse_mapping(void);
 [[noreturn]] void fail(Site s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -247,51 +247,60 @@ static inline int cuemu_width(int w) { return w; }
 static inline unsigned __activemask(void) { return 0xffffffffu; }
 
 // ---- atomics (blocks run on several host threads: real atomics) -------------------------------
-template <typename T>
-static inline T cuemu_atomic_add(T *p, T v) {
-    cuemu::note_atomic(p, sizeof *p);
-    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+// Each tells the race check where it is (an atomic is ordered with other atomics only); their
+// own memory accesses are not the kernel's plain ones (no coverage callbacks).
+#pragma clang attribute push(__attribute__((no_sanitize("coverage"))), apply_to = function)
+namespace cuemu {
+template <typename T, typename V>
+static inline T atomic_add(Site s, T *p, V v_) {
+    note_atomic(p, sizeof *p, s);
+    const T v = (T)v_;
+    if constexpr (std::is_floating_point<T>::value) {
+        T old, want;
+        __atomic_load(p, &old, __ATOMIC_RELAXED);
+        do {
+            want = old + v;
+        } while (!__atomic_compare_exchange(p, &old, &want, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+        return old;
+    } else {
+        return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+    }
 }
-template <typename T>
-static inline T cuemu_atomic_float_add(T *p, T v) {
-    cuemu::note_atomic(p, sizeof *p);
-    T old, want;
-    __atomic_load(p, &old, __ATOMIC_RELAXED);
-    do {
-        want = old + v;
-    } while (!__atomic_compare_exchange(p, &old, &want, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    return old;
-}
-static inline int atomicAdd(int *p, int v) { return cuemu_atomic_add(p, v); }
-static inline unsigned atomicAdd(unsigned *p, unsigned v) { return cuemu_atomic_add(p, v); }
-static inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v) { return cuemu_atomic_add(p, v); }
-static inline float atomicAdd(float *p, float v) { return cuemu_atomic_float_add(p, v); }
-static inline double atomicAdd(double *p, double v) { return cuemu_atomic_float_add(p, v); }
-template <typename T>
-static inline T atomicMax(T *p, T v) {
-    cuemu::note_atomic(p, sizeof *p);
+template <typename T, typename V>
+static inline T atomic_max(Site s, T *p, V v_) {
+    note_atomic(p, sizeof *p, s);
+    const T v = (T)v_;
     T old = __atomic_load_n(p, __ATOMIC_RELAXED);
     while (old < v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
     return old;
 }
-template <typename T>
-static inline T atomicMin(T *p, T v) {
-    cuemu::note_atomic(p, sizeof *p);
+template <typename T, typename V>
+static inline T atomic_min(Site s, T *p, V v_) {
+    note_atomic(p, sizeof *p, s);
+    const T v = (T)v_;
     T old = __atomic_load_n(p, __ATOMIC_RELAXED);
     while (old > v && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
     return old;
 }
-template <typename T>
-static inline T atomicExch(T *p, T v) {
-    cuemu::note_atomic(p, sizeof *p);
-    return __atomic_exchange_n(p, v, __ATOMIC_RELAXED);
+template <typename T, typename V>
+static inline T atomic_exch(Site s, T *p, V v) {
+    note_atomic(p, sizeof *p, s);
+    return __atomic_exchange_n(p, (T)v, __ATOMIC_RELAXED);
 }
-template <typename T>
-static inline T atomicCAS(T *p, T cmp, T v) {
-    cuemu::note_atomic(p, sizeof *p);
-    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+template <typename T, typename C, typename V>
+static inline T atomic_cas(Site s, T *p, C cmp_, V v) {
+    note_atomic(p, sizeof *p, s);
+    T cmp = (T)cmp_;
+    __atomic_compare_exchange_n(p, &cmp, (T)v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     return cmp;
 }
+} // namespace cuemu
+#pragma clang attribute pop
+#define atomicAdd(p, v) cuemu::atomic_add(CUEMU_SITE, (p), (v))
+#define atomicMax(p, v) cuemu::atomic_max(CUEMU_SITE, (p), (v))
+#define atomicMin(p, v) cuemu::atomic_min(CUEMU_SITE, (p), (v))
+#define atomicExch(p, v) cuemu::atomic_exch(CUEMU_SITE, (p), (v))
+#define atomicCAS(p, c, v) cuemu::atomic_cas(CUEMU_SITE, (p), (c), (v))
 
 // ---- intrinsics ----------------------------------------------------------------------------
 static inline unsigned __float_as_uint(float f) { return cuemu::from_bits<unsigned>(cuemu::to_bits(f)); }

@@ -3,6 +3,7 @@
 #define CUEMU_INTERNAL_H
 
 #include <cuda_runtime.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,10 @@ void set_last_error(cudaError_t e);
 
 // "file:line" of a code address (ASan's symbolizer when present), or "?".
 void describe_pc(const void *pc, char *buf, size_t n);
+
+// A failed library call, on stderr: "<caller's file:line>: cuemu: <lib><message> (<code>)";
+// caller is the call's return address (__builtin_return_address(0) in the API function).
+void report_call(const void *caller, const char *lib, const char *code, const char *fmt, va_list ap);
 
 // The device allocation holding [p, p + bytes), or false (cudart.cc).
 bool device_range(const void *p, size_t bytes);

@@ -64,7 +64,14 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-#if !defined(__x86_64__)
+// The hand-written switch on x86-64; ucontext elsewhere, or with -DCUEMU_UCONTEXT
+// (experiments/bench/bench_cuemu.sh compares the two).
+#if defined(__x86_64__) && !defined(CUEMU_UCONTEXT)
+#define CUEMU_ASM_SWITCH 1
+#else
+#define CUEMU_ASM_SWITCH 0
+#endif
+#if !CUEMU_ASM_SWITCH
 #include <ucontext.h>
 #endif
 
@@ -141,7 +148,7 @@ const char *schedule_name(void) { return cfg().name; }
 
 // ---- context switch -------------------------------------------------------------------------
 
-#if defined(__x86_64__)
+#if CUEMU_ASM_SWITCH
 // cuemu_switch(save, to): pushes the callee-saved registers, MXCSR and the x87 control
 // word on the current stack, stores the stack pointer in *save, then loads `to`'s.
 extern "C" void cuemu_switch(void **save, void *to);
@@ -184,7 +191,7 @@ enum ThreadRun { T_READY, T_BARRIER, T_WARP, T_DONE };
 struct Worker;
 
 struct ThreadState {
-#if defined(__x86_64__)
+#if CUEMU_ASM_SWITCH
     void *sp; // saved stack pointer while switched out
 #else
     ucontext_t uc;
@@ -230,7 +237,9 @@ struct Shadow {
     int16_t wt, rt;          // last writer, last reader (-1 none)
     uint32_t wB, wG, rB, rG; // their barrier epoch and warp generation at the access
     uint8_t w_atomic;
-    const void *wpc, *rpc;
+    const void *wpc, *rpc;      // the accesses' code addresses, or NULL with
+    const char *wfile, *rfile;  // their source locations instead (atomics, wmma)
+    int wline, rline;
 };
 
 enum {
@@ -245,7 +254,7 @@ struct Worker {
     std::vector<ThreadState *> threads; // grows to the largest block seen
     ThreadState *cur;
     // the worker's own context
-#if defined(__x86_64__)
+#if CUEMU_ASM_SWITCH
     void *main_sp;
 #else
     ucontext_t main_uc;
@@ -465,7 +474,7 @@ static void switch_to(Worker *w, ThreadState *from, ThreadState *to, bool dying)
 #else
     (void)dying;
 #endif
-#if defined(__x86_64__)
+#if CUEMU_ASM_SWITCH
     cuemu_switch(from ? &from->sp : &w->main_sp, to ? to->sp : w->main_sp);
 #else
     swapcontext(from ? &from->uc : &w->main_uc, to ? &to->uc : &w->main_uc);
@@ -513,7 +522,7 @@ static void fiber_main(void) {
     abort();
 }
 
-#if !defined(__x86_64__)
+#if !CUEMU_ASM_SWITCH
 static void fiber_main_uc(void) { fiber_main(); }
 #endif
 
@@ -536,7 +545,7 @@ static void thread_start(ThreadState *t) {
     ASAN_UNPOISON_MEMORY_REGION(t->stack, cfg().stack_bytes); // frames of a previous occupant
 #endif
     t->fake_stack = NULL;
-#if defined(__x86_64__)
+#if CUEMU_ASM_SWITCH
     uintptr_t top = ((uintptr_t)t->stack + cfg().stack_bytes) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)top;
     *--sp = 0;                       // fiber_main's return address (never used)
@@ -660,18 +669,29 @@ static void thread_desc(Worker *w, int linear, char *buf, size_t n) {
     snprintf(buf, n, "thread (%u,%u,%u)", o->tid.x, o->tid.y, o->tid.z);
 }
 
-[[noreturn]] static void race_report(Worker *w, ThreadState *t, uintptr_t a, const void *pc, bool is_write, const char *kind,
-                                     int other, const void *other_pc, bool other_write) {
-    char there[256], what[160], who[64];
+// A race report at this access (pc, or site for an atomic) against the word's other access
+// (other_pc, or other_file:other_line); other < 0: a read of a word nothing wrote.
+[[noreturn]] static void race_report(Worker *w, ThreadState *t, uintptr_t a, const void *pc, const Site *site, bool is_write,
+                                     const char *kind, int other, const void *other_pc, const char *other_file,
+                                     int other_line, bool other_write) {
+    char msg[1024], there[256], what[160], who[64];
     describe_shared(w, a, what, sizeof what);
-    if (other < 0)
-        fail_pc(pc, "shared-memory %s: %s %s, which no thread of this block has written (it holds the emulator's NaN fill)",
-                kind, is_write ? "writes" : "reads", what);
-    describe_pc(other_pc, there, sizeof there);
-    thread_desc(w, other, who, sizeof who);
-    fail_pc(pc, "shared-memory race (%s): this thread %s %s; %s %s it at %s with no __syncthreads() between%s", kind,
-            is_write ? "writes" : "reads", what, who, other_write ? "wrote" : "read", there,
-            other / 32 == t->warp ? " (nor a __syncwarp: the two are in one warp, and shuffles, votes and wmma operations do not order memory)" : "");
+    if (other < 0) {
+        snprintf(msg, sizeof msg,
+                 "shared-memory %s: %s %s, which no thread of this block has written (it holds the emulator's NaN fill)",
+                 kind, is_write ? "writes" : "reads", what);
+    } else {
+        if (other_pc) describe_pc(other_pc, there, sizeof there);
+        else snprintf(there, sizeof there, "%s:%d", other_file, other_line);
+        thread_desc(w, other, who, sizeof who);
+        snprintf(msg, sizeof msg, "shared-memory race (%s): this thread %s %s; %s %s it at %s with no __syncthreads() between%s",
+                 kind, is_write ? "writes" : "reads", what, who, other_write ? "wrote" : "read", there,
+                 other / 32 == t->warp ? " (nor a __syncwarp: the two are in one warp, and shuffles, votes and wmma "
+                                         "operations do not order memory)"
+                                       : "");
+    }
+    if (site) fail(*site, "%s", msg);
+    fail_pc(pc, "%s", msg);
 }
 
 // The read-only segments of the program and its libraries (code, constants): what a kernel
@@ -739,39 +759,47 @@ static void global_access(uintptr_t a, size_t n, const void *pc, bool is_write) 
             is_write ? "writes" : "reads", n, (void *)a);
 }
 
-static inline void race_access(uintptr_t a, size_t bytes, const void *pc, bool is_write, int lane_override) {
+enum Access { A_READ, A_WRITE, A_ATOMIC };
+
+// The race check of one access of `bytes` at a (in the arena) by the running thread, or
+// by lane `lane_override` of its warp (the wmma collectives, run by their last lane).
+// An atomic is unordered with nothing but plain accesses, against which it counts as a write.
+static void race_access(uintptr_t a, size_t bytes, const void *pc, const Site *site, Access kind, int lane_override) {
     Worker *w = tl_w;
     ThreadState *t = tl_t;
     if (!t || !w) return;
     if (lane_override >= 0) t = w->threads[(t->warp * 32) + lane_override];
+    const bool is_write = kind != A_READ;
+    const int me = t->linear;
     size_t off = a - (uintptr_t)w->arena;
-    for (size_t word = off / 4, end = (off + bytes + 3) / 4; word < end; word++) {
-        if (word >= ARENA_BYTES / 4) return;
+    for (size_t word = off / 4, end = (off + bytes + 3) / 4; word < end && word < ARENA_BYTES / 4; word++) {
         Shadow &sh = w->shadow[word];
         uintptr_t wa = (uintptr_t)w->arena + word * 4;
-        const int me = t->linear;
         if (sh.gen != w->block_serial) {
-            if (!is_write) race_report(w, t, wa, pc, false, "uninitialised read", -1, NULL, false);
+            if (kind != A_WRITE) race_report(w, t, wa, pc, site, false, "uninitialised read", -1, NULL, NULL, 0, false);
             sh.gen = w->block_serial;
             sh.wt = sh.rt = -1;
         }
-        if (!is_write) {
-            if (sh.wt >= 0 && sh.wt != me && !ordered(w, sh.wt, sh.wB, sh.wG, t))
-                race_report(w, t, wa, pc, false, "read after write", sh.wt, sh.wpc, true);
-            sh.rt = (int16_t)me;
-            sh.rB = w->epoch;
-            sh.rG = w->warp_gen[t->warp];
-            sh.rpc = pc;
-        } else {
-            if (sh.wt >= 0 && sh.wt != me && !ordered(w, sh.wt, sh.wB, sh.wG, t))
-                race_report(w, t, wa, pc, true, "write after write", sh.wt, sh.wpc, true);
-            if (sh.rt >= 0 && sh.rt != me && !ordered(w, sh.rt, sh.rB, sh.rG, t))
-                race_report(w, t, wa, pc, true, "write after read", sh.rt, sh.rpc, false);
-            sh.wt = (int16_t)me;
-            sh.wB = w->epoch;
-            sh.wG = w->warp_gen[t->warp];
-            sh.wpc = pc;
-            sh.w_atomic = 0;
+        const bool w_conflicts = kind != A_ATOMIC || !sh.w_atomic; // atomics among themselves are ordered
+        if (sh.wt >= 0 && sh.wt != me && w_conflicts && !ordered(w, sh.wt, sh.wB, sh.wG, t))
+            race_report(w, t, wa, pc, site, is_write,
+                        kind == A_READ ? "read after write" : kind == A_WRITE ? "write after write" : "atomic after write",
+                        sh.wt, sh.wpc, sh.wfile, sh.wline, true);
+        if (is_write && sh.rt >= 0 && sh.rt != me && !ordered(w, sh.rt, sh.rB, sh.rG, t))
+            race_report(w, t, wa, pc, site, true, kind == A_WRITE ? "write after read" : "atomic after read", sh.rt, sh.rpc,
+                        sh.rfile, sh.rline, false);
+        // this access becomes the word's last read or write
+        int16_t *who = is_write ? &sh.wt : &sh.rt;
+        uint32_t *B = is_write ? &sh.wB : &sh.rB, *G = is_write ? &sh.wG : &sh.rG;
+        const void **where = is_write ? &sh.wpc : &sh.rpc;
+        *who = (int16_t)me;
+        *B = w->epoch;
+        *G = w->warp_gen[t->warp];
+        *where = pc;
+        (is_write ? sh.wfile : sh.rfile) = site ? site->file : NULL;
+        (is_write ? sh.wline : sh.rline) = site ? site->line : 0;
+        if (is_write) {
+            sh.w_atomic = kind == A_ATOMIC;
             sh.rt = -1;
         }
     }
@@ -779,58 +807,38 @@ static inline void race_access(uintptr_t a, size_t bytes, const void *pc, bool i
 
 static inline bool in_arena(const void *p) { return (uintptr_t)p - tl_arena < tl_arena_len; }
 
-void note_read(const void *p, size_t bytes, int lane) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, __builtin_return_address(0), false, lane);
+void note_read(const void *p, size_t bytes, int lane, Site s) {
+    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_READ, lane);
 }
-void note_write(const void *p, size_t bytes, int lane) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, __builtin_return_address(0), true, lane);
+void note_write(const void *p, size_t bytes, int lane, Site s) {
+    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_WRITE, lane);
 }
-// An atomic is ordered with other atomics; against plain accesses it counts as a write.
-void note_atomic(const void *p, size_t bytes) {
-    if (!cfg().race || !in_arena(p)) return;
-    Worker *w = tl_w;
-    ThreadState *t = tl_t;
-    if (!t) return;
-    size_t off = (uintptr_t)p - (uintptr_t)w->arena;
-    for (size_t word = off / 4, end = (off + bytes + 3) / 4; word < end && word < ARENA_BYTES / 4; word++) {
-        Shadow &sh = w->shadow[word];
-        uintptr_t wa = (uintptr_t)w->arena + word * 4;
-        const void *pc = __builtin_return_address(0);
-        if (sh.gen != w->block_serial)
-            race_report(w, t, wa, pc, false, "uninitialised atomic", -1, NULL, false);
-        if (sh.wt >= 0 && sh.wt != t->linear && !sh.w_atomic && !ordered(w, sh.wt, sh.wB, sh.wG, t))
-            race_report(w, t, wa, pc, true, "atomic after write", sh.wt, sh.wpc, true);
-        if (sh.rt >= 0 && sh.rt != t->linear && !ordered(w, sh.rt, sh.rB, sh.rG, t))
-            race_report(w, t, wa, pc, true, "atomic after read", sh.rt, sh.rpc, false);
-        sh.wt = (int16_t)t->linear;
-        sh.wB = w->epoch;
-        sh.wG = w->warp_gen[t->warp];
-        sh.wpc = pc;
-        sh.w_atomic = 1;
-        sh.rt = -1;
-    }
+void note_atomic(const void *p, size_t bytes, Site s) {
+    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_ATOMIC, -1);
 }
 
 } // namespace cuemu
 
-// The callbacks of -fsanitize-coverage=trace-loads,trace-stores (clang) in the
-// emulated sources: every load and store; only the current block's arena is checked.
+namespace cuemu {
+// One load or store of kernel code: shared memory goes to the race check, anything else
+// (while a kernel runs on this thread) to the device-memory check.
+static inline void kernel_access(const void *p, size_t n, const char *pc, bool is_write) {
+    if (in_arena(p)) {
+        if (g_cfg.race) race_access((uintptr_t)p, n, pc, NULL, is_write ? A_WRITE : A_READ, -1);
+    } else if (tl_t) {
+        global_access((uintptr_t)p, n, pc, is_write);
+    }
+}
+} // namespace cuemu
+
+// The callbacks of -fsanitize-coverage=trace-loads,trace-stores (clang) in the emulated
+// sources: every load and store, with the address of the instruction after it.
 #define CUEMU_COV(n, T)                                                                                              \
     extern "C" void __sanitizer_cov_load##n(T *p) {                                                                  \
-        const char *pc = (const char *)__builtin_return_address(0) - 1;                                               \
-        if (cuemu::in_arena(p)) {                                                                                     \
-            if (cuemu::g_cfg.race) cuemu::race_access((uintptr_t)p, n, pc, false, -1);                               \
-        } else if (cuemu::tl_t) {                                                                                     \
-            cuemu::global_access((uintptr_t)p, n, pc, false);                                                         \
-        }                                                                                                             \
+        cuemu::kernel_access(p, n, (const char *)__builtin_return_address(0) - 1, false);                            \
     }                                                                                                                 \
     extern "C" void __sanitizer_cov_store##n(T *p) {                                                                 \
-        const char *pc = (const char *)__builtin_return_address(0) - 1;                                               \
-        if (cuemu::in_arena(p)) {                                                                                     \
-            if (cuemu::g_cfg.race) cuemu::race_access((uintptr_t)p, n, pc, true, -1);                                \
-        } else if (cuemu::tl_t) {                                                                                     \
-            cuemu::global_access((uintptr_t)p, n, pc, true);                                                          \
-        }                                                                                                             \
+        cuemu::kernel_access(p, n, (const char *)__builtin_return_address(0) - 1, true);                             \
     }
 CUEMU_COV(1, uint8_t)
 CUEMU_COV(2, uint16_t)

@@ -116,11 +116,11 @@ static void run_mem(void *const *lanes, int n, cuemu::Site s) {
         MemArgs<E> *a = (MemArgs<E> *)lanes[lane];
         if (a0->is_store) {
             MemT *p = (MemT *)a0->ptr + off;
-            cuemu::note_write(p, sizeof *p, lane);
+            cuemu::note_write(p, sizeof *p, lane, s);
             *p = from_f<MemT>(to_f(a->frag[slot]));
         } else {
             const MemT *p = (const MemT *)a0->ptr + off;
-            cuemu::note_read(p, sizeof *p, lane);
+            cuemu::note_read(p, sizeof *p, lane, s);
             a->frag[slot] = from_f<E>(to_f(*p));
         }
     }

@@ -104,6 +104,16 @@ __global__ void k_wmma_ldm(float *out) {
     out[threadIdx.x] = a.x[0];
 }
 
+// Lanes fill a tile and load it into a fragment with no __syncwarp between (the load does not
+// order the other lanes' writes before it).
+__global__ void k_wmma_race(float *out) {
+    extern __shared__ float tile[];
+    for (int i = threadIdx.x; i < 16 * 8; i += blockDim.x) tile[i] = (float)i; // expect: wmma-race
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a;
+    wmma::load_matrix_sync(a, tile, 8); // expect: wmma-race
+    out[threadIdx.x] = a.x[0];
+}
+
 // One lane waits in a shuffle while the rest of its warp waits at a barrier.
 __global__ void k_deadlock(float *out) {
     float v = (float)threadIdx.x;
@@ -123,6 +133,14 @@ __global__ void k_warp_disagree(float *out) {
 // A host array handed to a kernel as if it were device memory.
 __global__ void k_host_pointer(const float *in, float *out) {
     out[threadIdx.x] = in[threadIdx.x]; // expect: host-pointer
+}
+
+// A shared histogram counted into before anyone zeroed it.
+__global__ void k_atomic_uninit(unsigned *out) {
+    __shared__ unsigned hist[8];
+    atomicAdd(&hist[threadIdx.x & 7], 1u); // expect: atomic-uninit
+    __syncthreads();
+    if (threadIdx.x < 8) out[threadIdx.x] = hist[threadIdx.x];
 }
 
 __global__ void k_noop(float *out) { out[threadIdx.x] = 0.0f; }
@@ -165,6 +183,16 @@ __global__ void k_warp_ops(const int *in, int *out) {
     o[2] = up;
     o[3] = down;
     o[4] = count + 1000 * __popc(ballot) + lane * 0;
+}
+
+// A shared histogram: zeroed, a barrier, atomics from every thread, a barrier, read.
+__global__ void k_histogram(const int *in, unsigned *out, int n) {
+    __shared__ unsigned hist[16];
+    if (threadIdx.x < 16) hist[threadIdx.x] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(&hist[in[i] & 15], 1u);
+    __syncthreads();
+    if (threadIdx.x < 16) out[threadIdx.x] = hist[threadIdx.x];
 }
 
 // D [16][16] = A [16][8] B [8][16] on the tensor cores (tf32, fp32 accumulation).
@@ -250,6 +278,11 @@ extern "C" int case_wmma_ldm(void) {
     k_wmma_ldm<<<1, 32, (16 * 8 + 8) * sizeof(float)>>>(o);
     return 0;
 }
+extern "C" int case_wmma_race(void) {
+    float *o = dev_alloc<float>(32);
+    k_wmma_race<<<1, 32, 16 * 8 * sizeof(float)>>>(o);
+    return 0;
+}
 extern "C" int case_deadlock(void) {
     float *o = dev_alloc<float>(64);
     k_deadlock<<<1, 64>>>(o);
@@ -264,6 +297,11 @@ extern "C" int case_host_pointer(void) {
     static float host[32];
     float *o = dev_alloc<float>(32);
     k_host_pointer<<<1, 32>>>(host, o);
+    return 0;
+}
+extern "C" int case_atomic_uninit(void) {
+    unsigned *o = dev_alloc<unsigned>(8);
+    k_atomic_uninit<<<1, 64>>>(o);
     return 0;
 }
 // Launch limits: the launch is refused and cudaGetLastError says so (no abort).
@@ -330,6 +368,24 @@ extern "C" int case_good_warp_ops(void) {
             }
     }
     return 0;
+}
+
+extern "C" int case_good_histogram(void) {
+    const int n = 5000;
+    int *h = (int *)malloc(n * sizeof(int));
+    unsigned want[16] = {0}, got[16];
+    for (int i = 0; i < n; i++) {
+        h[i] = (i * 2654435761u) >> 7;
+        want[h[i] & 15]++;
+    }
+    int *in = dev_alloc<int>(n);
+    unsigned *out = dev_alloc<unsigned>(16);
+    cudaMemcpy(in, h, n * sizeof(int), cudaMemcpyHostToDevice);
+    k_histogram<<<1, 192>>>(in, out, n);
+    cudaMemcpy(got, out, sizeof got, cudaMemcpyDeviceToHost);
+    free(h);
+    cudaFree(in), cudaFree(out);
+    return memcmp(got, want, sizeof got) ? 1 : 0;
 }
 
 static float tf32_round(float f) { return wmma::__float_to_tf32(f); }

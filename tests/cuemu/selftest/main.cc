@@ -27,8 +27,11 @@ int case_smem_oob(void);
 int case_wmma_misaligned(void);
 int case_wmma_ldm(void);
 int case_deadlock(void);
+int case_wmma_race(void);
 int case_warp_disagree(void);
 int case_host_pointer(void);
+int case_atomic_uninit(void);
+int case_good_histogram(void);
 int case_too_many_threads(void);
 int case_smem_without_optin(void);
 int case_good_block_sum(void);
@@ -56,13 +59,16 @@ static const Case CASES[] = {
     {"smem-oob", case_smem_oob, BUG, "AddressSanitizer"},
     {"wmma-misaligned", case_wmma_misaligned, BUG, "not 256-bit (32-byte) aligned"},
     {"wmma-ldm", case_wmma_ldm, BUG, "ldm 9"},
+    {"wmma-race", case_wmma_race, BUG, "shared-memory race"},
     {"deadlock", case_deadlock, BUG, "deadlock"},
     {"warp-disagree", case_warp_disagree, BUG, "disagree"},
     {"host-pointer", case_host_pointer, BUG, "a host pointer passed to a kernel"},
+    {"atomic-uninit", case_atomic_uninit, BUG, "uninitialised read"},
     {"too-many-threads", case_too_many_threads, REFUSED, "1025 threads per block"},
     {"smem-without-optin", case_smem_without_optin, REFUSED, "without cudaFuncSetAttribute"},
     {"block-sum", case_good_block_sum, GOOD, NULL},
     {"warp-ops", case_good_warp_ops, GOOD, NULL},
+    {"histogram", case_good_histogram, GOOD, NULL},
     {"wmma-gemm", case_good_wmma, GOOD, NULL},
     {"big-smem-optin", case_good_big_smem, GOOD, NULL},
 };
