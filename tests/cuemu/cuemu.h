@@ -98,9 +98,9 @@ enum WarpOp {
     OP_WMMA, // the wmma collectives (mma.h): one per call site, the work done by a callback
 };
 
-// One lane's part of a warp collective: the value it gives (bits), the parameter
-// (source lane, xor mask, delta) and the width; the result comes back in out.
-uint64_t warp_collective(Site s, WarpOp op, unsigned mask, uint64_t value, int param, int width, int value_bytes);
+// One lane's part of a warp collective: the value it gives (its bits, zero-extended), the
+// parameter (source lane, xor mask, delta) and the width; returns the lane's result.
+uint64_t warp_collective(Site s, WarpOp op, unsigned mask, uint64_t value, int param, int width);
 
 // wmma: each lane arrives with its own fragment pointers; when the whole warp has
 // arrived, run(lanes, ctx) executes the operation for all 32 lanes at once (in the
@@ -199,7 +199,7 @@ static inline T from_bits(uint64_t b) {
 
 template <typename T>
 static inline T shfl(Site s, WarpOp op, unsigned mask, T v, int param, int width) {
-    return from_bits<T>(warp_collective(s, op, mask, to_bits(v), param, width, (int)sizeof(T)));
+    return from_bits<T>(warp_collective(s, op, mask, to_bits(v), param, width));
 }
 
 } // namespace cuemu
@@ -237,13 +237,13 @@ static inline int cuemu_width(int w) { return w; }
 #define __shfl_xor_sync(mask, v, m, ...) cuemu::shfl(CUEMU_SITE, cuemu::OP_SHFL_XOR, (mask), (v), (int)(m), cuemu_width(__VA_ARGS__))
 #define __shfl_up_sync(mask, v, d, ...) cuemu::shfl(CUEMU_SITE, cuemu::OP_SHFL_UP, (mask), (v), (int)(d), cuemu_width(__VA_ARGS__))
 #define __shfl_down_sync(mask, v, d, ...) cuemu::shfl(CUEMU_SITE, cuemu::OP_SHFL_DOWN, (mask), (v), (int)(d), cuemu_width(__VA_ARGS__))
-#define __ballot_sync(mask, p) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_BALLOT, (mask), (p) ? 1u : 0u, 0, 32, 4))
-#define __any_sync(mask, p) ((int)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_ANY, (mask), (p) ? 1u : 0u, 0, 32, 4))
-#define __all_sync(mask, p) ((int)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_ALL, (mask), (p) ? 1u : 0u, 0, 32, 4))
-#define __match_any_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_MATCH_ANY, (mask), cuemu::to_bits(v), 0, 32, (int)sizeof(v)))
-#define __reduce_add_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_REDUCE_ADD, (mask), (uint64_t)(unsigned)(v), 0, 32, 4))
-#define __reduce_min_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_REDUCE_MIN, (mask), (uint64_t)(unsigned)(v), 0, 32, 4))
-#define __reduce_max_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_REDUCE_MAX, (mask), (uint64_t)(unsigned)(v), 0, 32, 4))
+#define __ballot_sync(mask, p) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_BALLOT, (mask), (p) ? 1u : 0u, 0, 32))
+#define __any_sync(mask, p) ((int)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_ANY, (mask), (p) ? 1u : 0u, 0, 32))
+#define __all_sync(mask, p) ((int)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_ALL, (mask), (p) ? 1u : 0u, 0, 32))
+#define __match_any_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_MATCH_ANY, (mask), cuemu::to_bits(v), 0, 32))
+#define __reduce_add_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_REDUCE_ADD, (mask), (uint64_t)(unsigned)(v), 0, 32))
+#define __reduce_min_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_REDUCE_MIN, (mask), (uint64_t)(unsigned)(v), 0, 32))
+#define __reduce_max_sync(mask, v) ((unsigned)cuemu::warp_collective(CUEMU_SITE, cuemu::OP_REDUCE_MAX, (mask), (uint64_t)(unsigned)(v), 0, 32))
 static inline unsigned __activemask(void) { return 0xffffffffu; }
 
 // ---- atomics (blocks run on several host threads: real atomics) -------------------------------

@@ -4,7 +4,7 @@
 # under each schedule, and says which mutants the emulator or the parity checks
 # catch ("killed", with the first report line) and which survive.
 #
-#   tests/cuemu/mutate.sh [OUT.md]      (default: build-emu/mutants.md)
+#   tests/cuemu/mutate.sh [OUT.md]      (default: build-emu/mutants.md; results/cuemu_mutants.md is one)
 #   SCHEDULES="forward reverse"          the schedules tried, in order, until one kills
 #
 # Works on a copy of the tracked files (and of build-emu, to rebuild only what a
@@ -22,6 +22,9 @@ git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$tmp"
 cp -a build-emu "$tmp/"
 cd "$tmp"
 make -s build-emu/tests/cuda_parity >/dev/null # up to date: sources and objects keep their times
+# the unmutated objects and binary, put back after each mutant (no rebuild of the original)
+cp -a build-emu/cuda snap-cuda
+cp -a build-emu/tests/cuda_parity snap-parity
 
 mapfile -t sites < <(grep -n -E '__syncthreads\(\)|__syncwarp\(\)' cuda/*.cu cuda/*.cuh | grep -v -E '^[^:]+:[0-9]+:[[:space:]]*//' | cut -d: -f1,2)
 {
@@ -37,7 +40,7 @@ killed=0
 for site in "${sites[@]}"; do
   file=${site%%:*} line=${site##*:}
   stmt=$(sed -n "${line}p" "$file" | sed -E 's/^[[:space:]]+//; s/[[:space:]]*\/\/.*$//')
-  cp "$file" "$file.orig"
+  cp -p "$file" "$file.orig"
   sed -i -E "${line}s/__syncthreads\(\)|__syncwarp\(\)/(void)0/" "$file"
   result=survived report=
   if ! make -s build-emu/tests/cuda_parity > build.log 2>&1; then
@@ -54,8 +57,10 @@ for site in "${sites[@]}"; do
   report=$(printf '%s' "$report" | cut -c1-220 | sed 's/|/\\|/g')
   echo "| $file:$line | \`$stmt\` | $result | $report |" >> "$root/$out.tmp"
   echo "mutate: $file:$line: $result" >&2
-  mv "$file.orig" "$file"
-  touch "$file"
+  mv "$file.orig" "$file" # with its old time: the restored objects are newer
+  rm -rf build-emu/cuda
+  cp -a snap-cuda build-emu/cuda
+  cp -a snap-parity build-emu/tests/cuda_parity
 done
 echo >> "$root/$out.tmp"
 echo "$killed of ${#sites[@]} mutants killed." >> "$root/$out.tmp"

@@ -206,11 +206,9 @@ struct ThreadState {
     WarpOp op;
     unsigned mask;
     uint64_t in, out;
-    int param, width, bytes;
+    int param, width;
     void *wmma_args;
     WmmaRun wmma_run;
-    const char *wmma_what;
-    int bar_pred;
 };
 
 struct WarpGroup {
@@ -1061,7 +1059,7 @@ static void arrive(Worker *w, ThreadState *t, WarpGroup &g, Site s) {
     t->run = T_READY;
 }
 
-uint64_t warp_collective(Site s, WarpOp op, unsigned mask, uint64_t value, int param, int width, int value_bytes) {
+uint64_t warp_collective(Site s, WarpOp op, unsigned mask, uint64_t value, int param, int width) {
     ThreadState *t = current(s, op_name(op));
     Worker *w = tl_w;
     if (op == OP_SHFL_IDX || op == OP_SHFL_XOR || op == OP_SHFL_UP || op == OP_SHFL_DOWN) {
@@ -1074,12 +1072,11 @@ uint64_t warp_collective(Site s, WarpOp op, unsigned mask, uint64_t value, int p
     t->in = value;
     t->param = param;
     t->width = width;
-    t->bytes = value_bytes;
     arrive(w, t, g, s);
     return t->out;
 }
 
-void syncwarp(Site s, unsigned mask) { warp_collective(s, OP_SYNCWARP, mask, 0, 0, 32, 0); }
+void syncwarp(Site s, unsigned mask) { warp_collective(s, OP_SYNCWARP, mask, 0, 0, 32); }
 
 void wmma_collective(Site s, const char *what, void *lane_args, WmmaRun run) {
     ThreadState *t = current(s, what);
@@ -1090,7 +1087,6 @@ void wmma_collective(Site s, const char *what, void *lane_args, WmmaRun run) {
     WarpGroup &g = join_group(w, t, s, OP_WMMA, 0xffffffffu, what);
     t->wmma_args = lane_args;
     t->wmma_run = run;
-    t->wmma_what = what;
     arrive(w, t, g, s);
 }
 

@@ -80,9 +80,8 @@ struct MemArgs { // a load or a store: one per lane
     const void *ptr;  // the matrix in memory
     unsigned ldm;
     layout_t layout;
-    int rows, cols, ne, elem_bytes;
+    int rows, cols, ne;
     int is_store;
-    int frag_is_float; // the fragment's and the memory's element type
 };
 
 static inline void check_mem(const cuemu::Site &s, const char *what, const void *ptr, unsigned ldm, int elem_bytes) {
@@ -152,9 +151,7 @@ static void load_mem(cuemu::Site s, fragment<Use, M, N, K, T, L> &f, const MemT 
     a.rows = detail::dims<Use, M, N, K>::rows;
     a.cols = detail::dims<Use, M, N, K>::cols;
     a.ne = fragment<Use, M, N, K, T, L>::num_elements;
-    a.elem_bytes = (int)sizeof(MemT);
     a.is_store = store;
-    a.frag_is_float = 0;
     cuemu::wmma_collective(s, store ? "store_matrix_sync" : "load_matrix_sync", &a, detail::run_mem<E, MemT>);
 }
 
