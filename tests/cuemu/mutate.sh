@@ -6,6 +6,8 @@
 #
 #   tests/cuemu/mutate.sh [OUT.md]      (default: build-emu/mutants.md; results/cuemu_mutants.md is one)
 #   SCHEDULES="forward reverse"          the schedules tried, in order, until one kills
+#   CUEMU_RACE=0                         without the shared-memory race checks (what NaN fill,
+#                                        schedules and parity tolerances catch alone)
 #
 # Works on a copy of the tracked files (and of build-emu, to rebuild only what a
 # mutant touches) in a temporary folder: the working tree is never changed.
@@ -28,7 +30,7 @@ cp -a build-emu/tests/cuda_parity snap-parity
 
 mapfile -t sites < <(grep -n -E '__syncthreads\(\)|__syncwarp\(\)' cuda/*.cu cuda/*.cuh | grep -v -E '^[^:]+:[0-9]+:[[:space:]]*//' | cut -d: -f1,2)
 {
-  echo "# Barrier mutants ($(date -u +%Y-%m-%d), schedules: $schedules)"
+  echo "# Barrier mutants ($(date -u +%Y-%m-%d), schedules: $schedules$([ "${CUEMU_RACE:-1}" = 0 ] && echo ', race checks off: CUEMU_RACE=0'))"
   echo
   echo "Each row: one barrier deleted from cuda/ (tests/cuemu/mutate.sh); the emulated parity suite"
   echo "(tests/cuda/parity.c) run under each schedule until one kills the mutant."
