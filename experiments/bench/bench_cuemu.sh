@@ -22,7 +22,7 @@ build() { # name flags...
   local name=$1; shift
   mkdir -p "$tmp/$name"
   "$CXX" -std=c++17 "$@" -Itests/cuemu/include -I"$CUDA_HOME/include" -x c++ -include tests/cuemu/cuemu.h -c "$tmp/k.cc" -o "$tmp/$name/k.o"
-  for f in runtime cudart; do "$CXX" -std=c++17 "$@" -I"$CUDA_HOME/include" -Itests/cuemu -c tests/cuemu/$f.cc -o "$tmp/$name/$f.o"; done
+  for f in runtime fiber memcheck cudart; do "$CXX" -std=c++17 "$@" -I"$CUDA_HOME/include" -Itests/cuemu -c tests/cuemu/$f.cc -o "$tmp/$name/$f.o"; done
   "$CXX" "$@" "$tmp/$name"/*.o -o "$tmp/$name/bench" -lpthread
 }
 echo "bench_cuemu: building" >&2

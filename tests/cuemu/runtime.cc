@@ -1,5 +1,7 @@
 // The execution model of the CUDA-on-CPU emulator: kernel launches, blocks of
-// fibers, barriers, warp collectives, shared memory and its race checks.
+// fibers, the schedule, barriers and warp collectives, and the reports. The fibers
+// themselves are fiber.cc's, the memory checks below memcheck.cc's; state.h holds
+// what the three share.
 //
 // A launch runs synchronously (the project drives each device from one host thread
 // on its default stream, so stream order is program order). Its blocks are dealt to
@@ -34,64 +36,27 @@
 //    (a GPU would fault), and ASan's redzones catch an access past an allocation;
 //  - launch limits (block and grid sizes, shared memory above 48 KiB without
 //    cudaFuncSetAttribute's opt-in, static shared memory above 48 KiB).
-#include "internal.h"
-
-#include "cuemu.h"
+#include "state.h"
 
 #include <errno.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <vector>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUEMU_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CUEMU_ASAN 1
-#endif
 #ifdef CUEMU_ASAN
-#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
-#endif
-
-// The hand-written switch on x86-64; ucontext elsewhere, or with -DCUEMU_UCONTEXT
-// (experiments/bench/bench_cuemu.sh compares the two).
-#if defined(__x86_64__) && !defined(CUEMU_UCONTEXT)
-#define CUEMU_ASM_SWITCH 1
-#else
-#define CUEMU_ASM_SWITCH 0
-#endif
-#if !CUEMU_ASM_SWITCH
-#include <ucontext.h>
 #endif
 
 namespace cuemu {
 
 // ---- configuration --------------------------------------------------------------------
 
-enum Schedule { SCHED_FORWARD, SCHED_REVERSE, SCHED_RANDOM };
-
-struct Config {
-    Schedule schedule;
-    uint64_t seed;
-    int workers;
-    size_t stack_bytes;
-    bool race;
-    bool stats;
-    char name[64];
-};
-
-static Config g_cfg;
+Config g_cfg;
 static pthread_once_t g_cfg_once = PTHREAD_ONCE_INIT;
 
 static void config_read(void) {
@@ -139,168 +104,16 @@ static void config_read(void) {
     g_cfg.stats = st && strcmp(st, "0");
 }
 
-static const Config &cfg(void) {
+const Config &cfg(void) {
     pthread_once(&g_cfg_once, config_read);
     return g_cfg;
 }
 
 const char *schedule_name(void) { return cfg().name; }
 
-// ---- context switch -------------------------------------------------------------------------
-
-#if CUEMU_ASM_SWITCH
-// cuemu_switch(save, to): pushes the callee-saved registers, MXCSR and the x87 control
-// word on the current stack, stores the stack pointer in *save, then loads `to`'s.
-extern "C" void cuemu_switch(void **save, void *to);
-asm(R"(
-    .text
-    .globl cuemu_switch
-    .type cuemu_switch, @function
-cuemu_switch:
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    ret
-    .size cuemu_switch, .-cuemu_switch
-    .section .note.GNU-stack,"",@progbits
-    .text
-)");
-#endif
-
-// ---- state ----------------------------------------------------------------------------------
-
-enum ThreadRun { T_READY, T_BARRIER, T_WARP, T_DONE };
-
-struct Worker;
-
-struct ThreadState {
-#if CUEMU_ASM_SWITCH
-    void *sp; // saved stack pointer while switched out
-#else
-    ucontext_t uc;
-#endif
-    char *stack;          // [stack_bytes] below a guard page
-    void *fake_stack;     // ASan's, while switched out
-    uint3 tid;
-    int linear, warp, lane;
-    ThreadRun run;
-    Site wait_site;
-    // the warp collective this lane waits in
-    WarpOp op;
-    unsigned mask;
-    uint64_t in, out;
-    int param, width;
-    void *wmma_args;
-    WmmaRun wmma_run;
-};
-
-struct WarpGroup {
-    bool used;
-    unsigned mask, arrived;
-    WarpOp op;
-    Site site;
-    const char *what; // the wmma operation's name
-    int first_lane;
-};
-
-enum { GROUPS_PER_WARP = 4, MAX_WARPS = MAX_THREADS_PER_BLOCK / 32 };
-
-struct SharedVar {
-    const void *tag;
-    char *p;
-    size_t bytes;
-    const char *name;
-};
-
-// One word (4 bytes) of the shared-memory arena, as the race check sees it.
-struct Shadow {
-    uint32_t gen;            // the block serial it belongs to (else: never written in this block)
-    int16_t wt, rt;          // last writer, last reader (-1 none)
-    uint32_t wB, wG, rB, rG; // their barrier epoch and warp generation at the access
-    uint8_t w_atomic;
-    const void *wpc, *rpc;      // the accesses' code addresses, or NULL with
-    const char *wfile, *rfile;  // their source locations instead (atomics, wmma)
-    int wline, rline;
-};
-
-enum {
-    ARENA_BYTES = 512 * 1024,
-    ARENA_DYN_OFFSET = 256, // a poisoned gap before the dynamic region
-    ARENA_GAP = 64,         // between shared variables
-};
-
-struct Worker {
-    int index;
-    pthread_t thread;
-    std::vector<ThreadState *> threads; // grows to the largest block seen
-    ThreadState *cur;
-    // the worker's own context
-#if CUEMU_ASM_SWITCH
-    void *main_sp;
-#else
-    ucontext_t main_uc;
-#endif
-    void *main_fake_stack;
-    const void *main_bottom;
-    size_t main_size;
-    // the block being run
-    const LaunchCfg *launch;
-    void (*body)(void *);
-    void *arg;
-    uint64_t launch_serial;
-    uint3 bid;
-    dim3 bdim, gdim;
-    int n_threads, n_live, n_warps;
-    unsigned warp_exist[MAX_WARPS], warp_exited[MAX_WARPS];
-    WarpGroup groups[MAX_WARPS][GROUPS_PER_WARP];
-    uint32_t warp_gen[MAX_WARPS];
-    // ready threads: a bitset over thread indices
-    uint64_t ready[MAX_THREADS_PER_BLOCK / 64];
-    int n_ready;
-    uint64_t rng;
-    // __syncthreads
-    int bar_arrived, bar_count;
-    Site bar_site;
-    int bar_first;
-    uint32_t epoch;
-    // shared memory
-    char *arena;
-    size_t arena_used, arena_poisoned, dyn_bytes, static_bytes;
-    std::vector<SharedVar> vars;
-    Shadow *shadow;
-    uint32_t block_serial;
-    // the launch's parameters, and recently used device allocations (the device-memory check)
-    uintptr_t param_lo;
-    size_t param_len;
-    uintptr_t alloc_lo[4];
-    size_t alloc_len[4];
-    uint64_t alloc_frees; // device_free_count() when the cache was filled
-    int alloc_next;
-    // counters (CUEMU_STATS)
-    uint64_t n_blocks, n_switches;
-};
-
-static thread_local Worker *tl_w;
-static thread_local ThreadState *tl_t;
-// The arena range the race callbacks look at: [tl_arena, tl_arena + tl_arena_len) while a block runs.
-static thread_local uintptr_t tl_arena, tl_arena_len;
+__thread Worker *tl_w;
+__thread ThreadState *tl_t;
+__thread uintptr_t tl_arena, tl_arena_len;
 
 static std::atomic<uint64_t> g_launch_serial{0};
 static std::atomic<uint64_t> g_stat_launches{0}, g_stat_blocks{0}, g_stat_threads{0};
@@ -335,7 +148,7 @@ static void where(char *buf, size_t n) {
                  t->lane);
 }
 
-[[noreturn]] static void vfail(Site s, const char *fmt, va_list ap) {
+void vfail(Site s, const char *fmt, va_list ap) {
     pthread_mutex_lock(&g_report_mu);
     char msg[2048], loc[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -353,8 +166,7 @@ void fail(Site s, const char *fmt, ...) {
 }
 
 // A report at a code address (a load or store the coverage callbacks saw).
-[[noreturn]] static void fail_pc(const void *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_pc(const void *pc, const char *fmt, ...) {
+void fail_pc(const void *pc, const char *fmt, ...) {
     char file[256];
     describe_pc(pc, file, sizeof file);
     char *colon = strrchr(file, ':');
@@ -392,10 +204,15 @@ static const char *op_name(WarpOp op) {
     return "?";
 }
 
-static ThreadState *current(Site s, const char *what) {
+ThreadState *current(Site s, const char *what) {
     ThreadState *t = tl_t;
     if (!t) fail(s, "%s called outside a kernel (host code)", what);
     return t;
+}
+
+void thread_desc(Worker *w, int linear, char *buf, size_t n) {
+    ThreadState *o = w->threads[linear];
+    snprintf(buf, n, "thread (%u,%u,%u)", o->tid.x, o->tid.y, o->tid.z);
 }
 
 // ---- the schedule ------------------------------------------------------------------------------
@@ -458,31 +275,6 @@ static int pick(Worker *w) {
 
 [[noreturn]] static void report_deadlock(Worker *w, Site s);
 
-// Switches from the running fiber (or the worker's context, from == NULL) to `to`
-// (or back to the worker's context, to == NULL). A dying fiber passes dying = true.
-static void switch_to(Worker *w, ThreadState *from, ThreadState *to, bool dying) {
-    w->n_switches++;
-    tl_t = to;
-    w->cur = to;
-#ifdef CUEMU_ASAN
-    const void *bottom = to ? (const void *)to->stack : w->main_bottom;
-    size_t size = to ? cfg().stack_bytes : w->main_size;
-    void **save = dying ? NULL : from ? &from->fake_stack : &w->main_fake_stack;
-    __sanitizer_start_switch_fiber(save, bottom, size);
-#else
-    (void)dying;
-#endif
-#if CUEMU_ASM_SWITCH
-    cuemu_switch(from ? &from->sp : &w->main_sp, to ? to->sp : w->main_sp);
-#else
-    swapcontext(from ? &from->uc : &w->main_uc, to ? &to->uc : &w->main_uc);
-#endif
-    // resumed: tl_w is this worker's (a block never moves between host threads)
-#ifdef CUEMU_ASAN
-    __sanitizer_finish_switch_fiber(from ? from->fake_stack : w->main_fake_stack, NULL, NULL);
-#endif
-}
-
 // The running thread t has stopped (waiting or done): run the next ready one, or go
 // back to the worker's context when every thread is done.
 static void run_next(Worker *w, ThreadState *t, Site s) {
@@ -498,353 +290,6 @@ static void run_next(Worker *w, ThreadState *t, Site s) {
     switch_to(w, t, n, t->run == T_DONE);
 }
 
-// ---- fibers ------------------------------------------------------------------------------------
-
-static void thread_exit(Worker *w, ThreadState *t);
-
-static void fiber_main(void) {
-    Worker *w = tl_w;
-    ThreadState *t = tl_t;
-#ifdef CUEMU_ASAN
-    const void *bottom;
-    size_t size;
-    __sanitizer_finish_switch_fiber(NULL, &bottom, &size);
-    if (!w->main_bottom) { // the first switch came from the worker's own stack
-        w->main_bottom = bottom;
-        w->main_size = size;
-    }
-#endif
-    w->body(w->arg);
-    thread_exit(w, t);
-    fprintf(stderr, "cuemu: internal error: a finished fiber was resumed\n");
-    abort();
-}
-
-#if !CUEMU_ASM_SWITCH
-static void fiber_main_uc(void) { fiber_main(); }
-#endif
-
-static ThreadState *thread_new(void) {
-    ThreadState *t = (ThreadState *)calloc(1, sizeof *t);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = cfg().stack_bytes + page;
-    char *m = (char *)mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (!t || m == MAP_FAILED) {
-        fprintf(stderr, "cuemu: out of memory for a fiber stack\n");
-        abort();
-    }
-    mprotect(m, page, PROT_NONE); // a stack overflow faults here
-    t->stack = m + page;
-    return t;
-}
-
-// Sets t up to start the kernel from the top of its stack.
-static void thread_start(ThreadState *t) {
-#ifdef CUEMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(t->stack, cfg().stack_bytes); // frames of a previous occupant
-#endif
-    t->fake_stack = NULL;
-#if CUEMU_ASM_SWITCH
-    uintptr_t top = ((uintptr_t)t->stack + cfg().stack_bytes) & ~(uintptr_t)15;
-    uint64_t *sp = (uint64_t *)top;
-    *--sp = 0;                       // fiber_main's return address (never used)
-    *--sp = (uint64_t)&fiber_main;   // cuemu_switch's ret goes here
-    for (int i = 0; i < 6; i++) *--sp = 0; // rbp (0 ends the frame chain), rbx, r12-r15
-    uint32_t mxcsr;
-    uint16_t fpucw;
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
-    --sp;
-    memcpy(sp, &mxcsr, 4);
-    memcpy((char *)sp + 4, &fpucw, 2);
-    t->sp = sp;
-#else
-    getcontext(&t->uc);
-    t->uc.uc_stack.ss_sp = t->stack;
-    t->uc.uc_stack.ss_size = cfg().stack_bytes;
-    t->uc.uc_link = NULL;
-    makecontext(&t->uc, fiber_main_uc, 0);
-#endif
-}
-
-// ---- shared memory -----------------------------------------------------------------------------
-
-static void arena_reset(Worker *w, size_t dyn) {
-    if (!w->arena) {
-        w->arena = (char *)aligned_alloc(256, ARENA_BYTES);
-        w->shadow = (Shadow *)calloc(ARENA_BYTES / 4, sizeof(Shadow));
-        if (!w->arena || !w->shadow) {
-            fprintf(stderr, "cuemu: out of memory for a shared-memory arena\n");
-            abort();
-        }
-#ifdef CUEMU_ASAN
-        ASAN_POISON_MEMORY_REGION(w->arena, ARENA_BYTES);
-#endif
-        w->arena_poisoned = ARENA_BYTES;
-    }
-#ifdef CUEMU_ASAN
-    if (w->arena_used > 0) ASAN_POISON_MEMORY_REGION(w->arena, w->arena_used);
-#endif
-    w->vars.clear();
-    w->dyn_bytes = dyn;
-    w->static_bytes = 0;
-    w->arena_used = ARENA_DYN_OFFSET + dyn;
-    if (dyn) {
-        char *p = w->arena + ARENA_DYN_OFFSET;
-#ifdef CUEMU_ASAN
-        ASAN_UNPOISON_MEMORY_REGION(p, dyn);
-#endif
-        memset(p, 0xff, dyn); // NaN in f32, f64, f16 and bf16; -1 in integers
-    }
-    w->block_serial++;
-    if (w->block_serial == 0) { // wrapped: forget every shadow entry
-        memset(w->shadow, 0, (ARENA_BYTES / 4) * sizeof(Shadow));
-        w->block_serial = 1;
-    }
-    tl_arena = (uintptr_t)w->arena;
-    tl_arena_len = ARENA_BYTES;
-}
-
-void *dynamic_shared(Site s) {
-    ThreadState *t = current(s, "extern __shared__");
-    (void)t;
-    Worker *w = tl_w;
-    return w->arena + ARENA_DYN_OFFSET;
-}
-
-void *static_shared(const void *tag, size_t bytes, size_t align, Site s, const char *name) {
-    current(s, "__shared__");
-    Worker *w = tl_w;
-    for (const SharedVar &v : w->vars)
-        if (v.tag == tag) return v.p;
-    if (align < 16) align = 16;
-    size_t off = (w->arena_used + ARENA_GAP + align - 1) / align * align;
-    w->static_bytes += bytes;
-    if (w->static_bytes > STATIC_SMEM_MAX)
-        fail(s, "__shared__ %s: the block's static shared memory reaches %zu bytes, past the 48 KiB a kernel may declare",
-             name, w->static_bytes);
-    size_t limit = func_max_dynamic_smem(w->launch->fn);
-    size_t total_limit = limit > (size_t)SMEM_DEFAULT ? limit : (size_t)SMEM_DEFAULT;
-    if (w->static_bytes + w->dyn_bytes > total_limit)
-        fail(s, "__shared__ %s: static (%zu) + dynamic (%zu) shared memory exceed the %zu bytes this kernel may use", name,
-             w->static_bytes, w->dyn_bytes, total_limit);
-    if (off + bytes > ARENA_BYTES) fail(s, "__shared__ %s: the emulator's shared-memory arena is full", name);
-    char *p = w->arena + off;
-#ifdef CUEMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
-#endif
-    memset(p, 0xff, bytes);
-    w->arena_used = off + bytes;
-    w->vars.push_back(SharedVar{tag, p, bytes, name});
-    return p;
-}
-
-// "the dynamic shared memory + 40" or "__shared__ part + 8"
-static void describe_shared(Worker *w, uintptr_t a, char *buf, size_t n) {
-    char *p = (char *)a;
-    for (const SharedVar &v : w->vars)
-        if (p >= v.p && p < v.p + v.bytes) {
-            snprintf(buf, n, "__shared__ %s + %zu bytes", v.name, (size_t)(p - v.p));
-            return;
-        }
-    char *d = w->arena + ARENA_DYN_OFFSET;
-    if (p >= d && p < d + w->dyn_bytes) {
-        snprintf(buf, n, "the dynamic shared memory + %zu bytes (of %zu)", (size_t)(p - d), w->dyn_bytes);
-        return;
-    }
-    snprintf(buf, n, "shared memory outside every variable");
-}
-
-// ---- race checks on shared memory ----------------------------------------------------------------
-
-static inline bool ordered(Worker *w, int other, uint32_t B, uint32_t G, const ThreadState *t) {
-    if (B < w->epoch) return true;
-    if (other >= 0 && other / 32 == t->warp && G < w->warp_gen[t->warp]) return true;
-    return false;
-}
-
-static void thread_desc(Worker *w, int linear, char *buf, size_t n) {
-    ThreadState *o = w->threads[linear];
-    snprintf(buf, n, "thread (%u,%u,%u)", o->tid.x, o->tid.y, o->tid.z);
-}
-
-// A race report at this access (pc, or site for an atomic) against the word's other access
-// (other_pc, or other_file:other_line); other < 0: a read of a word nothing wrote.
-[[noreturn]] static void race_report(Worker *w, ThreadState *t, uintptr_t a, const void *pc, const Site *site, bool is_write,
-                                     const char *kind, int other, const void *other_pc, const char *other_file,
-                                     int other_line, bool other_write) {
-    char msg[1024], there[256], what[160], who[64];
-    describe_shared(w, a, what, sizeof what);
-    if (other < 0) {
-        snprintf(msg, sizeof msg,
-                 "shared-memory %s: %s %s, which no thread of this block has written (it holds the emulator's NaN fill)",
-                 kind, is_write ? "writes" : "reads", what);
-    } else {
-        if (other_pc) describe_pc(other_pc, there, sizeof there);
-        else snprintf(there, sizeof there, "%s:%d", other_file, other_line);
-        thread_desc(w, other, who, sizeof who);
-        snprintf(msg, sizeof msg, "shared-memory race (%s): this thread %s %s; %s %s it at %s with no __syncthreads() between%s",
-                 kind, is_write ? "writes" : "reads", what, who, other_write ? "wrote" : "read", there,
-                 other / 32 == t->warp ? " (nor a __syncwarp: the two are in one warp, and shuffles, votes and wmma "
-                                         "operations do not order memory)"
-                                       : "");
-    }
-    if (site) fail(*site, "%s", msg);
-    fail_pc(pc, "%s", msg);
-}
-
-// The read-only segments of the program and its libraries (code, constants): what a kernel
-// may read besides device memory (UBSan's function-type check reads the callee's prefix;
-// constant tables in device code live there).
-struct Ranges {
-    int n;
-    uintptr_t lo[128], hi[128];
-};
-static Ranges g_ro;
-static pthread_once_t g_ro_once = PTHREAD_ONCE_INIT;
-
-static int ro_segment(struct dl_phdr_info *info, size_t, void *) {
-    for (int i = 0; i < info->dlpi_phnum && g_ro.n < 128; i++) {
-        const ElfW(Phdr) &ph = info->dlpi_phdr[i];
-        // code and constants, and what is read-only after relocation (type_info objects, vtables)
-        if (!(ph.p_type == PT_LOAD && !(ph.p_flags & PF_W)) && ph.p_type != PT_GNU_RELRO) continue;
-        g_ro.lo[g_ro.n] = info->dlpi_addr + ph.p_vaddr;
-        g_ro.hi[g_ro.n] = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
-        g_ro.n++;
-    }
-    return 0;
-}
-static void ro_init(void) { dl_iterate_phdr(ro_segment, NULL); }
-
-static bool read_only_image(uintptr_t a) {
-    pthread_once(&g_ro_once, ro_init);
-    for (int i = 0; i < g_ro.n; i++)
-        if (a >= g_ro.lo[i] && a < g_ro.hi[i]) return true;
-    return false;
-}
-
-// A kernel's access outside its shared memory: its own stack, the launch's parameters, a
-// live device allocation (a few recently hit ones cached per worker) or, for a read, the
-// program's read-only segments; anything else is host memory a GPU could not reach.
-static void global_access(uintptr_t a, size_t n, const void *pc, bool is_write) {
-    ThreadState *t = tl_t;
-    Worker *w = tl_w;
-    if (!t || !w) return;
-    if (a - (uintptr_t)t->stack < cfg().stack_bytes) return;
-    if (a - w->param_lo < w->param_len) return;
-    uint64_t frees = device_free_count();
-    if (frees != w->alloc_frees) {
-        memset(w->alloc_len, 0, sizeof w->alloc_len);
-        w->alloc_frees = frees;
-    }
-    for (int i = 0; i < 4; i++)
-        if (a - w->alloc_lo[i] < w->alloc_len[i]) return;
-    if (!is_write && read_only_image(a)) return;
-    uintptr_t lo;
-    size_t len;
-    if (device_alloc_of(a, &lo, &len)) {
-        w->alloc_lo[w->alloc_next] = lo;
-        w->alloc_len[w->alloc_next] = len;
-        w->alloc_next = (w->alloc_next + 1) & 3;
-        return;
-    }
-#ifdef CUEMU_ASAN
-    // a local moved to ASan's fake stack (detect_stack_use_after_return) is the thread's own
-    void *fake = __asan_get_current_fake_stack();
-    if (fake && __asan_addr_is_in_fake_stack(fake, (void *)a, NULL, NULL)) return;
-#endif
-    fail_pc(pc, "the kernel %s %zu bytes at %p, which is neither device memory (cudaMalloc), shared memory nor the "
-            "thread's own: a host pointer passed to a kernel (a GPU faults: cudaErrorIllegalAddress)",
-            is_write ? "writes" : "reads", n, (void *)a);
-}
-
-enum Access { A_READ, A_WRITE, A_ATOMIC };
-
-// The race check of one access of `bytes` at a (in the arena) by the running thread, or
-// by lane `lane_override` of its warp (the wmma collectives, run by their last lane).
-// An atomic is unordered with nothing but plain accesses, against which it counts as a write.
-static void race_access(uintptr_t a, size_t bytes, const void *pc, const Site *site, Access kind, int lane_override) {
-    Worker *w = tl_w;
-    ThreadState *t = tl_t;
-    if (!t || !w) return;
-    if (lane_override >= 0) t = w->threads[(t->warp * 32) + lane_override];
-    const bool is_write = kind != A_READ;
-    const int me = t->linear;
-    size_t off = a - (uintptr_t)w->arena;
-    for (size_t word = off / 4, end = (off + bytes + 3) / 4; word < end && word < ARENA_BYTES / 4; word++) {
-        Shadow &sh = w->shadow[word];
-        uintptr_t wa = (uintptr_t)w->arena + word * 4;
-        if (sh.gen != w->block_serial) {
-            if (kind != A_WRITE) race_report(w, t, wa, pc, site, false, "uninitialised read", -1, NULL, NULL, 0, false);
-            sh.gen = w->block_serial;
-            sh.wt = sh.rt = -1;
-        }
-        const bool w_conflicts = kind != A_ATOMIC || !sh.w_atomic; // atomics among themselves are ordered
-        if (sh.wt >= 0 && sh.wt != me && w_conflicts && !ordered(w, sh.wt, sh.wB, sh.wG, t))
-            race_report(w, t, wa, pc, site, is_write,
-                        kind == A_READ ? "read after write" : kind == A_WRITE ? "write after write" : "atomic after write",
-                        sh.wt, sh.wpc, sh.wfile, sh.wline, true);
-        if (is_write && sh.rt >= 0 && sh.rt != me && !ordered(w, sh.rt, sh.rB, sh.rG, t))
-            race_report(w, t, wa, pc, site, true, kind == A_WRITE ? "write after read" : "atomic after read", sh.rt, sh.rpc,
-                        sh.rfile, sh.rline, false);
-        // this access becomes the word's last read or write
-        int16_t *who = is_write ? &sh.wt : &sh.rt;
-        uint32_t *B = is_write ? &sh.wB : &sh.rB, *G = is_write ? &sh.wG : &sh.rG;
-        const void **where = is_write ? &sh.wpc : &sh.rpc;
-        *who = (int16_t)me;
-        *B = w->epoch;
-        *G = w->warp_gen[t->warp];
-        *where = pc;
-        (is_write ? sh.wfile : sh.rfile) = site ? site->file : NULL;
-        (is_write ? sh.wline : sh.rline) = site ? site->line : 0;
-        if (is_write) {
-            sh.w_atomic = kind == A_ATOMIC;
-            sh.rt = -1;
-        }
-    }
-}
-
-static inline bool in_arena(const void *p) { return (uintptr_t)p - tl_arena < tl_arena_len; }
-
-void note_read(const void *p, size_t bytes, int lane, Site s) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_READ, lane);
-}
-void note_write(const void *p, size_t bytes, int lane, Site s) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_WRITE, lane);
-}
-void note_atomic(const void *p, size_t bytes, Site s) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_ATOMIC, -1);
-}
-
-} // namespace cuemu
-
-namespace cuemu {
-// One load or store of kernel code: shared memory goes to the race check, anything else
-// (while a kernel runs on this thread) to the device-memory check.
-static inline void kernel_access(const void *p, size_t n, const char *pc, bool is_write) {
-    if (in_arena(p)) {
-        if (g_cfg.race) race_access((uintptr_t)p, n, pc, NULL, is_write ? A_WRITE : A_READ, -1);
-    } else if (tl_t) {
-        global_access((uintptr_t)p, n, pc, is_write);
-    }
-}
-} // namespace cuemu
-
-// The callbacks of -fsanitize-coverage=trace-loads,trace-stores (clang) in the emulated
-// sources: every load and store, with the address of the instruction after it.
-#define CUEMU_COV(n, T)                                                                                              \
-    extern "C" void __sanitizer_cov_load##n(T *p) {                                                                  \
-        cuemu::kernel_access(p, n, (const char *)__builtin_return_address(0) - 1, false);                            \
-    }                                                                                                                 \
-    extern "C" void __sanitizer_cov_store##n(T *p) {                                                                 \
-        cuemu::kernel_access(p, n, (const char *)__builtin_return_address(0) - 1, true);                             \
-    }
-CUEMU_COV(1, uint8_t)
-CUEMU_COV(2, uint16_t)
-CUEMU_COV(4, uint32_t)
-CUEMU_COV(8, uint64_t)
-CUEMU_COV(16, __int128)
-
-namespace cuemu {
 
 // ---- barriers ------------------------------------------------------------------------------------
 
@@ -1095,7 +540,7 @@ bool wmma_reverse_mapping(void) { return cfg().schedule != SCHED_FORWARD; }
 
 // ---- exit and deadlock --------------------------------------------------------------------------------
 
-static void thread_exit(Worker *w, ThreadState *t) {
+void thread_exit(Worker *w, ThreadState *t) {
     t->run = T_DONE;
     w->n_live--;
     w->warp_exited[t->warp] |= 1u << t->lane;
