@@ -277,7 +277,9 @@ $(EMU_BUILD)/tests/cuemu/%.o: tests/cuemu/%.cc
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuemu -c $< -o $@
 
-# the rewrite keeps every line where it was; #line names the original file
+# the rewrite keeps every line where it was; #line names the original file. Kept (not
+# intermediate): the .d files name the rewritten headers, and one deleted would rebuild all.
+.PRECIOUS: $(EMU_BUILD)/%.cu.cc $(EMU_BUILD)/cuda/%.cuh
 $(EMU_BUILD)/%.cu.cc: %.cu tests/cuemu/rewrite.sed
 	@mkdir -p $(dir $@)
 	{ printf '#line 1 "%s"\n' $<; sed -E -f tests/cuemu/rewrite.sed $<; } > $@.tmp && mv $@.tmp $@
