@@ -280,12 +280,11 @@ $(EMU_BUILD)/tests/cuemu/%.o: tests/cuemu/%.cc
 # the rewrite keeps every line where it was; #line names the original file. Kept (not
 # intermediate): the .d files name the rewritten headers, and one deleted would rebuild all.
 .PRECIOUS: $(EMU_BUILD)/%.cu.cc $(EMU_BUILD)/cuda/%.cuh
+EMU_REWRITE = @mkdir -p $(dir $@) && { printf '\#line 1 "%s"\n' $<; sed -E -f tests/cuemu/rewrite.sed $<; } > $@.tmp && mv $@.tmp $@
 $(EMU_BUILD)/%.cu.cc: %.cu tests/cuemu/rewrite.sed
-	@mkdir -p $(dir $@)
-	{ printf '#line 1 "%s"\n' $<; sed -E -f tests/cuemu/rewrite.sed $<; } > $@.tmp && mv $@.tmp $@
+	$(EMU_REWRITE)
 $(EMU_BUILD)/cuda/%.cuh: cuda/%.cuh tests/cuemu/rewrite.sed
-	@mkdir -p $(dir $@)
-	{ printf '#line 1 "%s"\n' $<; sed -E -f tests/cuemu/rewrite.sed $<; } > $@.tmp && mv $@.tmp $@
+	$(EMU_REWRITE)
 
 $(EMU_BUILD)/%.cu.o: $(EMU_BUILD)/%.cu.cc $(EMU_CUH) tests/cuemu/cuemu.h tests/cuemu/include/mma.h
 	$(EMU_CXX) $(EMU_KFLAGS) -c $< -o $@

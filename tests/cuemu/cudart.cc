@@ -49,18 +49,6 @@ void set_last_error(cudaError_t e) { tl_last = e; }
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static std::map<uintptr_t, size_t> g_allocs; // base -> bytes
 
-bool device_range(const void *p, size_t bytes) {
-    uintptr_t a = (uintptr_t)p;
-    pthread_mutex_lock(&g_mu);
-    auto it = g_allocs.upper_bound(a);
-    bool ok = false;
-    if (it != g_allocs.begin()) {
-        --it;
-        ok = a >= it->first && a + bytes <= it->first + (it->second ? it->second : 1) && a + bytes >= a;
-    }
-    pthread_mutex_unlock(&g_mu);
-    return ok;
-}
 
 static std::atomic<uint64_t> g_frees{0};
 
@@ -81,6 +69,12 @@ bool device_alloc_of(uintptr_t a, uintptr_t *lo, size_t *len) {
 }
 
 uint64_t device_free_count(void) { return g_frees.load(std::memory_order_relaxed); }
+
+bool device_range(const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p, lo;
+    size_t len;
+    return a + bytes >= a && device_alloc_of(a, &lo, &len) && a + bytes <= lo + len;
+}
 
 static std::map<const void *, size_t> g_func_smem;
 

@@ -113,7 +113,6 @@ void wmma_collective(Site s, const char *what, void *lane_args, WmmaRun run);
 void note_read(const void *p, size_t bytes, int lane, Site s);
 void note_write(const void *p, size_t bytes, int lane, Site s);
 void note_atomic(const void *p, size_t bytes, Site s);
-int lane_id(void);
 bool wmma_reverse_mapping(void);
 [[noreturn]] void fail(Site s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -59,10 +59,9 @@ cuemu_switch:
 void switch_to(Worker *w, ThreadState *from, ThreadState *to, bool dying) {
     w->n_switches++;
     tl_t = to;
-    w->cur = to;
 #ifdef CUEMU_ASAN
     const void *bottom = to ? (const void *)to->stack : w->main_bottom;
-    size_t size = to ? cfg().stack_bytes : w->main_size;
+    size_t size = to ? g_cfg.stack_bytes : w->main_size;
     void **save = dying ? NULL : from ? &from->fake_stack : &w->main_fake_stack;
     __sanitizer_start_switch_fiber(save, bottom, size);
 #else
@@ -117,11 +116,11 @@ ThreadState *thread_new(void) {
 // Sets t up to start the kernel from the top of its stack.
 void thread_start(ThreadState *t) {
 #ifdef CUEMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(t->stack, cfg().stack_bytes); // frames of a previous occupant
+    ASAN_UNPOISON_MEMORY_REGION(t->stack, g_cfg.stack_bytes); // frames of a previous occupant
 #endif
     t->fake_stack = NULL;
 #if CUEMU_ASM_SWITCH
-    uintptr_t top = ((uintptr_t)t->stack + cfg().stack_bytes) & ~(uintptr_t)15;
+    uintptr_t top = ((uintptr_t)t->stack + g_cfg.stack_bytes) & ~(uintptr_t)15;
     uint64_t *sp = (uint64_t *)top;
     *--sp = 0;                       // fiber_main's return address (never used)
     *--sp = (uint64_t)&fiber_main;   // cuemu_switch's ret goes here
@@ -137,7 +136,7 @@ void thread_start(ThreadState *t) {
 #else
     getcontext(&t->uc);
     t->uc.uc_stack.ss_sp = t->stack;
-    t->uc.uc_stack.ss_size = cfg().stack_bytes;
+    t->uc.uc_stack.ss_size = g_cfg.stack_bytes;
     t->uc.uc_link = NULL;
     makecontext(&t->uc, fiber_main_uc, 0);
 #endif

@@ -29,7 +29,6 @@ void arena_reset(Worker *w, size_t dyn) {
 #ifdef CUEMU_ASAN
         ASAN_POISON_MEMORY_REGION(w->arena, ARENA_BYTES);
 #endif
-        w->arena_poisoned = ARENA_BYTES;
     }
 #ifdef CUEMU_ASAN
     if (w->arena_used > 0) ASAN_POISON_MEMORY_REGION(w->arena, w->arena_used);
@@ -174,7 +173,7 @@ static void global_access(uintptr_t a, size_t n, const void *pc, bool is_write) 
     ThreadState *t = tl_t;
     Worker *w = tl_w;
     if (!t || !w) return;
-    if (a - (uintptr_t)t->stack < cfg().stack_bytes) return;
+    if (a - (uintptr_t)t->stack < g_cfg.stack_bytes) return;
     if (a - w->param_lo < w->param_len) return;
     uint64_t frees = device_free_count();
     if (frees != w->alloc_frees) {
@@ -251,13 +250,13 @@ static void race_access(uintptr_t a, size_t bytes, const void *pc, const Site *s
 static inline bool in_arena(const void *p) { return (uintptr_t)p - tl_arena < tl_arena_len; }
 
 void note_read(const void *p, size_t bytes, int lane, Site s) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_READ, lane);
+    if (g_cfg.race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_READ, lane);
 }
 void note_write(const void *p, size_t bytes, int lane, Site s) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_WRITE, lane);
+    if (g_cfg.race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_WRITE, lane);
 }
 void note_atomic(const void *p, size_t bytes, Site s) {
-    if (cfg().race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_ATOMIC, -1);
+    if (g_cfg.race && in_arena(p)) race_access((uintptr_t)p, bytes, NULL, &s, A_ATOMIC, -1);
 }
 
 } // namespace cuemu

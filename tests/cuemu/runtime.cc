@@ -312,7 +312,7 @@ static void complete_barrier(Worker *w, Site s) {
         if (o->run == T_BARRIER) {
             o->run = T_READY;
             o->out = (uint64_t)count;
-            if (o != w->cur) set_ready(w, i);
+            if (o != tl_t) set_ready(w, i); // the last to arrive runs on
         }
     }
 }
@@ -330,7 +330,6 @@ static int barrier(Site s, int pred) {
              who, w->bar_site.file, w->bar_site.line);
     }
     t->run = T_BARRIER;
-    t->wait_site = s;
     w->bar_arrived++;
     w->bar_count += pred != 0;
     if (w->bar_arrived == w->n_live) complete_barrier(w, s);
@@ -498,7 +497,6 @@ static WarpGroup &join_group(Worker *w, ThreadState *t, Site s, WarpOp op, unsig
 static void arrive(Worker *w, ThreadState *t, WarpGroup &g, Site s) {
     g.arrived |= 1u << t->lane;
     t->run = T_WARP;
-    t->wait_site = s;
     if (g.arrived == g.mask) complete_group(w, t->warp, g, t);
     else run_next(w, t, s);
     t->run = T_READY;
@@ -512,8 +510,6 @@ uint64_t warp_collective(Site s, WarpOp op, unsigned mask, uint64_t value, int p
             fail(s, "%s: width %d is not a power of 2 in 1 ... 32", op_name(op), width);
     }
     WarpGroup &g = join_group(w, t, s, op, mask, NULL);
-    t->op = op;
-    t->mask = mask;
     t->in = value;
     t->param = param;
     t->width = width;
@@ -535,7 +531,6 @@ void wmma_collective(Site s, const char *what, void *lane_args, WmmaRun run) {
     arrive(w, t, g, s);
 }
 
-int lane_id(void) { return tl_t ? tl_t->lane : 0; }
 bool wmma_reverse_mapping(void) { return cfg().schedule != SCHED_FORWARD; }
 
 // ---- exit and deadlock --------------------------------------------------------------------------------
@@ -614,8 +609,6 @@ static void run_block(Worker *w, const LaunchCfg &c, uint64_t linear) {
     switch_to(w, NULL, w->threads[first], false);
     // every thread is done
     tl_t = NULL;
-    w->cur = NULL;
-    w->n_blocks++;
 }
 
 // ---- workers and launches --------------------------------------------------------------------------------
@@ -672,12 +665,6 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-static Worker *worker_new(int index) {
-    Worker *w = new Worker();
-    w->index = index;
-    return w;
-}
-
 static void print_stats(void) {
     uint64_t sw = 0;
     for (int i = 0; i < g_n_workers; i++) sw += g_workers[i]->n_switches;
@@ -688,9 +675,9 @@ static void print_stats(void) {
 
 static void pool_init(void) {
     if (g_n_workers) return;
-    g_workers[g_n_workers++] = worker_new(0);
+    g_workers[g_n_workers++] = new Worker();
     for (int i = 1; i < cfg().workers; i++) {
-        Worker *w = worker_new(i);
+        Worker *w = new Worker();
         g_workers[g_n_workers++] = w;
         pthread_attr_t attr;
         pthread_attr_init(&attr);

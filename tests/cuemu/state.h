@@ -51,7 +51,9 @@ struct Config {
     char name[64];
 };
 
-extern Config g_cfg; // valid once cfg() has run (every launch calls it first)
+// Valid once cfg() has run: every launch calls it before any block starts, so what a
+// kernel's blocks run (the switch, the memory checks) reads g_cfg directly.
+extern Config g_cfg;
 const Config &cfg(void);
 
 // ---- state ----------------------------------------------------------------------------------
@@ -71,10 +73,7 @@ struct ThreadState {
     uint3 tid;
     int linear, warp, lane;
     ThreadRun run;
-    Site wait_site;
-    // the warp collective this lane waits in
-    WarpOp op;
-    unsigned mask;
+    // the warp collective this lane waits in (its operation and mask are the group's)
     uint64_t in, out;
     int param, width;
     void *wmma_args;
@@ -117,10 +116,8 @@ enum {
 };
 
 struct Worker {
-    int index;
     pthread_t thread;
     std::vector<ThreadState *> threads; // grows to the largest block seen
-    ThreadState *cur;
     // the worker's own context
 #if CUEMU_ASM_SWITCH
     void *main_sp;
@@ -152,7 +149,7 @@ struct Worker {
     uint32_t epoch;
     // shared memory
     char *arena;
-    size_t arena_used, arena_poisoned, dyn_bytes, static_bytes;
+    size_t arena_used, dyn_bytes, static_bytes;
     std::vector<SharedVar> vars;
     Shadow *shadow;
     uint32_t block_serial;
@@ -164,7 +161,7 @@ struct Worker {
     uint64_t alloc_frees; // device_free_count() when the cache was filled
     int alloc_next;
     // counters (CUEMU_STATS)
-    uint64_t n_blocks, n_switches;
+    uint64_t n_switches;
 };
 
 // The worker this host thread is, the fiber it runs, and the shared-memory arena the
